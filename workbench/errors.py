@@ -1,0 +1,55 @@
+"""One error family for the workbench.
+
+Every error a user can provoke by bad input is a :class:`WorkbenchError`; its message names what was wrong
+(the format, the layer, the shape) and what would have been accepted. Subclasses also derive from the matching
+builtin (``ValueError``, ``KeyError``, ``TypeError``) so generic ``except ValueError`` code keeps working.
+"""
+
+from __future__ import annotations
+
+
+class WorkbenchError(Exception):
+    """Base class of every error the workbench raises on bad input."""
+
+
+class FormatError(WorkbenchError, ValueError):
+    """An unknown or malformed format name, or a format that does not fit a tensor."""
+
+
+class ModelSpecError(WorkbenchError, ValueError):
+    """A model spec that names nothing loadable, or a checkpoint that does not match its architecture."""
+
+
+class LayerError(WorkbenchError, KeyError):
+    """A layer name or pattern that matches no eligible layer, or a layer that cannot take a format."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else ""
+
+
+class ShapeError(WorkbenchError, ValueError):
+    """A tensor whose shape does not fit what was asked (for example an input dimension not a multiple of M)."""
+
+
+class NonFiniteError(WorkbenchError, ValueError):
+    """NaN or inf where finite numbers are required (weights, activations during calibration)."""
+
+
+class UnsafeCheckpointError(WorkbenchError, ValueError):
+    """A checkpoint that can only be loaded by running pickled code; pass ``trust=True`` to allow it."""
+
+
+class DataError(WorkbenchError, ValueError):
+    """Empty or malformed data (calibration sets, evaluation sets, parameters)."""
+
+
+__all__ = [
+    "WorkbenchError",
+    "FormatError",
+    "ModelSpecError",
+    "LayerError",
+    "ShapeError",
+    "NonFiniteError",
+    "UnsafeCheckpointError",
+    "DataError",
+]
