@@ -1,0 +1,61 @@
+"""Storage size under formats: bits per weight and the bytes a model needs as it stands.
+
+Bits per weight of a format on a weight stored in ``dtype_bits`` (32 for float32): the number format's bits
+(8 for FP8/int8, B for intB, 1 for binary; ``dtype_bits`` for none), times the density N/M of a sparsity pattern,
+plus ⌈log2 M⌉ index bits per kept value (2 bits for 2:4, as the sparse tensor cores' metadata). Per-channel scales
+add one float32 per output channel; :func:`model_size_bytes` counts them, and every other parameter and buffer at
+its own dtype.
+"""
+
+from __future__ import annotations
+
+import math
+
+from torch import nn
+
+from workbench.formats.api import _format_param, eligible_layers
+from workbench.formats.spec import Format, parse_format
+
+
+def bits_per_weight(fmt: "str | Format", dtype_bits: int = 32) -> float:
+    """Average storage bits per weight (scales excluded).
+
+    >>> bits_per_weight("2:4"), bits_per_weight("fp8_e4m3"), bits_per_weight("2:4+fp8_e4m3", 16)
+    (17.0, 8.0, 5.0)
+    """
+    f = parse_format(fmt)
+    value_bits = f.number.bits if f.number is not None else dtype_bits
+    if f.sparsity is None:
+        return float(value_bits)
+    index_bits = math.ceil(math.log2(f.sparsity.m)) if f.sparsity.m > 1 else 0
+    return f.sparsity.density * (value_bits + index_bits)
+
+
+def layer_size_bits(module: nn.Module) -> int:
+    """Bits to store one eligible layer's weight under its current format (per-channel scales included)."""
+    p = _format_param(module)
+    w = module.parametrizations.weight.original if p is not None else module.weight
+    dtype_bits = w.element_size() * 8
+    if p is None:
+        return w.numel() * dtype_bits
+    bits = math.ceil(w.numel() * bits_per_weight(p.fmt, dtype_bits))
+    if p.scale is not None:
+        bits += p.scale.numel() * 32
+    return bits
+
+
+def model_size_bytes(model: nn.Module) -> int:
+    """Bytes to store the model: eligible weights under their formats, everything else at its dtype."""
+    layers = eligible_layers(model)
+    bits = sum(layer_size_bits(m) for m in layers.values())
+    counted = set()
+    for mod in layers.values():
+        p = _format_param(mod)
+        counted.add(id(mod.parametrizations.weight.original if p is not None else mod.weight))
+    for t in [*model.parameters(), *model.buffers()]:
+        if id(t) not in counted:
+            bits += t.numel() * t.element_size() * 8
+    return math.ceil(bits / 8)
+
+
+__all__ = ["bits_per_weight", "layer_size_bits", "model_size_bytes"]
