@@ -1,0 +1,144 @@
+"""Loading checkpoint files safely: ``.pt`` / ``.pth`` (torch) and ``.safetensors``.
+
+``torch.load(weights_only=True)`` always, unless the user passes ``trust=True``: a full pickle can run arbitrary
+code when it is loaded, so a file that ``weights_only`` refuses raises :class:`UnsafeCheckpointError`. A state dict
+needs an architecture (``arch=``): a bundled name, an ``nn.Module`` class, or an instance. Keys and shapes are
+compared before loading, and a mismatch raises :class:`ModelSpecError` listing the first few differences.
+"""
+
+from __future__ import annotations
+
+import copy
+import pickle
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from workbench.errors import ModelSpecError, UnsafeCheckpointError
+from workbench.models.zoo import BUNDLED
+
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".safetensors")
+_WRAPPER_KEYS = ("state_dict", "model_state_dict", "model")
+_SHOW = 5
+
+
+def read_checkpoint(path: Path, *, trust: bool = False) -> Any:
+    """The object stored in a checkpoint file: a state dict (``Mapping[str, Tensor]``) or, with trust, a module."""
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path), device="cpu")
+        except Exception as e:  # safetensors raises its own error types for corrupt headers
+            raise ModelSpecError(f"cannot read safetensors file {path}: {e}") from e
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if not trust:
+            raise UnsafeCheckpointError(
+                f"{path} cannot be loaded with torch.load(weights_only=True): it holds pickled Python objects "
+                f"(for example a whole nn.Module) and loading it runs code from the file. If you trust where it came "
+                f"from, pass trust=True to workbench.load_model; better, save a state dict (model.state_dict()) or "
+                f"safetensors and load it with arch=. torch said: {str(e).splitlines()[0]}"
+            ) from e
+    except (RuntimeError, EOFError, OSError) as e:
+        raise ModelSpecError(f"cannot read checkpoint {path}: {e}") from e
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise ModelSpecError(f"cannot read checkpoint {path} even with trust=True: {e}") from e
+
+
+def extract_state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
+    """The tensor state dict inside a checkpoint object (unwrapping ``{"state_dict": ...}`` and ``module.``)."""
+    if isinstance(obj, Mapping):
+        for key in _WRAPPER_KEYS:
+            inner = obj.get(key)
+            if isinstance(inner, Mapping) and inner and all(isinstance(v, torch.Tensor) for v in inner.values()):
+                obj = inner
+                break
+    if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ModelSpecError(
+            f"{path} holds a {type(obj).__name__}, not a state dict of tensors nor an nn.Module; "
+            "save model.state_dict() and pass arch="
+        )
+    state = dict(obj)
+    if all(k.startswith("module.") for k in state):  # saved from DataParallel / DistributedDataParallel
+        state = {k.removeprefix("module."): v for k, v in state.items()}
+    return state
+
+
+def build_arch(arch: Any) -> nn.Module:
+    """A fresh module for ``arch``: a bundled name, an ``nn.Module`` class, or a copy of an instance."""
+    if isinstance(arch, str):
+        if arch not in BUNDLED:
+            raise ModelSpecError(f"unknown arch {arch!r}: bundled architectures are {sorted(BUNDLED)}")
+        return BUNDLED[arch].arch()
+    if isinstance(arch, type) and issubclass(arch, nn.Module):
+        try:
+            return arch()
+        except TypeError as e:
+            raise ModelSpecError(
+                f"cannot build {arch.__name__}() without arguments ({e}); pass an instance as arch= instead"
+            ) from e
+    if isinstance(arch, nn.Module):
+        return copy.deepcopy(arch)
+    raise ModelSpecError(
+        f"arch must be a bundled name {sorted(BUNDLED)}, an nn.Module class or an nn.Module instance, "
+        f"got {type(arch).__name__}"
+    )
+
+
+def state_dict_mismatches(model: nn.Module, state: Mapping[str, torch.Tensor]) -> list[str]:
+    """Human-readable differences between ``model.state_dict()`` and ``state``: missing, unexpected, shapes."""
+    expected = model.state_dict()
+    out = [f"missing {k} {tuple(v.shape)}" for k, v in expected.items() if k not in state]
+    out += [f"unexpected {k} {tuple(v.shape)}" for k, v in state.items() if k not in expected]
+    out += [
+        f"shape of {k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and tuple(state[k].shape) != tuple(v.shape)
+    ]
+    return out
+
+
+def load_state_into(model: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> nn.Module:
+    """Load ``state`` into ``model`` strictly, raising ModelSpecError with the first mismatches."""
+    bad = state_dict_mismatches(model, state)
+    if bad:
+        more = f" (and {len(bad) - _SHOW} more)" if len(bad) > _SHOW else ""
+        raise ModelSpecError(
+            f"checkpoint {source} does not match architecture {type(model).__name__}: "
+            + "; ".join(bad[:_SHOW]) + more
+        )
+    model.load_state_dict(state, strict=True)
+    return model
+
+
+def load_checkpoint(path: Path, *, arch: Any = None, trust: bool = False) -> nn.Module:
+    """Load a checkpoint file into a module (eval mode, float32, CPU)."""
+    if not path.is_file():
+        raise ModelSpecError(f"checkpoint {path} does not exist")
+    obj = read_checkpoint(path, trust=trust)
+    if isinstance(obj, nn.Module):
+        if arch is not None:
+            target = build_arch(arch)
+            model = load_state_into(target, obj.state_dict(), str(path))
+        else:
+            model = obj
+    else:
+        state = extract_state_dict(obj, path)
+        if arch is None:
+            raise ModelSpecError(
+                f"{path} holds a state dict ({len(state)} tensors) but no architecture: pass arch= "
+                f"(a bundled name {sorted(BUNDLED)}, an nn.Module class, or an instance)"
+            )
+        model = load_state_into(build_arch(arch), state, str(path))
+    return model.to("cpu").float().eval()
+
+
+__all__ = ["CHECKPOINT_SUFFIXES", "load_checkpoint", "read_checkpoint", "extract_state_dict", "build_arch",
+           "state_dict_mismatches", "load_state_into"]

@@ -1,0 +1,137 @@
+"""The bundled model zoo: two small classifiers of scikit-learn's 8×8 handwritten digits.
+
+The architectures are part of the API: layer attribute names (``fc1``, ``conv2``, ``bn1`` ...) are what users type
+when they pick layers for a format, so they do not change. Weights are trained by ``scripts/train_digits.py`` on the
+fixed training split of :func:`workbench.data.digits_split` and committed in ``data/`` with their sha256 and recorded
+test accuracy in ``data/checkpoints.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from workbench.errors import ModelSpecError
+
+
+class DigitsMLP(nn.Module):
+    """Multilayer perceptron on flattened digits: 64 → 256 → 128 → 10 with ReLU.
+
+    >>> DigitsMLP()(torch.zeros(2, 64)).shape
+    torch.Size([2, 10])
+    """
+
+    input_shape: tuple[int, ...] = (64,)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(64, 256)
+        self.fc2 = nn.Linear(256, 128)
+        self.fc3 = nn.Linear(128, 10)
+        self.act = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.flatten(1)
+        x = self.act(self.fc1(x))
+        x = self.act(self.fc2(x))
+        return self.fc3(x)
+
+
+class DigitsCNN(nn.Module):
+    """Small CNN on 1×8×8 digits: two 3×3 convolutions with BatchNorm, a 2×2 max-pool, two linear layers.
+
+    conv1 (1→16) · bn1 · ReLU · conv2 (16→32) · bn2 · ReLU · maxpool 2 · flatten (32·4·4 = 512) · fc1 (512→64) ·
+    ReLU · fc2 (64→10). BatchNorm is there on purpose: Ghost Batch Norm and data-free calibration work on it.
+
+    >>> DigitsCNN()(torch.zeros(2, 1, 8, 8)).shape
+    torch.Size([2, 10])
+    """
+
+    input_shape: tuple[int, ...] = (1, 8, 8)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 16, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(16)
+        self.conv2 = nn.Conv2d(16, 32, 3, padding=1)
+        self.bn2 = nn.BatchNorm2d(32)
+        self.pool = nn.MaxPool2d(2)
+        self.fc1 = nn.Linear(512, 64)
+        self.fc2 = nn.Linear(64, 10)
+        self.act = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.act(self.bn1(self.conv1(x)))
+        x = self.act(self.bn2(self.conv2(x)))
+        x = self.pool(x).flatten(1)
+        x = self.act(self.fc1(x))
+        return self.fc2(x)
+
+
+@dataclass(frozen=True)
+class BundledModel:
+    """A bundled model: its spec name, architecture class, and checkpoint file name in ``data/``."""
+
+    name: str
+    arch: type[nn.Module]
+    file: str
+    images: bool  # True when the model takes 1×8×8 images, False for flat 64-vectors
+
+
+BUNDLED: dict[str, BundledModel] = {
+    "digits-mlp": BundledModel("digits-mlp", DigitsMLP, "digits-mlp.pt", images=False),
+    "digits-cnn": BundledModel("digits-cnn", DigitsCNN, "digits-cnn.pt", images=True),
+}
+
+CHECKPOINTS_FILE = "checkpoints.json"
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_checkpoint_records(data_dir: Path) -> dict[str, dict]:
+    """The records in ``data/checkpoints.json`` (file, sha256, test accuracy and loss, seed, epochs, versions)."""
+    path = Path(data_dir) / CHECKPOINTS_FILE
+    if not path.is_file():
+        raise ModelSpecError(f"{path} is missing: run `python scripts/train_digits.py` to build the bundled models")
+    return json.loads(path.read_text())
+
+
+def load_bundled_model(name: str, data_dir: Path) -> tuple[nn.Module, dict]:
+    """Build the bundled architecture ``name`` and load its committed weights after checking their sha256.
+
+    Returns the model (eval mode, float32, CPU) and its record from ``checkpoints.json``.
+    """
+    entry = BUNDLED[name]
+    records = read_checkpoint_records(data_dir)
+    if name not in records:
+        raise ModelSpecError(f"{Path(data_dir) / CHECKPOINTS_FILE} has no record for {name!r}")
+    record = records[name]
+    path = Path(data_dir) / record.get("file", entry.file)
+    if not path.is_file():
+        raise ModelSpecError(f"checkpoint of {name!r} not found at {path}: run `python scripts/train_digits.py`")
+    digest = sha256_file(path)
+    if digest != record["sha256"]:
+        raise ModelSpecError(
+            f"checkpoint {path} of {name!r} has sha256 {digest[:16]}…, but {CHECKPOINTS_FILE} records "
+            f"{record['sha256'][:16]}…: the file was changed; restore it from git or rerun scripts/train_digits.py"
+        )
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model = entry.arch()
+    model.load_state_dict(state, strict=True)
+    return model.float().eval(), record
+
+
+__all__ = ["DigitsMLP", "DigitsCNN", "BundledModel", "BUNDLED", "sha256_file", "load_bundled_model",
+           "read_checkpoint_records"]
