@@ -52,6 +52,8 @@ def model_size_bytes(model: nn.Module) -> int:
     for mod in layers.values():
         p = _format_param(mod)
         counted.add(id(mod.parametrizations.weight.original if p is not None else mod.weight))
+        if p is not None:  # masks and scales: scales are counted in layer_size_bits, masks are the index bits
+            counted.update(id(b) for b in p.buffers())
     for t in [*model.parameters(), *model.buffers()]:
         if id(t) not in counted:
             bits += t.numel() * t.element_size() * 8
