@@ -1,0 +1,247 @@
+"""Run one notebook as a parameterized, reproducible report (papermill + nbconvert).
+
+:func:`run_report` does, in order:
+
+1. read the notebook's ``parameters`` cell and check the given values against it (:mod:`.params`); a bad name or
+   type raises :class:`~workbench.reports.params.ParameterError` before any kernel starts;
+2. execute the notebook with papermill (kernel ``python3``, widget state not stored, the notebook's folder as the
+   working directory) into a temporary ``.NAME.partial.ipynb``; if the notebook declares ``metrics_path`` and it was
+   not given, it is set to ``OUTDIR/NAME.metrics.json`` (the metrics sidecar);
+3. on success: store the provenance (:mod:`.provenance`) in the notebook's metadata under ``workbench``, write
+   ``NAME.ipynb`` and ``NAME.html`` (code hidden, plotly.js embedded: :mod:`.html`) via temporary names and renames,
+   and last ``NAME.provenance.json``: its presence with ``"status": "complete"`` marks a finished report;
+4. on failure: keep the partial executed notebook as ``NAME.FAILED.ipynb`` (metadata ``workbench.status =
+   "failed"``), write ``NAME.error.json`` (provenance plus the error) and raise :class:`ReportFailedError`. No
+   ``NAME.ipynb`` / ``NAME.html`` / ``NAME.provenance.json`` from this run exists afterwards, so a failed run never
+   looks complete.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping
+
+import nbformat
+
+from workbench.errors import WorkbenchError
+
+from .html import notebook_to_html
+from .params import Parameter, ParameterError, effective_parameters, notebook_parameters, validate_parameters
+from .provenance import collect_provenance, write_json_atomic
+
+#: The notebook parameter that, when declared, receives the path of the metrics sidecar.
+METRICS_PARAMETER = "metrics_path"
+
+
+class ReportFailedError(WorkbenchError, RuntimeError):
+    """A report notebook raised while it ran; ``.result`` holds the failed :class:`ReportResult`."""
+
+    def __init__(self, message: str, result: "ReportResult | None" = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+@dataclass
+class ReportResult:
+    """What one report run produced. ``status`` is ``"complete"``, ``"failed"`` or ``"skipped"`` (sweeps)."""
+
+    name: str
+    status: str
+    output_dir: Path
+    parameters: dict[str, Any] = field(default_factory=dict)
+    duration_s: float = 0.0
+    notebook: Path | None = None
+    html: Path | None = None
+    provenance: Path | None = None
+    metrics_file: Path | None = None
+    error: dict[str, Any] | None = None
+
+    @property
+    def metrics(self) -> dict[str, Any] | None:
+        """The metrics sidecar's content, or None when the run wrote none."""
+        if self.metrics_file is None or not self.metrics_file.is_file():
+            return None
+        return json.loads(self.metrics_file.read_text(encoding="utf-8"))
+
+
+def report_paths(output_dir: str | Path, name: str) -> dict[str, Path]:
+    """Where a report called ``name`` puts each of its files inside ``output_dir``."""
+    out = Path(output_dir)
+    return {
+        "notebook": out / f"{name}.ipynb",
+        "html": out / f"{name}.html",
+        "provenance": out / f"{name}.provenance.json",
+        "metrics": out / f"{name}.metrics.json",
+        "failed_notebook": out / f"{name}.FAILED.ipynb",
+        "error": out / f"{name}.error.json",
+        "partial": out / f".{name}.partial.ipynb",
+    }
+
+
+def is_complete(output_dir: str | Path, name: str) -> bool:
+    """True when ``name`` finished in ``output_dir``: its provenance says complete and its notebook and HTML exist."""
+    paths = report_paths(output_dir, name)
+    try:
+        record = json.loads(paths["provenance"].read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return record.get("status") == "complete" and paths["notebook"].is_file() and paths["html"].is_file()
+
+
+class _QuietPapermillInspection(logging.Filter):
+    """Drop papermill's parameter-inspection warnings: the parameters were already checked by :mod:`.params`
+    (whose parser, unlike papermill's, reads help comments that contain ``=``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        return not (msg.startswith("Unable to parse line") or msg.startswith("Passed unknown parameter"))
+
+
+_PAPERMILL_FILTER = _QuietPapermillInspection()
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _error_from(exc: BaseException, nb: nbformat.NotebookNode | None) -> dict[str, Any]:
+    """The error as a JSON-ready dict: exception name and value, the failing cell's index and source if known."""
+    info: dict[str, Any] = {"ename": getattr(exc, "ename", type(exc).__name__),
+                            "evalue": str(getattr(exc, "evalue", exc)), "cell_index": None, "cell_source": None}
+    if nb is not None:
+        for i, cell in enumerate(nb.cells):
+            if cell.get("cell_type") != "code":
+                continue
+            if any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
+                info["cell_index"], info["cell_source"] = i, cell.get("source", "")
+                break
+    if getattr(exc, "exec_count", None) is not None:
+        info["exec_count"] = exc.exec_count
+    return info
+
+
+def _remove(*paths: Path) -> None:
+    for p in paths:
+        try:
+            p.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def prepare_parameters(notebook: str | Path, parameters: Mapping[str, Any] | None, output_dir: str | Path,
+                       name: str, declared: Mapping[str, Parameter] | None = None) -> tuple[dict, dict, Path | None]:
+    """Validate ``parameters`` and add the metrics path; returns (values to inject, effective params, metrics file)."""
+    declared = notebook_parameters(notebook) if declared is None else declared
+    values = validate_parameters(notebook, dict(parameters or {}), declared)
+    metrics_file: Path | None = None
+    if METRICS_PARAMETER in declared:
+        if values.get(METRICS_PARAMETER):
+            metrics_file = Path(values[METRICS_PARAMETER])
+        else:
+            metrics_file = report_paths(output_dir, name)["metrics"].resolve()
+            values[METRICS_PARAMETER] = str(metrics_file)
+    return values, effective_parameters(declared, values), metrics_file
+
+
+def run_report(notebook: str | Path, parameters: Mapping[str, Any] | None = None, *,
+               output_dir: str | Path = ".", name: str | None = None, kernel_name: str = "python3",
+               cell_timeout: float | None = None, progress: bool = False, log_output: bool = False,
+               cwd: str | Path | None = None) -> ReportResult:
+    """Run ``notebook`` with ``parameters`` and write the executed notebook, HTML report and provenance.
+
+    Returns a :class:`ReportResult` with ``status == "complete"``; raises :class:`ParameterError` (nothing run) for
+    bad parameters and :class:`ReportFailedError` when the notebook raised (its ``.result`` names the kept files).
+
+    >>> result = run_report("notebooks/reports/compression_report.ipynb", {"formats": ["2:4"]},
+    ...                     output_dir="reports")                                  # doctest: +SKIP
+    >>> result.html, result.metrics["formats"]["2:4"]["accuracy"]                  # doctest: +SKIP
+    """
+    import papermill
+
+    notebook = Path(notebook)
+    name = name or notebook.stem
+    if not name or "/" in name or name.startswith("."):
+        raise ParameterError(f"report name {name!r} must be a plain file name")
+    out = Path(output_dir)
+    values, effective, metrics_file = prepare_parameters(notebook, parameters, out, name)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = report_paths(out, name)
+    # A rerun first withdraws the completion marker, so an interrupted rerun never looks complete.
+    _remove(paths["provenance"], paths["partial"])
+    if metrics_file is not None and metrics_file == paths["metrics"].resolve():
+        _remove(metrics_file)
+
+    started_at, t0 = _now(), time.perf_counter()
+    engine_kwargs: dict[str, Any] = {"store_widget_state": False}
+    if cell_timeout is not None:
+        engine_kwargs["execution_timeout"] = cell_timeout
+    error: BaseException | None = None
+    pm_loggers = [logging.getLogger("papermill"), logging.getLogger("papermill.translators")]
+    for lg in pm_loggers:
+        lg.addFilter(_PAPERMILL_FILTER)
+    try:
+        papermill.execute_notebook(
+            str(notebook), str(paths["partial"]), parameters=values, kernel_name=kernel_name,
+            cwd=str(Path(cwd) if cwd is not None else notebook.resolve().parent), progress_bar=progress,
+            log_output=log_output, request_save_on_cell_execute=True, **engine_kwargs)
+    except BaseException as exc:  # noqa: BLE001 - recorded, then re-raised below
+        error = exc
+    finally:
+        for lg in pm_loggers:
+            lg.removeFilter(_PAPERMILL_FILTER)
+    duration = time.perf_counter() - t0
+    finished_at = _now()
+    executed = nbformat.read(str(paths["partial"]), as_version=4) if paths["partial"].is_file() else None
+
+    def provenance(status: str, outputs: Mapping[str, str], err: Mapping[str, Any] | None = None) -> dict:
+        return collect_provenance(notebook, effective, started_at=started_at, finished_at=finished_at,
+                                  duration_s=duration, status=status, name=name, outputs=outputs, error=err)
+
+    if error is not None:
+        err = _error_from(error, executed)
+        outputs = {"failed_notebook": paths["failed_notebook"].name, "error": paths["error"].name}
+        record = provenance("failed", outputs, err)
+        if executed is not None:
+            executed.metadata["workbench"] = record
+            nbformat.write(executed, str(paths["failed_notebook"]))
+        _remove(paths["partial"])
+        if metrics_file is not None and metrics_file == paths["metrics"].resolve() and metrics_file.is_file():
+            os.replace(metrics_file, metrics_file.with_name(f"{name}.FAILED.metrics.json"))
+        write_json_atomic(paths["error"], record)
+        result = ReportResult(name=name, status="failed", output_dir=out, parameters=effective,
+                              duration_s=duration, notebook=paths["failed_notebook"] if executed else None,
+                              provenance=paths["error"], error=err)
+        if not isinstance(error, Exception):  # KeyboardInterrupt, SystemExit: files marked, then stop
+            raise error
+        where = f" in cell {err['cell_index']}" if err["cell_index"] is not None else ""
+        raise ReportFailedError(f"report {name!r} ({notebook}) failed{where}: {err['ename']}: {err['evalue']}; "
+                                f"partial notebook kept as {paths['failed_notebook']}", result) from None
+
+    outputs = {"notebook": paths["notebook"].name, "html": paths["html"].name,
+               "provenance": paths["provenance"].name}
+    if metrics_file is not None and metrics_file.is_file():
+        outputs["metrics"] = (metrics_file.name if metrics_file.parent.resolve() == out.resolve()
+                              else str(metrics_file))
+    record = provenance("complete", outputs)
+    assert executed is not None
+    executed.metadata["workbench"] = record
+    tmp_nb, tmp_html = out / f".{name}.ipynb.tmp", out / f".{name}.html.tmp"
+    nbformat.write(executed, str(tmp_nb))
+    tmp_html.write_text(notebook_to_html(executed, title=name), encoding="utf-8")
+    os.replace(tmp_nb, paths["notebook"])
+    os.replace(tmp_html, paths["html"])
+    _remove(paths["partial"], paths["failed_notebook"], paths["error"], out / f"{name}.FAILED.metrics.json")
+    write_json_atomic(paths["provenance"], record)
+    return ReportResult(name=name, status="complete", output_dir=out, parameters=effective, duration_s=duration,
+                        notebook=paths["notebook"], html=paths["html"], provenance=paths["provenance"],
+                        metrics_file=metrics_file if metrics_file is not None and metrics_file.is_file() else None)
+
+
+__all__ = ["METRICS_PARAMETER", "ReportFailedError", "ReportResult", "report_paths", "is_complete",
+           "prepare_parameters", "run_report"]
