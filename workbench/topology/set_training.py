@@ -1,0 +1,350 @@
+"""Sparse evolutionary training (SET) of truly sparse MLPs, with topology snapshots for NNSTD.
+
+* SET (Mocanu et al. 2018, Nature Communications): each layer starts as an Erdős–Rényi random graph of density
+  ``ε (n_in + n_out) / (n_in · n_out)`` (``ε = 20``); after every training epoch but the last, the fraction ``ζ = 0.3``
+  of the weights closest to zero is removed — the smallest positive and the largest negative weights, counted
+  separately (exact zeros go too) — and as many connections are regrown at random empty positions, with small normal
+  values (std ``regrow_std``) and zeroed optimizer state.
+* Truly sparse training (Curci, Mocanu, Pechenizkiy 2021): layers store only their connections
+  (:class:`~workbench.topology.sparse_layers.SparseLinear`, ``mode="sparse"``); ``mode="dense"`` is the masked-dense
+  simulation for comparison. All-ReLU activation: ``f(x) = x`` for ``x > 0``, else ``-α x`` on odd hidden layers
+  (1-based) and ``α x`` on even ones (``α = 0.6`` by default). Neuron importance = Σ |incoming weights|; importance
+  pruning removes every connection of the least important hidden neurons (``prune_neurons_at`` epochs,
+  ``neuron_fraction`` of the alive neurons per layer), which then receive no regrowth.
+
+``train_set`` returns a :class:`SETRun`: the model, a per-epoch history DataFrame and one :class:`Topology` snapshot
+per epoch (``snapshots[0]`` is the initial topology, ``snapshots[e]`` the one after epoch ``e`` and its evolution
+step) for :func:`nnstd_over_epochs`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from workbench.errors import DataError, ShapeError
+from workbench.topology.nnstd import Topology, nnstd, topology_of
+from workbench.topology.sparse_layers import MaskedLinear, SparseLinear, _he_bound, random_empty_keys
+
+
+# ------------------------------------------------------------------------------------------------------ the model
+def all_relu(x: torch.Tensor, layer: int, alpha: float = 0.6) -> torch.Tensor:
+    """All-ReLU of Curci et al. 2021 for hidden layer ``layer`` (1-based): slope ``-α`` (odd) or ``α`` (even) below 0."""
+    slope = -alpha if layer % 2 == 1 else alpha
+    return torch.where(x > 0, x, slope * x)
+
+
+class SparseMLP(nn.Module):
+    """An MLP of sparse layers (``mode="sparse"``: :class:`SparseLinear`; ``"dense"``: :class:`MaskedLinear`) with
+    All-ReLU between layers. The same ``seed`` gives the same initial connections and values in both modes.
+
+    >>> net = SparseMLP([64, 32, 10], epsilon=5, seed=0)
+    >>> net(torch.zeros(3, 64)).shape
+    torch.Size([3, 10])
+    """
+
+    def __init__(self, sizes: Sequence[int], *, mode: str = "sparse", epsilon: float = 20.0, alpha: float = 0.6,
+                 seed: int = 0) -> None:
+        super().__init__()
+        sizes = [int(s) for s in sizes]
+        if len(sizes) < 2 or min(sizes) <= 0:
+            raise ShapeError(f"an MLP needs at least two positive sizes (inputs, outputs), got {sizes}")
+        if mode not in ("sparse", "dense"):
+            raise DataError(f"mode must be 'sparse' (truly sparse) or 'dense' (masked-dense), got {mode!r}")
+        cls = SparseLinear if mode == "sparse" else MaskedLinear
+        rng = np.random.default_rng(seed)
+        self.sizes, self.mode, self.alpha, self.epsilon = sizes, mode, float(alpha), float(epsilon)
+        self.layers = nn.ModuleList(cls(i, o, epsilon=epsilon, seed=rng) for i, o in zip(sizes[:-1], sizes[1:]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        last = len(self.layers) - 1
+        for k, layer in enumerate(self.layers):
+            x = layer(x)
+            if k < last:
+                x = all_relu(x, k + 1, self.alpha)
+        return x
+
+    def topology(self) -> Topology:
+        """The current connections of every layer (for :func:`workbench.topology.nnstd`)."""
+        return Topology(tuple(l.topology_mask() for l in self.layers),
+                        tuple(f"layers.{k}" for k in range(len(self.layers))))
+
+    @property
+    def n_connections(self) -> int:
+        return sum(l.n_connections for l in self.layers)
+
+
+# ---------------------------------------------------------------------------------------------------------- SET
+def set_prune_regrow(layer: SparseLinear | MaskedLinear, zeta: float, rng: np.random.Generator,
+                     regrow_std: float = 0.1, optimizer: torch.optim.Optimizer | None = None) -> dict[str, int]:
+    """One SET step on a layer: remove the fraction ``zeta`` of positive and of negative weights closest to zero
+    (and exact zeros), regrow as many at random empty positions between alive neurons. Returns counts."""
+    if not 0 <= zeta < 1:
+        raise DataError(f"zeta must be in [0, 1), got {zeta}")
+    keys = layer.connection_keys()
+    vals = layer.connection_values()
+    pos = np.flatnonzero(vals > 0)
+    neg = np.flatnonzero(vals < 0)
+    k_pos, k_neg = int(round(zeta * pos.size)), int(round(zeta * neg.size))
+    drop = [np.flatnonzero(vals == 0)]
+    if k_pos:
+        drop.append(pos[np.argpartition(vals[pos], k_pos - 1)[:k_pos]])
+    if k_neg:
+        drop.append(neg[np.argpartition(-vals[neg], k_neg - 1)[:k_neg]])
+    slots = np.concatenate(drop).astype(np.int64)
+    if slots.size == 0:
+        return dict(removed=0, regrown=0)
+    kept = np.sort(np.delete(keys, slots))
+    rows = np.flatnonzero(layer.alive_out.numpy())
+    cols = np.flatnonzero(layer.alive_in.numpy())
+    free = rows.size * cols.size - kept.size
+    n_new = min(slots.size, free)
+    new_keys = random_empty_keys(layer.in_features, layer.out_features, n_new, kept, rng, rows, cols)
+    new_vals = (rng.standard_normal(n_new) * regrow_std).astype(np.float32)
+    if n_new < slots.size:  # not enough room (tiny, nearly full layers): put the rest back where they were
+        back = slots[n_new:]
+        new_keys = np.concatenate([new_keys, keys[back]])
+        new_vals = np.concatenate([new_vals, vals[back]])
+    layer.replace_connections(slots, new_keys, new_vals, optimizer)
+    return dict(removed=int(slots.size), regrown=int(n_new))
+
+
+def neuron_importance(model: SparseMLP) -> pd.DataFrame:
+    """Curci et al.'s neuron importance, Σ |incoming weights|, for every hidden neuron: columns
+    ``layer, neuron, importance, alive``."""
+    frames = []
+    for k, layer in enumerate(model.layers[:-1]):
+        keys, vals = layer.connection_keys(), np.abs(layer.connection_values())
+        imp = np.bincount(keys // layer.in_features, weights=vals, minlength=layer.out_features)
+        frames.append(pd.DataFrame(dict(layer=k, neuron=np.arange(layer.out_features), importance=imp,
+                                        alive=layer.alive_out.numpy())))
+    return pd.concat(frames, ignore_index=True)
+
+
+def prune_neurons(model: SparseMLP, fraction: float) -> pd.DataFrame:
+    """Importance pruning: remove all connections of the ``fraction`` least important alive neurons of each hidden
+    layer (incoming in layer ``k``, outgoing in layer ``k + 1``); they are marked dead and get no regrowth. Returns the
+    pruned neurons (``layer, neuron, importance``). Parameters are replaced: rebuild the optimizer afterwards."""
+    if not 0 <= fraction < 1:
+        raise DataError(f"neuron fraction must be in [0, 1), got {fraction}")
+    imp = neuron_importance(model)
+    pruned = []
+    for k in range(len(model.layers) - 1):
+        sub = imp[(imp.layer == k) & imp.alive]
+        n = int(fraction * len(sub))
+        if n == 0:
+            continue
+        dead = sub.nsmallest(n, "importance")
+        pruned.append(dead)
+        ids = dead.neuron.to_numpy().astype(np.int64).copy()
+        lin, nxt = model.layers[k], model.layers[k + 1]
+        lin.alive_out[torch.from_numpy(ids)] = False
+        nxt.alive_in[torch.from_numpy(ids)] = False
+        keys = lin.connection_keys()
+        lin.keep_connections(np.flatnonzero(~np.isin(keys // lin.in_features, ids)))
+        keys = nxt.connection_keys()
+        nxt.keep_connections(np.flatnonzero(~np.isin(keys % nxt.in_features, ids)))
+    cols = ["layer", "neuron", "importance"]
+    return pd.concat(pruned, ignore_index=True)[cols] if pruned else pd.DataFrame(columns=cols)
+
+
+# ------------------------------------------------------------------------------------------------------ training
+@dataclass
+class SETRun:
+    """One SET training run: ``model``, ``history`` (``epoch, train_loss, test_accuracy, connections, seconds``),
+    ``snapshots`` (``snapshots[e]`` = topology after ``e`` epochs), ``seed`` and the ``config`` used."""
+
+    model: SparseMLP
+    history: pd.DataFrame
+    snapshots: list[Topology]
+    seed: int
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def accuracy(self) -> float:
+        """Final test accuracy."""
+        return float(self.history["test_accuracy"].iloc[-1])
+
+
+def _optimizer(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
+def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 1024) -> float:
+    model.eval()
+    with torch.no_grad():
+        correct = sum(int((model(x[i:i + batch]).argmax(-1) == y[i:i + batch]).sum()) for i in range(0, len(x), batch))
+    model.train()
+    return correct / max(1, len(x))
+
+
+def train_set(sizes: Sequence[int] = (64, 128, 128, 10), *, epochs: int = 10, epsilon: float = 20.0,
+              zeta: float = 0.3, alpha: float = 0.6, lr: float = 0.05, momentum: float = 0.9,
+              weight_decay: float = 2e-4, batch_size: int = 32, mode: str = "sparse", seed: int = 0,
+              topology_seed: int | None = None, regrow_std: float = 0.1, prune_neurons_at: Sequence[int] = (),
+              neuron_fraction: float = 0.1, data: Any = None, progress: bool = True) -> SETRun:
+    """Train a :class:`SparseMLP` with SET on ``data`` (default: :func:`workbench.data.digits_split`).
+
+    ``seed`` drives the weights, batch order and regrowth; ``topology_seed`` (default ``seed``) the initial
+    Erdős–Rényi connections, so several runs can start from one topology and drift apart. ``data`` is anything with
+    ``x_train, y_train, x_test, y_test`` tensors.
+
+    >>> run = train_set((64, 32, 10), epochs=1, epsilon=5, progress=False)
+    >>> len(run.snapshots), 0 <= run.accuracy <= 1
+    (2, True)
+    """
+    if epochs < 1:
+        raise DataError(f"epochs must be at least 1, got {epochs}")
+    if data is None:
+        from workbench.data import digits_split
+        data = digits_split()
+    xtr, ytr, xte, yte = data.x_train.float(), data.y_train.long(), data.x_test.float(), data.y_test.long()
+    if len(xtr) == 0:
+        raise DataError("train_set: empty training data")
+    if xtr.shape[-1] != sizes[0]:
+        raise ShapeError(f"the data has {xtr.shape[-1]} features but the network takes {sizes[0]} inputs")
+    tseed = seed if topology_seed is None else topology_seed
+    model = SparseMLP(sizes, mode=mode, epsilon=epsilon, alpha=alpha, seed=tseed)
+    torch.manual_seed(seed)
+    if topology_seed is not None and topology_seed != seed:  # same connections, weights from this run's seed
+        g = np.random.default_rng(seed)
+        with torch.no_grad():
+            for layer in model.layers:
+                p = layer.values if mode == "sparse" else layer.weight
+                bound = _he_bound(layer.in_features, layer.density)
+                vals = torch.from_numpy(g.uniform(-1, 1, layer.n_connections).astype(np.float32))
+                if mode == "sparse":
+                    p.copy_(vals * bound)
+                else:
+                    p.view(-1)[torch.from_numpy(layer.connection_keys())] = vals * bound
+    rng = np.random.default_rng(seed + 7919)
+    gen = torch.Generator().manual_seed(seed)
+    opt = _optimizer(model, lr, momentum, weight_decay)
+    loss_fn = nn.CrossEntropyLoss()
+    snapshots = [model.topology()]
+    rows = []
+    prune_at = set(int(e) for e in prune_neurons_at)
+    for epoch in tqdm(range(1, epochs + 1), desc=f"SET seed {seed}", disable=not progress, leave=False):
+        t0 = time.perf_counter()
+        perm = torch.randperm(len(xtr), generator=gen)
+        total, count = 0.0, 0
+        for i in range(0, len(xtr), batch_size):
+            idx = perm[i:i + batch_size]
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model(xtr[idx]), ytr[idx])
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(idx)
+            count += len(idx)
+        seconds = time.perf_counter() - t0
+        acc = _accuracy(model, xte, yte)
+        if epoch < epochs:
+            for layer in model.layers:
+                set_prune_regrow(layer, zeta, rng, regrow_std, opt)
+            if epoch in prune_at:
+                prune_neurons(model, neuron_fraction)
+                opt = _optimizer(model, lr, momentum, weight_decay)
+        snapshots.append(model.topology())
+        rows.append(dict(epoch=epoch, train_loss=total / count, test_accuracy=acc,
+                         connections=model.n_connections, seconds=seconds))
+    config = dict(sizes=list(sizes), epochs=epochs, epsilon=epsilon, zeta=zeta, alpha=alpha, lr=lr,
+                  momentum=momentum, weight_decay=weight_decay, batch_size=batch_size, mode=mode, seed=seed,
+                  topology_seed=topology_seed)
+    return SETRun(model, pd.DataFrame(rows), snapshots, seed, config)
+
+
+def train_set_runs(seeds: Sequence[int], progress: bool = True, **kwargs: Any) -> list[SETRun]:
+    """:func:`train_set` once per seed (same keyword arguments)."""
+    return [train_set(seed=s, progress=progress, **kwargs) for s in tqdm(list(seeds), desc="SET runs",
+                                                                           disable=not progress)]
+
+
+def accuracy_table(runs: Sequence[SETRun]) -> pd.DataFrame:
+    """One row per run: ``seed, test_accuracy, connections, density, epochs``."""
+    rows = []
+    for r in runs:
+        dense = sum(a * b for a, b in zip(r.model.sizes[:-1], r.model.sizes[1:]))
+        rows.append(dict(seed=r.seed, test_accuracy=r.accuracy, connections=r.model.n_connections,
+                         density=r.model.n_connections / dense, epochs=len(r.history)))
+    return pd.DataFrame(rows)
+
+
+def nnstd_over_epochs(runs: Sequence[SETRun], names: Sequence[str] | None = None, against: str = "pairs",
+                      epochs: Sequence[int] | None = None) -> pd.DataFrame:
+    """Per-layer NNSTD along training: columns ``epoch, a, b, layer, name, distance``.
+
+    ``against="pairs"``: every pair of runs at the same epoch (do topologies drift apart?);
+    ``against="init"``: every run against its own initial topology (how far has SET moved it?).
+    """
+    if not runs:
+        raise DataError("nnstd_over_epochs: no runs given")
+    names = [f"seed {r.seed}" for r in runs] if names is None else [str(n) for n in names]
+    n_ep = min(len(r.snapshots) for r in runs)
+    epochs = range(n_ep) if epochs is None else [e for e in epochs if 0 <= e < n_ep]
+    if against == "pairs":
+        pairs = list(itertools.combinations(range(len(runs)), 2))
+    elif against == "init":
+        pairs = [(i, i) for i in range(len(runs))]
+    else:
+        raise DataError(f"against must be 'pairs' or 'init', got {against!r}")
+    rows = []
+    for e in epochs:
+        for i, j in pairs:
+            ta = runs[i].snapshots[e]
+            tb = runs[j].snapshots[e] if against == "pairs" else runs[i].snapshots[0]
+            res = nnstd(ta, tb).layers
+            for rec in res.itertuples():
+                rows.append((e, names[i], names[j] if against == "pairs" else f"{names[i]} @0", rec.layer,
+                             rec.name, rec.distance))
+    return pd.DataFrame(rows, columns=["epoch", "a", "b", "layer", "name", "distance"])
+
+
+def connection_table(net: Any, max_neurons: int = 64) -> pd.DataFrame:
+    """The connections of a small network for drawing: ``level, source, target, weight`` (``level`` k connects
+    neurons of level k to level k + 1; ``weight`` is NaN when only a mask is known). Raises
+    :class:`DataError` when a level has more than ``max_neurons`` neurons (the picture would be unreadable)."""
+    if isinstance(net, SETRun):
+        net = net.model
+    if isinstance(net, SparseMLP):
+        frames = []
+        for k, layer in enumerate(net.layers):
+            keys = layer.connection_keys()
+            frames.append(pd.DataFrame(dict(level=k, source=keys % layer.in_features,
+                                            target=keys // layer.in_features, weight=layer.connection_values())))
+        sizes = net.sizes
+    else:
+        top = topology_of(net)
+        frames = []
+        for k, m in enumerate(top.masks):
+            coo = m.tocoo()
+            frames.append(pd.DataFrame(dict(level=k, source=coo.col, target=coo.row, weight=np.nan)))
+        sizes = list(top.sizes)
+    if max(sizes) > max_neurons:
+        raise DataError(f"network too large to draw: level sizes {sizes}, at most {max_neurons} neurons per level")
+    df = pd.concat(frames, ignore_index=True)
+    df.attrs["sizes"] = list(sizes)
+    return df
+
+
+__all__ = [
+    "all_relu",
+    "SparseMLP",
+    "set_prune_regrow",
+    "neuron_importance",
+    "prune_neurons",
+    "SETRun",
+    "train_set",
+    "train_set_runs",
+    "accuracy_table",
+    "nnstd_over_epochs",
+    "connection_table",
+]
