@@ -21,7 +21,15 @@ from workbench.kernels.packing import FORMATS, PackedWeight, dense_bytes, pack, 
 from workbench.kernels.bits import pack_bits, pack_positions, pack_signs, unpack_bits, unpack_positions, unpack_signs
 
 # compute
-from workbench.kernels.api import BACKENDS, linear, linear_path, triton_available, xnor_gemm, xnor_path
+from workbench.kernels.api import (
+    BACKENDS,
+    interpreter_mode,
+    linear,
+    linear_path,
+    triton_available,
+    xnor_gemm,
+    xnor_path,
+)
 from workbench.kernels.reference import linear_reference, xnor_gemm_reference
 
 # errors
@@ -46,6 +54,7 @@ __all__ = [
     "xnor_gemm",
     "xnor_path",
     "triton_available",
+    "interpreter_mode",
     "linear_reference",
     "xnor_gemm_reference",
     "DTypeError",
