@@ -443,8 +443,9 @@ class Workbench:
         table = F.format_table(model)
         current = {r.layer: r.format for r in table.itertuples() if r.format != "dense"}
         acts = {r.layer: bool(r.activations) for r in table.itertuples()}
+        skips = [k for k in session.skips if k[0] not in target.overrides]  # an explicit override must fit
         plan = plan_formats(wanted, current, activations=target.activations, current_activations=acts,
-                            known_skips=session.skips)
+                            known_skips=skips)
         if plan.restore:
             F.restore(model, plan.restore)
         for fmt, layers in plan.apply.items():
@@ -461,7 +462,7 @@ class Workbench:
                     if r.status == "skipped":
                         session.skips[(r.layer, fmt, target.activations)] = r.reason
         return {name: session.skips[(name, f, target.activations)] for name, f in wanted.items()
-                if (name, f, target.activations) in session.skips}
+                if name not in target.overrides and (name, f, target.activations) in session.skips}
 
     # --- results (worker thread, or inline with sync=True) ----------------------------------------------------
     def _on_done(self, snap: _Snapshot) -> None:
