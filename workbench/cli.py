@@ -1,0 +1,224 @@
+"""The ``workbench`` command.
+
+    workbench lab [--port P] [--no-browser] [--notebook PATH]
+    workbench report NOTEBOOK [-p NAME VALUE]... [-f params.yaml] [-o OUTDIR] [--name NAME]
+    workbench report --params NOTEBOOK
+    workbench sweep NOTEBOOK --grid grid.yaml [-p NAME VALUE]... [--workers N] [--scheduler ADDRESS] [-o OUTDIR]
+
+``lab`` replaces itself with ``python -m jupyter lab`` listening on 127.0.0.1 with Jupyter's own token (Jupyter
+prints the URL with the token), opening ``notebooks/00_start_here.ipynb``; no browser is opened when there is no
+display. Exit status: 0 on success, 1 when a report or a sweep run failed, 2 for bad input (unknown or mistyped
+parameters, missing files): bad input is reported before any kernel starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from workbench.errors import WorkbenchError
+
+#: The notebook ``workbench lab`` opens, relative to the project's ``notebooks/`` folder.
+START_NOTEBOOK = "00_start_here.ipynb"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# lab
+
+
+def project_root() -> Path:
+    """The repository root (the folder holding the ``workbench`` package and ``notebooks/``)."""
+    return Path(__file__).resolve().parent.parent
+
+
+def has_display() -> bool:
+    """Whether a browser could be shown: always on macOS and Windows; on Linux only with X11 or Wayland."""
+    if sys.platform in {"darwin", "win32"}:
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def lab_argv(*, port: int | None = None, no_browser: bool = False, notebook: str | Path | None = None,
+             root: str | Path | None = None, python: str | None = None) -> list[str]:
+    """The command line ``workbench lab`` runs: JupyterLab on 127.0.0.1 with a token, opening ``notebook``.
+
+    The server's root is the project's ``notebooks/`` folder, or the notebook's own folder when it lies outside it.
+    The token is left to Jupyter (random, printed with the URL); the browser is not opened when ``no_browser`` or
+    when there is no display; ``--allow-root`` is added when running as root (containers).
+    """
+    root_dir = Path(root) if root is not None else project_root() / "notebooks"
+    if not root_dir.is_dir():
+        root_dir = Path.cwd()
+    root_dir = root_dir.resolve()
+    nb = Path(notebook) if notebook is not None else root_dir / START_NOTEBOOK
+    nb = nb.resolve()
+    try:
+        rel = nb.relative_to(root_dir)
+    except ValueError:
+        root_dir, rel = nb.parent, Path(nb.name)
+    argv = [python or sys.executable, "-m", "jupyter", "lab",
+            "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.root_dir={root_dir}",
+            f"--LabApp.default_url=/lab/tree/{rel.as_posix()}"]
+    if port is not None:
+        argv += [f"--ServerApp.port={int(port)}", "--ServerApp.port_retries=0"]
+    if no_browser or not has_display():
+        argv.append("--no-browser")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:  # containers often run as root; Jupyter refuses without this
+        argv.append("--allow-root")
+    return argv
+
+
+def _cmd_lab(args: argparse.Namespace) -> int:
+    notebook = Path(args.notebook) if args.notebook else None
+    if notebook is not None and not notebook.is_file():
+        raise WorkbenchError(f"notebook not found: {notebook}")
+    argv = lab_argv(port=args.port, no_browser=args.no_browser, notebook=notebook)
+    if notebook is None and not (project_root() / "notebooks" / START_NOTEBOOK).is_file():
+        print(f"note: {START_NOTEBOOK} not found; JupyterLab opens on an empty page", file=sys.stderr)
+    print("Starting JupyterLab on 127.0.0.1; open the URL with the token that it prints below.", file=sys.stderr)
+    sys.stderr.flush()
+    sys.stdout.flush()
+    os.execv(argv[0], argv)
+    return 0  # pragma: no cover - execv does not return
+
+
+# --------------------------------------------------------------------------------------------------------------
+# report
+
+
+def _print_parameters(notebook: str) -> int:
+    from workbench.reports.params import notebook_parameters
+
+    params = notebook_parameters(notebook)
+    if not params:
+        print(f"{notebook}: no cell tagged 'parameters'")
+        return 0
+    rows = [(p.name, str(p.type), p.default_source, p.help) for p in params.values()]
+    widths = [max(len(r[i]) for r in rows + [("name", "type", "default", "help")]) for i in range(3)]
+    print(f"Parameters of {notebook}:")
+    print(f"  {'name':<{widths[0]}}  {'type':<{widths[1]}}  {'default':<{widths[2]}}  help")
+    for name, ptype, default, help_text in rows:
+        print(f"  {name:<{widths[0]}}  {ptype:<{widths[1]}}  {default:<{widths[2]}}  {help_text}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from workbench.reports.params import merge_parameter_sources
+    from workbench.reports.run import ReportFailedError, run_report
+
+    if args.list_params:
+        return _print_parameters(args.notebook)
+    values = merge_parameter_sources(args.param_file or [], args.param or [])
+    try:
+        result = run_report(args.notebook, values, output_dir=args.output_dir, name=args.name,
+                            progress=args.progress, cell_timeout=args.cell_timeout)
+    except ReportFailedError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if exc.result is not None and exc.result.provenance is not None:
+            print(f"error details: {exc.result.provenance}", file=sys.stderr)
+        return 1
+    print(f"report: {result.html}")
+    print(f"notebook: {result.notebook}")
+    if result.metrics_file is not None:
+        print(f"metrics: {result.metrics_file}")
+    print(f"provenance: {result.provenance} ({result.duration_s:.1f} s)")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------------------
+# sweep
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from workbench.reports.params import merge_parameter_sources
+    from workbench.reports.sweep import load_grid, run_sweep
+
+    grid, fixed = load_grid(args.grid)
+    fixed.update(merge_parameter_sources(args.param_file or [], args.param or []))
+    overlap = set(grid) & set(fixed)
+    if overlap:
+        raise WorkbenchError(f"parameters both in the grid and given with -p/-f: {', '.join(sorted(overlap))}")
+    result = run_sweep(args.notebook, grid, fixed=fixed, output_dir=args.output_dir, workers=args.workers,
+                       scheduler=args.scheduler, progress=not args.no_progress, cell_timeout=args.cell_timeout)
+    done, skipped, failed = (result.names(s) for s in ("complete", "skipped", "failed"))
+    print(f"sweep: {len(result.runs)} runs: {len(done)} ran, {len(skipped)} already complete, {len(failed)} failed")
+    for run in result.runs:
+        if run["status"] == "failed":
+            print(f"  failed: {run['name']}: {run['error']}", file=sys.stderr)
+    print(f"index: {result.index}")
+    print(f"summary: {', '.join(str(p) for p in result.files.values())}")
+    return 1 if failed else 0
+
+
+# --------------------------------------------------------------------------------------------------------------
+# parser and entry point
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="workbench", description="Sparsity and low-precision numbers in neural networks: "
+                     "JupyterLab workbench and parameterized reports.")
+    from workbench import __version__
+
+    parser.add_argument("--version", action="version", version=f"workbench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    lab = sub.add_parser("lab", help="start JupyterLab (127.0.0.1, token) on the start-here notebook")
+    lab.add_argument("--port", type=int, default=None, help="port (default: Jupyter's 8888 or the next free one)")
+    lab.add_argument("--no-browser", action="store_true", help="do not open a browser (automatic without a display)")
+    lab.add_argument("--notebook", default=None, help=f"notebook to open (default: notebooks/{START_NOTEBOOK})")
+    lab.set_defaults(func=_cmd_lab)
+
+    def add_params(p: argparse.ArgumentParser) -> None:
+        p.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                       help="a parameter; VALUE is read as YAML (3, 0.5, true, null, [2:4, int8]); repeatable")
+        p.add_argument("-f", "--param-file", action="append", metavar="FILE",
+                       help="YAML file of name: value parameters (repeatable; -p wins)")
+        p.add_argument("--cell-timeout", type=float, default=None, help="seconds one cell may run (default: none)")
+
+    report = sub.add_parser("report", help="run a notebook as a report: executed notebook, HTML, provenance")
+    report.add_argument("notebook", help="the notebook (.ipynb) to run")
+    report.add_argument("--params", dest="list_params", action="store_true",
+                        help="list the notebook's parameters (types, defaults, help) and exit")
+    add_params(report)
+    report.add_argument("-o", "--output-dir", default="reports", help="output folder (default: reports)")
+    report.add_argument("--name", default=None, help="base name of the outputs (default: the notebook's name)")
+    report.add_argument("--progress", action="store_true", help="show a cell-by-cell progress bar")
+    report.set_defaults(func=_cmd_report)
+
+    sweep = sub.add_parser("sweep", help="run a notebook for every combination of a parameter grid")
+    sweep.add_argument("notebook", help="the notebook (.ipynb) to run")
+    sweep.add_argument("--grid", required=True, help="YAML grid: name: [values] (or grid: ... fixed: ...)")
+    add_params(sweep)
+    sweep.add_argument("-o", "--output-dir", default="sweep", help="output folder (default: sweep)")
+    sweep.add_argument("--workers", type=int, default=1, help="local worker processes (default: 1)")
+    sweep.add_argument("--scheduler", default=None, help="Dask scheduler address, e.g. tcp://10.0.0.5:8786")
+    sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sweep.set_defaults(func=_cmd_sweep)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``workbench`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "workers", 1) < 1:
+        parser.error("--workers must be at least 1")
+    try:
+        return int(args.func(args) or 0)
+    except WorkbenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
+
+__all__ = ["main", "build_parser", "lab_argv", "has_display", "project_root", "START_NOTEBOOK"]
