@@ -35,7 +35,7 @@ from workbench.data import DATA_DIR, digits_split
 from workbench.errors import DataError, ModelSpecError
 from workbench.models.checkpoint import CHECKPOINT_SUFFIXES, load_checkpoint
 from workbench.models.handle import ClassificationHandle, EmbeddingHandle, ModelHandle
-from workbench.models.layers import _eligible_layers, layer_table
+from workbench.models.layers import layer_table
 from workbench.models.zoo import BUNDLED, DigitsCNN, DigitsMLP, load_bundled_model
 
 TORCHVISION_INSTALL = (

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import pickle
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,29 +28,39 @@ _SHOW = 5
 
 def read_checkpoint(path: Path, *, trust: bool = False) -> Any:
     """The object stored in a checkpoint file: a state dict (``Mapping[str, Tensor]``) or, with trust, a module."""
-    if path.suffix == ".safetensors":
+    if path.suffix.lower() == ".safetensors":
         from safetensors.torch import load_file
 
         try:
             return load_file(str(path), device="cpu")
         except Exception as e:  # safetensors raises its own error types for corrupt headers
             raise ModelSpecError(f"cannot read safetensors file {path}: {e}") from e
+    if not _looks_like_torch_file(path):
+        raise ModelSpecError(f"{path} is not a torch checkpoint (neither torch.save's zip archive nor a pickle)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         if not trust:
+            what = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
             raise UnsafeCheckpointError(
-                f"{path} cannot be loaded with torch.load(weights_only=True): it holds pickled Python objects "
-                f"(for example a whole nn.Module) and loading it runs code from the file. If you trust where it came "
-                f"from, pass trust=True to workbench.load_model; better, save a state dict (model.state_dict()) or "
-                f"safetensors and load it with arch=. torch said: {str(e).splitlines()[0]}"
+                f"{path} cannot be loaded with torch.load(weights_only=True): it holds pickled Python objects"
+                + (f" ({what.group(1)})" if what else " (for example a whole nn.Module)")
+                + " and loading it would run code from the file. If you trust where it came from, pass trust=True "
+                "to workbench.load_model; better, save model.state_dict() (or safetensors) and load it with arch="
             ) from e
-    except (RuntimeError, EOFError, OSError) as e:
-        raise ModelSpecError(f"cannot read checkpoint {path}: {e}") from e
+    except Exception as e:  # a damaged file fails in many ways (RuntimeError, EOFError, IndexError ...)
+        raise ModelSpecError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from e
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:
         raise ModelSpecError(f"cannot read checkpoint {path} even with trust=True: {e}") from e
+
+
+def _looks_like_torch_file(path: Path) -> bool:
+    """True for torch.save's zip format or a (legacy) pickle stream, judged by the first bytes."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
 
 
 def extract_state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:

@@ -1,8 +1,7 @@
 """The layer table of a model: one row per layer a format can be applied to.
 
-Eligible layers are ``nn.Linear``, ``nn.Conv1d`` and ``nn.Conv2d`` modules that have a weight. This is the same rule
-as ``workbench.formats.eligible_layers``; the private copy here keeps model loading independent of the formats
-package until the two are deduplicated.
+Which layers are eligible is decided in one place, :func:`workbench.formats.eligible_layers` (Linear and Conv
+modules with a weight of at least 2 dims); this module only describes them.
 """
 
 from __future__ import annotations
@@ -10,26 +9,26 @@ from __future__ import annotations
 import pandas as pd
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
-ELIGIBLE_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d)
+from workbench.formats import eligible_layers
+
 LAYER_COLUMNS = ["name", "kind", "weight_shape", "params", "dtype", "in_features", "out_features"]
 
 
-def _eligible_layers(model: nn.Module) -> dict[str, nn.Module]:
-    """Eligible layers of ``model`` by qualified name, in module order (Linear / Conv1d / Conv2d with a weight)."""
-    return {
-        name: m
-        for name, m in model.named_modules()
-        if isinstance(m, ELIGIBLE_TYPES) and _original_weight(m) is not None
-    }
-
-
-def _original_weight(m: nn.Module) -> torch.Tensor | None:
+def _original_weight(m: nn.Module) -> torch.Tensor:
     """The stored weight of a layer, without running a parametrization that may sit on it."""
-    params = getattr(m, "parametrizations", None)
-    if params is not None and "weight" in params:
-        return params["weight"].original
-    return getattr(m, "weight", None)
+    if parametrize.is_parametrized(m, "weight"):
+        return m.parametrizations.weight.original
+    return m.weight
+
+
+def _kind(m: nn.Module) -> str:
+    """The layer's class name; a parametrized module's generated class (``ParametrizedLinear``) gives its base's."""
+    cls = type(m)
+    if parametrize.is_parametrized(m) and cls.__name__.startswith("Parametrized"):
+        cls = cls.__bases__[0]
+    return cls.__name__
 
 
 def layer_table(model: nn.Module) -> pd.DataFrame:
@@ -44,16 +43,16 @@ def layer_table(model: nn.Module) -> pd.DataFrame:
     1    2  Linear       8
     """
     rows = []
-    for name, m in _eligible_layers(model).items():
+    for name, m in eligible_layers(model).items():
         w = _original_weight(m)
         bias = getattr(m, "bias", None)
         if isinstance(m, nn.Linear):
             fin, fout = m.in_features, m.out_features
         else:
-            fin, fout = m.in_channels, m.out_channels
+            fin, fout = getattr(m, "in_channels", w.shape[1]), getattr(m, "out_channels", w.shape[0])
         rows.append({
             "name": name,
-            "kind": type(m).__name__,
+            "kind": _kind(m),
             "weight_shape": tuple(w.shape),
             "params": int(w.numel() + (bias.numel() if isinstance(bias, torch.Tensor) else 0)),
             "dtype": str(w.dtype).removeprefix("torch."),
@@ -63,4 +62,4 @@ def layer_table(model: nn.Module) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=LAYER_COLUMNS)
 
 
-__all__ = ["layer_table", "ELIGIBLE_TYPES", "LAYER_COLUMNS"]
+__all__ = ["layer_table", "LAYER_COLUMNS"]
