@@ -3,13 +3,38 @@
 N:M (Mishra et al. 2021, "Accelerating Sparse Deep Neural Networks"; NVIDIA ASP): in every group of M
 consecutive weights along the input dimension keep the N of largest magnitude. Ties in |w| are broken
 deterministically: the lower column index wins.
+
+Transposable N:M (Hubara et al. 2021, "Accelerated Sparse Neural Training: A Provable and Efficient Method to
+Find N:M Transposable Masks"): every tile of M output rows × M input columns keeps exactly N entries in every row
+and every column, so the mask of W *and* of Wᵀ are N:M and the data-gradient GEMM of the backward pass (which
+multiplies by Wᵀ) can use the same sparse kernels as the forward pass.
+
+* ``method="optimal"`` maximises the kept Σ|w| of every tile exactly. The problem is a b-matching (a 0/1 M×M
+  matrix with N ones per row and column maximising Σ|w|·S); its LP is integral. For small tiles (M = 4: the
+  X(4,2) = 90 valid patterns) all patterns are scored at once by one matrix product (tiles × patterns) and the
+  best is taken. Otherwise (M = 8: X(8,4) = 116,963,796,250 patterns) a min-cost flow is solved by successive
+  shortest paths, every Bellman-Ford relaxation vectorised over all tiles of the layer with torch.
+* ``method="greedy"`` is the paper's 2-approximation: visit the entries of a tile by |w| descending and keep one
+  when its row and column still have room. It can get stuck with a row and a column short of N; a repair step
+  then augments along best-gain alternating paths until every row and column has exactly N.
+
+Ties in |w| are broken deterministically (earlier pattern / lower flat index first). Weights whose sides are not
+multiples of M are zero-padded for the solve and cropped back, with a :class:`PaddedWeightWarning`.
 """
 
 from __future__ import annotations
 
+import itertools
+import warnings
+from functools import lru_cache
+
 import torch
 
 from workbench.errors import NonFiniteError, ShapeError
+
+
+class PaddedWeightWarning(UserWarning):
+    """A weight whose sides are not multiples of M was zero-padded for a transposable solve."""
 
 
 def check_nm(n: int, m: int) -> None:
@@ -18,13 +43,18 @@ def check_nm(n: int, m: int) -> None:
         raise ShapeError(f"N:M needs integers with 0 < N <= M, got N={n}, M={m}")
 
 
-def _check_weight(w: torch.Tensor, m: int, what: str) -> None:
+def _check_weight(w: torch.Tensor, m: int, what: str, *, rows_too: bool = False, pad: bool = False) -> None:
     if w.dim() != 2:
         raise ShapeError(f"{what} expects a 2-D weight (out × in), got shape {tuple(w.shape)}")
-    if w.shape[1] % m:
-        raise ShapeError(
-            f"{what}: input dimension {w.shape[1]} of weight {tuple(w.shape)} is not a multiple of M={m}"
-        )
+    if not pad:
+        if w.shape[1] % m:
+            raise ShapeError(
+                f"{what}: input dimension {w.shape[1]} of weight {tuple(w.shape)} is not a multiple of M={m}"
+            )
+        if rows_too and w.shape[0] % m:
+            raise ShapeError(
+                f"{what}: output dimension {w.shape[0]} of weight {tuple(w.shape)} is not a multiple of M={m}"
+            )
     if w.is_floating_point() and not torch.isfinite(w).all():
         raise NonFiniteError(f"{what}: weight {tuple(w.shape)} contains NaN or inf")
 
@@ -55,4 +85,286 @@ def is_nm(mask: torch.Tensor, n: int, m: int) -> bool:
     return bool((counts <= n).all())
 
 
-__all__ = ["check_nm", "nm_mask", "is_nm"]
+def is_transposable(mask: torch.Tensor, n: int, m: int, *, exact: bool = False) -> bool:
+    """True when every M×M tile has at most ``n`` nonzeros in every row and column (exactly ``n`` if ``exact``).
+
+    Equivalently: ``mask`` and ``mask.T`` are both N:M.
+
+    >>> is_transposable(torch.ones(4, 4), 2, 4)
+    False
+    >>> is_transposable(torch.tensor([[1, 0], [0, 1]]), 1, 2, exact=True)
+    True
+    """
+    check_nm(n, m)
+    if mask.dim() != 2 or mask.shape[0] % m or mask.shape[1] % m:
+        return False
+    tiles = _to_tiles(mask != 0, m)
+    rows, cols = tiles.sum(2), tiles.sum(1)
+    if exact:
+        return bool((rows == n).all() and (cols == n).all())
+    return bool((rows <= n).all() and (cols <= n).all())
+
+
+# --------------------------------------------------------------------------------------------------- tiles
+def _to_tiles(w: torch.Tensor, m: int) -> torch.Tensor:
+    """(R, C) -> (R/m · C/m, m, m): tile t = (tile row, tile column) in row-major order."""
+    r, c = w.shape
+    return w.reshape(r // m, m, c // m, m).permute(0, 2, 1, 3).reshape(-1, m, m)
+
+
+def _from_tiles(tiles: torch.Tensor, r: int, c: int) -> torch.Tensor:
+    m = tiles.shape[-1]
+    return tiles.reshape(r // m, c // m, m, m).permute(0, 2, 1, 3).reshape(r, c)
+
+
+@lru_cache(maxsize=None)
+def transposable_patterns(n: int, m: int) -> torch.Tensor:
+    """All m×m 0/1 matrices with exactly ``n`` ones in every row and column, shape (X(m, n), m, m), bool.
+
+    Enumerated row by row with column capacities; the order is deterministic (lexicographic by rows).
+
+    >>> transposable_patterns(2, 4).shape
+    torch.Size([90, 4, 4])
+    """
+    check_nm(n, m)
+    row_choices = list(itertools.combinations(range(m), n))
+    out: list[list[tuple[int, ...]]] = []
+
+    def rec(rows: list[tuple[int, ...]], cap: list[int]) -> None:
+        left = m - len(rows)
+        if left == 0:
+            out.append(list(rows))
+            return
+        for ch in row_choices:
+            if all(cap[j] > 0 for j in ch):
+                new = cap.copy()
+                for j in ch:
+                    new[j] -= 1
+                if all(v <= left - 1 for v in new):  # every column must still be fillable
+                    rows.append(ch)
+                    rec(rows, new)
+                    rows.pop()
+
+    rec([], [n] * m)
+    pats = torch.zeros(len(out), m, m, dtype=torch.bool)
+    for p, rows in enumerate(out):
+        for i, ch in enumerate(rows):
+            pats[p, i, list(ch)] = True
+    return pats
+
+
+_ENUMERATE_LIMIT = 1000  # enumerate patterns when X(m, n) is at most this (M = 4: 90; M = 2: 2; M = 3: 6 or 3)
+
+
+def _x_count_small(n: int, m: int) -> int | None:
+    from workbench.sparsity.diversity import transposable_count
+
+    x = transposable_count(m, n)
+    return x if x <= _ENUMERATE_LIMIT else None
+
+
+def _solve_enumerate(a: torch.Tensor, n: int, m: int, chunk: int = 1 << 16) -> torch.Tensor:
+    """Exact: score every tile against every valid pattern (one matmul per chunk) and keep the best."""
+    pats = transposable_patterns(n, m)
+    p = pats.reshape(len(pats), m * m).to(a.dtype)
+    flat = a.reshape(a.shape[0], m * m)
+    best = torch.empty(a.shape[0], dtype=torch.long)
+    for s in range(0, flat.shape[0], chunk):
+        best[s : s + chunk] = (flat[s : s + chunk] @ p.T).argmax(dim=1)  # first maximum on ties
+    return pats[best]
+
+
+def _augment(a: torch.Tensor, x: torch.Tensor, n: int, *, shortest: bool = True) -> torch.Tensor:
+    """Successive shortest augmenting paths until every row and column of every tile holds ``n``.
+
+    ``a``: (T, m, m) float64 scores |w| (to maximise), ``x``: (T, m, m) bool current selection (modified in place
+    and returned). Residual graph per tile: row i → column j with cost −a_ij where (i, j) is not selected (keep it),
+    column j → row i with cost +a_ij where it is (drop it); rows short of n are sources, columns short of n sinks.
+    When ``x`` starts as a min-cost selection for its size (e.g. empty) every augmentation keeps it so, and the
+    end result is an optimal b-matching (successive shortest paths, Ahuja–Magnanti–Orlin ch. 9). All tiles are
+    relaxed together (Bellman-Ford, vectorised); only tiles that still have a deficit are carried along.
+
+    ``shortest=False`` is the repair of a selection that is not min-cost (the greedy's): its residual graph can
+    hold negative cycles, so labels are set once, breadth-first (fewest edges, then best gain among those), which
+    always yields a simple augmenting path.
+    """
+    m = a.shape[-1]
+    inf = float("inf")
+    scale = a.amax(dim=(1, 2)).clamp_min(1e-300)
+    while True:
+        deficit_rows = x.sum(2) < n  # (T, m)
+        active = deficit_rows.any(1).nonzero().squeeze(1)
+        if active.numel() == 0:
+            return x
+        t = active.numel()
+        whole = t == x.shape[0]
+        sa, sx = (a, x) if whole else (a[active], x[active])
+        eps = (1e-12 * (scale if whole else scale[active]))[:, None]
+        ar = torch.arange(t)
+        add_cost = torch.where(sx, inf, -sa)  # row -> col
+        drop_cost = torch.where(sx, sa, inf)  # col -> row
+        drow = torch.where(deficit_rows[active], 0.0, inf).to(a.dtype)
+        prow = torch.full((t, m), -1, dtype=torch.long)
+        dcol = torch.full((t, m), inf, dtype=a.dtype)
+        pcol = torch.full((t, m), -1, dtype=torch.long)
+        for _ in range(2 * m + 2):
+            best, arg = (drow[:, :, None] + add_cost).min(dim=1)
+            imp = (best < dcol - eps) if shortest else (torch.isinf(dcol) & torch.isfinite(best))
+            dcol = torch.where(imp, best, dcol)
+            pcol = torch.where(imp, arg, pcol)
+            best2, arg2 = (dcol[:, None, :] + drop_cost).min(dim=2)
+            imp2 = (best2 < drow - eps) if shortest else (torch.isinf(drow) & torch.isfinite(best2))
+            drow = torch.where(imp2, best2, drow)
+            prow = torch.where(imp2, arg2, prow)
+            if not bool(imp2.any()):  # rows unchanged: the next column pass cannot improve either
+                break
+        deficit_cols = sx.sum(1) < n
+        dsink = torch.where(deficit_cols, dcol, inf)
+        j = dsink.argmin(dim=1)
+        done = torch.zeros(t, dtype=torch.bool)
+        for _ in range(m + 1):
+            i = pcol[ar, j]
+            upd = ~done
+            sx[ar[upd], i[upd], j[upd]] = True
+            jp = prow[ar, i]
+            stop = jp < 0
+            drop = upd & ~stop
+            sx[ar[drop], i[drop], jp[drop]] = False
+            done = done | stop
+            j = torch.where(drop, jp, j)
+            if bool(done.all()):
+                break
+        if not whole:
+            x[active] = sx
+
+
+def _solve_greedy(a: torch.Tensor, n: int) -> torch.Tensor:
+    """Hubara et al. 2021 greedy: entries by |w| descending, keep when row and column have room; then repair."""
+    t, m, _ = a.shape
+    flat = a.reshape(t, m * m)
+    order = torch.sort(flat, dim=1, descending=True, stable=True).indices
+    x = torch.zeros(t, m * m, dtype=torch.bool)
+    rc = torch.zeros(t, m, dtype=torch.long)
+    cc = torch.zeros(t, m, dtype=torch.long)
+    ar = torch.arange(t)
+    for k in range(m * m):
+        idx = order[:, k]
+        r, c = idx // m, idx % m
+        ok = (rc[ar, r] < n) & (cc[ar, c] < n)
+        x[ar, idx] |= ok
+        rc[ar, r] += ok
+        cc[ar, c] += ok
+    return _augment(a, x.reshape(t, m, m), n, shortest=False)
+
+
+def _top_prefix(a: torch.Tensor, n: int) -> torch.Tensor:
+    """The largest k entries of each tile, k as large as possible while no row or column exceeds ``n``.
+
+    The top-k entries are the best selection of size k with at most n per row and column (the caps do not bind),
+    i.e. a min-cost flow of value k: a valid start for successive shortest paths that skips k augmentations.
+    """
+    t, m, _ = a.shape
+    order = torch.sort(a.reshape(t, m * m), dim=1, descending=True, stable=True).indices
+    rows = torch.nn.functional.one_hot(order // m, m).cumsum(1)
+    cols = torch.nn.functional.one_hot(order % m, m).cumsum(1)
+    bad = ((rows > n) | (cols > n)).any(2)  # (t, m*m): taking the prefix up to here breaks a cap
+    k = torch.where(bad.any(1), bad.int().argmax(1), m * m)
+    keep = torch.arange(m * m)[None, :] < k[:, None]
+    x = torch.zeros(t, m * m, dtype=torch.bool)
+    x.scatter_(1, order, keep)
+    return x.reshape(t, m, m)
+
+
+def _solve_chunk(a: torch.Tensor, n: int, m: int, method: str) -> torch.Tensor:
+    if method == "greedy":
+        return _solve_greedy(a, n)
+    if _x_count_small(n, m) is not None:
+        return _solve_enumerate(a, n, m)
+    return _augment(a, _top_prefix(a, n), n)
+
+
+_CHUNK = 8192  # tiles per CPU work item: small enough to stay in cache
+
+
+def solve_tiles(a: torch.Tensor, n: int, m: int, method: str = "optimal") -> torch.Tensor:
+    """Masks for a batch of tiles ``a`` (T, m, m) of scores ≥ 0: exactly ``n`` per row and column, bool (T, m, m).
+
+    On CPU the tiles are cut into cache-sized chunks solved by single-threaded torch ops in a small thread pool
+    (torch releases the GIL inside its kernels); intra-op threads on such small tensors only contend.
+    """
+    check_nm(n, m)
+    if method not in ("optimal", "greedy"):
+        raise ShapeError(f"{n}:{m}-T mask: unknown method {method!r}; use 'optimal' or 'greedy'")
+    if a.dim() != 3 or tuple(a.shape[1:]) != (m, m):
+        raise ShapeError(f"{n}:{m}-T tile solve expects tiles of shape (T, {m}, {m}), got {tuple(a.shape)}")
+    a = a.detach().double()
+    if n == m:
+        return torch.ones_like(a, dtype=torch.bool)
+    if a.shape[0] == 0:
+        return torch.zeros_like(a, dtype=torch.bool)
+    if a.device.type != "cpu":
+        return _solve_chunk(a, n, m, method)
+    threads = torch.get_num_threads()
+    chunks = list(torch.split(a, _CHUNK))
+    torch.set_num_threads(1)
+    try:
+        if threads > 1 and len(chunks) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=threads) as pool:
+                parts = list(pool.map(lambda c: _solve_chunk(c, n, m, method), chunks))
+        else:
+            parts = [_solve_chunk(c, n, m, method) for c in chunks]
+    finally:
+        torch.set_num_threads(threads)
+    return torch.cat(parts)
+
+
+def transposable_mask(
+    w: torch.Tensor, n: int, m: int, method: str = "optimal", *, pad: bool = True
+) -> torch.Tensor:
+    """Boolean transposable N:M mask of a 2-D weight: every m×m tile keeps exactly ``n`` per row and column.
+
+    ``method``: ``"optimal"`` (maximum kept Σ|w| per tile, exact) or ``"greedy"`` (Hubara et al. 2021's greedy
+    plus repair). Sides that are not multiples of ``m`` are zero-padded for the solve (with a
+    :class:`PaddedWeightWarning`) and the mask is cropped back; ``pad=False`` raises a ShapeError instead.
+
+    >>> w = torch.tensor([[1., -5.], [4., 2.]])
+    >>> transposable_mask(w, 1, 2).int().tolist()
+    [[0, 1], [1, 0]]
+    """
+    check_nm(n, m)
+    what = f"{n}:{m}-T mask ({method})"
+    _check_weight(w, m, what, rows_too=True, pad=pad)
+    r, c = w.shape
+    a = w.detach().abs()
+    pr, pc = (-r) % m, (-c) % m
+    if pr or pc:
+        warnings.warn(
+            f"{what}: weight {(r, c)} is not a multiple of M={m} on both sides; zero-padded to "
+            f"{(r + pr, c + pc)} for the solve and cropped back (edge tiles keep at most {n} per row/column)",
+            PaddedWeightWarning,
+            stacklevel=2,
+        )
+        a = torch.nn.functional.pad(a, (0, pc, 0, pr))
+    tiles = _to_tiles(a, m)
+    mask = solve_tiles(tiles, n, m, method).to(w.device)
+    return _from_tiles(mask, r + pr, c + pc)[:r, :c].contiguous()
+
+
+def padding_needed(shape: tuple[int, ...], m: int) -> tuple[int, int]:
+    """Rows and columns of zero padding a 2-D weight of ``shape`` needs for M×M tiles."""
+    return (-shape[0]) % m, (-shape[1]) % m
+
+
+__all__ = [
+    "check_nm",
+    "nm_mask",
+    "is_nm",
+    "is_transposable",
+    "transposable_mask",
+    "transposable_patterns",
+    "solve_tiles",
+    "padding_needed",
+    "PaddedWeightWarning",
+]
