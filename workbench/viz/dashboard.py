@@ -117,18 +117,19 @@ def layer_error_figure(df: pd.DataFrame, fig: go.Figure | None = None, title: st
     """Weight SQNR per layer (dB), one bar per layer coloured by its format.
 
     ``df`` has one row per layer with columns ``layer``, ``format`` and ``sqnr_db`` (``inf`` or NaN for a layer
-    whose weights are unchanged: no bar, labelled "exact").
+    whose weights are unchanged: no bar and no label).
 
     >>> df = pd.DataFrame({"layer": ["fc1", "fc2"], "format": ["int8", "dense"], "sqnr_db": [41.5, float("inf")]})
     >>> fig = layer_error_figure(df)
     >>> list(fig.data[0].text)
-    ['int8 · 41.5 dB', 'exact']
+    ['int8 · 41.5 dB', '']
     """
     layers = [str(x) for x in df["layer"]] if len(df) else []
     fmts = [str(x) for x in df["format"]] if len(df) else []
     raw = [float(v) for v in df["sqnr_db"]] if len(df) else []
     ys = [v if math.isfinite(v) else None for v in raw]
-    text = [(f"{f} · {v:.1f} dB" if y is not None else "exact") for f, v, y in zip(fmts, raw, ys)]
+    # no label on a missing bar: plotly.js drops every bar label of later redraws after one (seen in 2.x/3.x)
+    text = [(f"{f} · {v:.1f} dB" if y is not None else "") for f, v, y in zip(fmts, raw, ys)]
     finite = [y for y in ys if y is not None]
     top = max(finite) if finite else 60.0
     traces = [dict(

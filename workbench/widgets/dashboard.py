@@ -246,10 +246,10 @@ class Workbench:
         self.sparsity = W.ToggleButtons(options=list(SPARSITY_CHOICES), value=sp, description="sparsity",
                                         style={"button_width": "70px"})
         self.number = W.ToggleButtons(options=list(NUMBER_CHOICES), value=num, description="numbers",
-                                      style={"button_width": "80px"})
+                                      style={"button_width": "96px"})
         self.activations = W.ToggleButtons(options=list(ACTIVATION_CHOICES),
                                            value=ACTIVATION_CHOICES[int(self.state.activations)],
-                                           description="quantize", style={"button_width": "140px"})
+                                           description="quantize", style={"button_width": "170px"})
         for w in (self.sparsity, self.number, self.activations):
             w.add_class("wb-switch")
             w.observe(self._on_switch, names="value")
