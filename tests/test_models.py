@@ -425,6 +425,9 @@ def test_minilm_handle(minilm):
     assert len(batches) == 4 and all(set(b) >= {"input_ids", "attention_mask"} for b in batches)
     assert sum(len(b["input_ids"]) for b in batches) == len(sentences()) == 128
     assert len(h.calibration_batches(n_batches=2, batch_size=8)) == 2
+    assert sorted(h.eval_items) == sorted(sentences())
+    lengths = [int(b["attention_mask"].sum(1).max()) for b, _ in h.eval_batches()]
+    assert lengths == sorted(lengths)  # evaluation batches run shortest first, to pad less
     emb = h.run(batches[0])
     assert emb.shape == (32, 384) and torch.allclose(emb.norm(dim=1), torch.ones(32), atol=1e-5)
 
@@ -463,7 +466,9 @@ def test_local_hf_directory_and_user_sentences(minilm):
     h = load_model(str(path), data=dict(calib=["A short one.", "Another sentence here."], eval=sentences()[:8]))
     assert h.task == "embedding" and h.name == path.name
     refs = torch.cat([t for _, t in h.eval_batches()])
-    assert torch.allclose(refs, torch.cat([t for _, t in minilm.eval_batches()])[:8], atol=1e-5)
+    full = dict(zip(minilm.eval_items, torch.cat([t for _, t in minilm.eval_batches()])))
+    assert sorted(h.eval_items) == sorted(sentences()[:8])
+    assert torch.allclose(refs, torch.stack([full[t] for t in h.eval_items]), atol=1e-5)
     assert len(h.calibration_batches()) == 1
     with pytest.raises(ModelSpecError, match="known are"):
         load_model("hf:some-other-model")

@@ -198,6 +198,11 @@ class EmbeddingHandle(ModelHandle):
     def _forward(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         return self._encode(model, batch)
 
+    @property
+    def eval_items(self) -> Sequence[Any]:
+        """The evaluation items (sentences or inputs) in the order of :meth:`eval_batches`."""
+        return self._eval_items
+
     def calibration_batches(self, n_batches: int | None = None, batch_size: int | None = None) -> list[Batch]:
         """Batches of the calibration items (default: all of them, 32 per batch)."""
         size = batch_size or self.batch_size
