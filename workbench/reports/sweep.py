@@ -236,7 +236,7 @@ def run_sweep(notebook: str | Path, grid: Mapping[str, Sequence[Any]], *, fixed:
     bar = _progress(len(jobs), len(jobs) - len(todo), progress)
     own_close: Callable[[], None] = lambda: None  # noqa: E731
     if executor is None and todo:
-        executor, own_close = _make_executor(workers, scheduler)
+        executor, own_close = _make_executor(min(workers, len(todo)), scheduler)
     try:
         if executor is None:
             for job in todo:
