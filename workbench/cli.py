@@ -143,7 +143,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if overlap:
         raise WorkbenchError(f"parameters both in the grid and given with -p/-f: {', '.join(sorted(overlap))}")
     result = run_sweep(args.notebook, grid, fixed=fixed, output_dir=args.output_dir, workers=args.workers,
-                       scheduler=args.scheduler, progress=not args.no_progress, cell_timeout=args.cell_timeout)
+                       pool=args.pool, scheduler=args.scheduler, progress=not args.no_progress,
+                       cell_timeout=args.cell_timeout)
     done, skipped, failed = (result.names(s) for s in ("complete", "skipped", "failed"))
     print(f"sweep: {len(result.runs)} runs: {len(done)} ran, {len(skipped)} already complete, {len(failed)} failed")
     for run in result.runs:
@@ -196,6 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_params(sweep)
     sweep.add_argument("-o", "--output-dir", default="sweep", help="output folder (default: sweep)")
     sweep.add_argument("--workers", type=int, default=1, help="local worker processes (default: 1)")
+    sweep.add_argument("--pool", choices=["processes", "threads"], default="processes",
+                       help="local workers as processes (default) or threads; each report has its own kernel")
     sweep.add_argument("--scheduler", default=None, help="Dask scheduler address, e.g. tcp://10.0.0.5:8786")
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
     sweep.set_defaults(func=_cmd_sweep)

@@ -173,8 +173,9 @@ def _progress(total: int, initial: int, show: bool):
     return tqdm(total=total, initial=initial, desc="sweep", unit="report", disable=not show or None)
 
 
-def _make_executor(workers: int, scheduler: str | None) -> tuple[cf.Executor | None, Callable[[], None]]:
-    """An executor for ``workers`` local processes or a Dask scheduler address, and how to shut it down."""
+def _make_executor(workers: int, scheduler: str | None, pool: str = "processes"
+                   ) -> tuple[cf.Executor | None, Callable[[], None]]:
+    """An executor for ``workers`` local processes (or threads) or a Dask scheduler address, and its shutdown."""
     if scheduler:
         try:
             from distributed import Client
@@ -188,21 +189,28 @@ def _make_executor(workers: int, scheduler: str | None) -> tuple[cf.Executor | N
             client.close()
 
         return executor, close
+    if pool not in {"processes", "threads"}:
+        raise DataError(f"pool must be 'processes' or 'threads', got {pool!r}")
     if workers > 1:
-        pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
-        return pool, lambda: pool.shutdown(wait=True)
+        if pool == "threads":
+            executor = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="workbench-sweep")
+        else:  # spawn: safe even when called from a Jupyter kernel (fork of a process with zmq threads is not)
+            executor = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+        return executor, lambda: executor.shutdown(wait=True)
     return None, lambda: None
 
 
 def run_sweep(notebook: str | Path, grid: Mapping[str, Sequence[Any]], *, fixed: Mapping[str, Any] | None = None,
               output_dir: str | Path = "sweep", workers: int = 1, scheduler: str | None = None,
-              executor: cf.Executor | None = None, progress: bool = True, kernel_name: str = "python3",
-              cell_timeout: float | None = None) -> SweepResult:
+              executor: cf.Executor | None = None, pool: str = "processes", progress: bool = True,
+              kernel_name: str = "python3", cell_timeout: float | None = None) -> SweepResult:
     """Run ``notebook`` once per combination of ``grid`` (plus ``fixed``) and write the index and summary.
 
     ``executor`` (any :class:`concurrent.futures.Executor`, e.g. ``distributed.Client(...).get_executor()``) wins
     over ``scheduler`` (a Dask scheduler address), which wins over ``workers`` (local processes; 1 = in this
-    process, one after another). Workers must see ``output_dir`` and have ``workbench`` installed. Raises
+    process, one after another). Every report runs in its own Jupyter kernel process whatever the executor, so
+    ``pool="threads"`` also runs ``workers`` notebooks at once while sparing each worker the start-up of a fresh
+    Python that imports workbench. Workers must see ``output_dir`` and have ``workbench`` installed. Raises
     :class:`ParameterError` before running anything if any combination is invalid.
     """
     notebook = Path(notebook).resolve()
@@ -236,7 +244,7 @@ def run_sweep(notebook: str | Path, grid: Mapping[str, Sequence[Any]], *, fixed:
     bar = _progress(len(jobs), len(jobs) - len(todo), progress)
     own_close: Callable[[], None] = lambda: None  # noqa: E731
     if executor is None and todo:
-        executor, own_close = _make_executor(min(workers, len(todo)), scheduler)
+        executor, own_close = _make_executor(min(workers, len(todo)), scheduler, pool)
     try:
         if executor is None:
             for job in todo:
