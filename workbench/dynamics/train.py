@@ -1,0 +1,298 @@
+"""A small, honest training loop on a handle's data that records how far the weights travel.
+
+It follows the recipe of Hoffer, Hubara & Soudry 2017 ("Train longer, generalize better: closing the generalization
+gap in large batch training of neural networks"):
+
+* **learning-rate scaling** for a batch ``B`` larger than the reference ``b`` (``base_batch``): ``lr·√(B/b)``
+  (``lr_scaling="sqrt"``, the paper's choice, keeping the covariance of the update noise), or ``lr·B/b``
+  (``"linear"``, Goyal et al. 2017);
+* **Ghost Batch Norm** (``ghost_batch=g``): BatchNorm statistics per ghost batch of ``g`` samples;
+* **regime adaptation** (``regime_adaptation=True``): an epoch budget is multiplied by ``B/b`` so the large batch
+  makes as many updates as the small batch did (the schedule's milestones stretch with it);
+
+and two switches from the same line of work: **batch augmentation** (``batch_augmentation=M``: every sample repeated
+``M`` times with different augmentations, Hoffer et al. 2019) and a **fixed Hadamard classifier** (Hoffer et al.
+2018).
+
+The handle's model is never touched: training runs on a deep copy, by default re-initialised from the same
+architecture with ``seed`` (``reinit=True``), since the point is the distance from initialization. Batches are
+drawn from a stream of seeded random permutations of the training set, so every batch has exactly ``B`` samples and
+an epoch is ``N/B`` updates. The model is evaluated (train and test loss/accuracy, in eval mode, on the full sets)
+every ``eval_every`` epochs and at the end. Training stops early, keeping everything recorded, when ``stop()`` is
+true (a callable or a ``threading.Event``) or on ``KeyboardInterrupt``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from workbench.dynamics.augment import batch_augment
+from workbench.dynamics.ghost_bn import swap_ghost_bn
+from workbench.dynamics.hadamard import fix_hadamard_classifier
+from workbench.dynamics.tracker import WeightDistanceTracker
+from workbench.errors import DataError
+
+METRIC_COLUMNS = ["step", "epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds"]
+LR_SCALINGS = (None, "sqrt", "linear")
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns: tidy frames plus the trained copy of the model."""
+
+    distances: pd.DataFrame  # step, layer, distance, travelled, init_norm (tracker rows)
+    metrics: pd.DataFrame  # one row per evaluation: METRIC_COLUMNS
+    model: nn.Module
+    config: dict[str, Any]
+    steps: int  # updates made
+    stopped: bool = False  # stop() asked for it
+    interrupted: bool = False  # KeyboardInterrupt
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def final(self) -> dict[str, float]:
+        """The last evaluation row as a dict (test_acc, test_loss, train_acc, ...)."""
+        return self.metrics.iloc[-1].to_dict() if len(self.metrics) else {}
+
+
+def _stop_fn(stop) -> Callable[[], bool]:
+    if stop is None:
+        return lambda: False
+    if isinstance(stop, threading.Event):
+        return stop.is_set
+    if callable(stop):
+        return lambda: bool(stop())
+    raise DataError(f"stop must be a callable or a threading.Event, got {type(stop).__name__}")
+
+
+def reinitialize(model: nn.Module, seed: int) -> nn.Module:
+    """Call ``reset_parameters()`` on every submodule that has one, under ``torch.manual_seed(seed)`` (in place;
+    the global RNG state is restored afterwards). BatchNorm running statistics are reset too."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        for module in model.modules():
+            reset = getattr(module, "reset_parameters", None)
+            if callable(reset):
+                reset()
+    return model
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 2048) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of ``model`` (eval mode) on ``(x, y)``."""
+    was = model.training
+    model.eval()
+    loss, correct = 0.0, 0
+    for i in range(0, len(x), batch):
+        out = model(x[i:i + batch])
+        loss += float(F.cross_entropy(out, y[i:i + batch], reduction="sum"))
+        correct += int((out.argmax(1) == y[i:i + batch]).sum())
+    model.train(was)
+    return loss / len(x), correct / len(x)
+
+
+def _handle_parts(handle) -> tuple[str, nn.Module, tuple, tuple]:
+    if isinstance(handle, str):
+        import workbench
+
+        handle = workbench.load_model(handle)
+    for attr in ("model", "train_data", "test_data"):
+        if not hasattr(handle, attr):
+            raise DataError(f"train needs a classification handle with .model, .train_data() and .test_data(); "
+                            f"{type(handle).__name__} has no {attr!r}")
+    name = str(getattr(handle, "name", type(handle.model).__name__))
+    return name, handle.model, tuple(handle.train_data()), tuple(handle.test_data())
+
+
+def plan(batch_size: int, lr: float, steps: int | None, epochs: float | None, n_train: int,
+         lr_scaling: str | None, base_batch: int, regime_adaptation: bool) -> dict[str, Any]:
+    """The effective learning rate, epochs and number of updates a configuration implies (checks the inputs)."""
+    if int(batch_size) < 1:
+        raise DataError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if not lr > 0 or not math.isfinite(lr):
+        raise DataError(f"lr must be positive and finite, got {lr!r}")
+    if lr_scaling not in LR_SCALINGS:
+        raise DataError(f"lr_scaling must be one of {LR_SCALINGS}, got {lr_scaling!r}")
+    if int(base_batch) < 1:
+        raise DataError(f"base_batch must be a positive integer, got {base_batch!r}")
+    if steps is not None and epochs is not None:
+        raise DataError(f"give steps or epochs, not both (got steps={steps}, epochs={epochs})")
+    if steps is None and epochs is None:
+        epochs = 10
+    ratio = batch_size / base_batch
+    lr_eff = lr * (math.sqrt(ratio) if lr_scaling == "sqrt" else ratio if lr_scaling == "linear" else 1.0)
+    if steps is not None:
+        if int(steps) < 1 or int(steps) != steps:
+            raise DataError(f"steps must be a positive integer, got {steps!r}")
+        if regime_adaptation:
+            raise DataError("regime_adaptation rescales an epoch budget (epochs × B/b); with steps= the number of "
+                            "updates is already fixed: pass epochs= instead")
+        total = int(steps)
+        epochs_eff = total * batch_size / n_train
+    else:
+        if not epochs > 0:  # type: ignore[operator]
+            raise DataError(f"epochs must be positive, got {epochs!r}")
+        epochs_eff = float(epochs) * (ratio if regime_adaptation else 1.0)  # type: ignore[arg-type]
+        total = max(1, math.ceil(epochs_eff * n_train / batch_size))
+    return {"lr_effective": lr_eff, "epochs_effective": epochs_eff, "total_steps": total, "ratio": ratio}
+
+
+def _lr_at(schedule: str, base: float, step: int, total: int) -> float:
+    if schedule == "constant":
+        return base
+    if schedule == "step":  # ×0.1 at 50 % and again at 75 % of the updates (stretched by regime adaptation)
+        return base * (0.1 if step >= 0.5 * total else 1.0) * (0.1 if step >= 0.75 * total else 1.0)
+    if schedule == "cosine":
+        return base * 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+    raise DataError(f"lr_schedule must be 'constant', 'step' or 'cosine', got {schedule!r}")
+
+
+def train(handle, batch_size: int = 32, lr: float = 0.05, steps: int | None = None, epochs: float | None = None, *,
+          ghost_batch: int | None = None, lr_scaling: str | None = None, base_batch: int = 32,
+          regime_adaptation: bool = False, batch_augmentation: int = 1, augment: bool | None = None,
+          hadamard_classifier: bool = False, seed: int = 0, reinit: bool = True, momentum: float = 0.9,
+          weight_decay: float = 0.0, lr_schedule: str = "constant", track_every: int | str = "log",
+          track_points: int = 256, travelled: bool = False, eval_every: float = 1.0,
+          stop=None, on_record: Callable[[list[dict]], None] | None = None,
+          on_metrics: Callable[[dict], None] | None = None, progress: bool = True) -> TrainResult:
+    """Train a fresh copy of ``handle``'s model with SGD; return distances from initialization and metrics.
+
+    ``handle``: a ModelHandle (or a spec string for :func:`workbench.load_model`) with ``.model``,
+    ``.train_data()`` and ``.test_data()``. Give ``steps`` (updates) or ``epochs`` (passes; 10 if neither).
+    ``track_every``: record distances every k steps, or ``"log"`` for ``track_points`` log-spaced steps (the
+    curves are read on a log axis). ``on_record(rows)`` receives each batch of new distance rows (dicts) as they
+    are recorded, ``on_metrics(row)`` each evaluation row: the live widget listens to both.
+    """
+    name, source, (x_train, y_train), (x_test, y_test) = _handle_parts(handle)
+    n_train = len(x_train)
+    if n_train == 0:
+        raise DataError(f"{name}: the training set is empty")
+    p = plan(batch_size, lr, steps, epochs, n_train, lr_scaling, base_batch, regime_adaptation)
+    m = int(batch_augmentation)
+    if m < 1:
+        raise DataError(f"batch_augmentation must be a positive integer (copies per sample), got {batch_augmentation!r}")
+    forward_batch = int(batch_size) * m
+    if ghost_batch is not None:
+        g = int(ghost_batch)
+        if g < 1 or g > forward_batch or forward_batch % g != 0:
+            raise DataError(f"ghost_batch={ghost_batch} must be a positive divisor of the batch of {forward_batch} "
+                            f"samples (batch_size {batch_size} × batch_augmentation {m}) and not larger than it")
+    if not eval_every > 0:
+        raise DataError(f"eval_every must be a positive number of epochs, got {eval_every!r}")
+    do_augment = (m > 1) if augment is None else bool(augment)
+    total = p["total_steps"]
+    _lr_at(lr_schedule, 1.0, 0, total)  # validates the schedule name
+
+    model = copy.deepcopy(source)
+    if reinit:
+        reinitialize(model, seed)
+    if hadamard_classifier:
+        fix_hadamard_classifier(model)
+    if ghost_batch is not None:
+        swap_ghost_bn(model, int(ghost_batch))
+    model.train()
+    if track_every == "log":
+        record = np.unique(np.round(np.geomspace(1, total, max(2, int(track_points)))).astype(int))
+        tracker = WeightDistanceTracker(model, travelled=travelled, record_steps=record.tolist())
+    else:
+        tracker = WeightDistanceTracker(model, every=int(track_every), travelled=travelled)
+    params = [q for q in model.parameters() if q.requires_grad]
+    opt = torch.optim.SGD(params, lr=p["lr_effective"], momentum=momentum, weight_decay=weight_decay)
+    gen = torch.Generator().manual_seed(int(seed) + 1_000_003)
+    should_stop = _stop_fn(stop)
+
+    metrics: list[dict] = []
+    t_start = time.perf_counter()
+
+    def log_metrics(step: int) -> None:
+        tl, ta = evaluate(model, x_train, y_train)
+        vl, va = evaluate(model, x_test, y_test)
+        row = {"step": step, "epoch": step * batch_size / n_train, "lr": opt.param_groups[0]["lr"],
+               "train_loss": tl, "train_acc": ta, "test_loss": vl, "test_acc": va,
+               "seconds": time.perf_counter() - t_start}
+        metrics.append(row)
+        if on_metrics is not None:
+            on_metrics(row)
+
+    if on_record is not None:
+        on_record(tracker.frame().to_dict("records"))
+    log_metrics(0)
+    order = torch.randperm(n_train, generator=gen)
+    cursor = 0
+    step = 0
+    stopped = interrupted = False
+    evals_done = 0
+    bar_kwargs: dict[str, Any] = {"total": total, "desc": f"train {name} B={batch_size}", "leave": False}
+    if not progress:
+        bar_kwargs["disable"] = True
+    bar = tqdm(**bar_kwargs)
+    try:
+        while step < total:
+            if should_stop():
+                stopped = True
+                break
+            take = []
+            need = int(batch_size)
+            while need > 0:
+                if cursor >= n_train:
+                    order = torch.randperm(n_train, generator=gen)
+                    cursor = 0
+                chunk = order[cursor:cursor + need]
+                take.append(chunk)
+                cursor += len(chunk)
+                need -= len(chunk)
+            idx = torch.cat(take) if len(take) > 1 else take[0]
+            xb, yb = batch_augment(x_train[idx], y_train[idx], m, gen, augment=do_augment)
+            for group in opt.param_groups:
+                group["lr"] = _lr_at(lr_schedule, p["lr_effective"], step, total)
+            opt.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(xb), yb)
+            if not torch.isfinite(loss):
+                raise DataError(f"{name}: the training loss became {float(loss)} at step {step + 1} "
+                                f"(lr {opt.param_groups[0]['lr']:.3g}, batch {batch_size}); lower the learning rate")
+            loss.backward()
+            opt.step()
+            step += 1
+            rows = tracker.update(step)
+            if rows and on_record is not None:
+                on_record(rows)
+            epoch_index = int(step * batch_size / (n_train * eval_every))
+            if epoch_index > evals_done and step < total:
+                evals_done = epoch_index
+                log_metrics(step)
+            bar.update(1)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        bar.close()
+    if step > 0 and not tracker.due(step):  # stopped between records: keep the last point
+        rows = tracker.update(step, force=True)
+        if rows and on_record is not None:
+            on_record(rows)
+    if not metrics or metrics[-1]["step"] != step:
+        log_metrics(step)
+    model.eval()
+    config = {"model": name, "batch_size": int(batch_size), "lr": float(lr), "steps": steps, "epochs": epochs,
+              "ghost_batch": ghost_batch, "lr_scaling": lr_scaling, "base_batch": int(base_batch),
+              "regime_adaptation": bool(regime_adaptation), "batch_augmentation": m, "augment": do_augment,
+              "hadamard_classifier": bool(hadamard_classifier), "seed": int(seed), "reinit": bool(reinit),
+              "momentum": momentum, "weight_decay": weight_decay, "lr_schedule": lr_schedule, **p}
+    return TrainResult(distances=tracker.frame(), metrics=pd.DataFrame(metrics, columns=METRIC_COLUMNS),
+                       model=model, config=config, steps=step, stopped=stopped, interrupted=interrupted,
+                       seconds=time.perf_counter() - t_start)
+
+
+__all__ = ["train", "TrainResult", "plan", "reinitialize", "evaluate", "METRIC_COLUMNS"]
