@@ -164,11 +164,11 @@ def run_report(notebook: str | Path, parameters: Mapping[str, Any] | None = None
     """
     import papermill
 
-    notebook = Path(notebook)
+    notebook = Path(notebook).resolve()
     name = name or notebook.stem
     if not name or "/" in name or name.startswith("."):
         raise ParameterError(f"report name {name!r} must be a plain file name")
-    out = Path(output_dir)
+    out = Path(output_dir).resolve()
     values, effective, metrics_file = prepare_parameters(notebook, parameters, out, name)
     out.mkdir(parents=True, exist_ok=True)
     paths = report_paths(out, name)
@@ -178,7 +178,11 @@ def run_report(notebook: str | Path, parameters: Mapping[str, Any] | None = None
         _remove(metrics_file)
 
     started_at, t0 = _now(), time.perf_counter()
-    engine_kwargs: dict[str, Any] = {"store_widget_state": False}
+    # The kernel starts in the notebook's folder through nbclient's resources, not papermill's ``cwd``, which
+    # chdir()s the whole process and would race between the threads of a thread pool or a Dask worker.
+    kernel_cwd = Path(cwd).resolve() if cwd is not None else notebook.parent
+    engine_kwargs: dict[str, Any] = {"store_widget_state": False,
+                                     "resources": {"metadata": {"path": str(kernel_cwd)}}}
     if cell_timeout is not None:
         engine_kwargs["execution_timeout"] = cell_timeout
     error: BaseException | None = None
@@ -187,8 +191,7 @@ def run_report(notebook: str | Path, parameters: Mapping[str, Any] | None = None
         lg.addFilter(_PAPERMILL_FILTER)
     try:
         papermill.execute_notebook(
-            str(notebook), str(paths["partial"]), parameters=values, kernel_name=kernel_name,
-            cwd=str(Path(cwd) if cwd is not None else notebook.resolve().parent), progress_bar=progress,
+            str(notebook), str(paths["partial"]), parameters=values, kernel_name=kernel_name, progress_bar=progress,
             log_output=log_output, request_save_on_cell_execute=True, **engine_kwargs)
     except BaseException as exc:  # noqa: BLE001 - recorded, then re-raised below
         error = exc
