@@ -389,3 +389,17 @@ def test_minilm_reports_embedding_cosine():
         assert w.metrics["cosine"] == pytest.approx(1.0, abs=1e-6)
     finally:
         w.close()
+
+
+def test_toggling_back_reuses_cached_masks_exactly(wb, reference):
+    wb.sparsity.value = "4:8-T"
+    fc1 = wb.handle.model.fc1
+    first = fc1.weight.detach().clone()
+    metrics = dict(wb.metrics)
+    wb.number.value = "int8"
+    wb.number.value = "fp32"  # back to 4:8-T: from the session's cache
+    assert wb._session.params[("fc1", "4:8-T")] is fc1.parametrizations.weight[0]
+    assert torch.equal(fc1.weight, first) and wb.metrics == metrics
+    fresh = workbench.load_model("digits-cnn")
+    F.apply(fresh.model, "4:8-T", layers=["fc1"])
+    assert torch.equal(fresh.model.fc1.weight, first)

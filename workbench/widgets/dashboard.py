@@ -34,12 +34,20 @@ from typing import Any
 import ipywidgets as W
 import pandas as pd
 import plotly.graph_objects as go
+from torch import nn
+from torch.nn.utils import parametrize
 
 from workbench import formats as F
 from workbench.errors import WorkbenchError
 from workbench.viz.dashboard import layer_error_figure, readout_figure
 from workbench.widgets._async import Cancelled, JobContext, LatestJobRunner
-from workbench.widgets.readouts import evaluate_watched, plan_formats, readouts_frame, weight_sqnr_table
+from workbench.widgets.readouts import (
+    evaluate_watched,
+    has_number_format,
+    plan_formats,
+    readouts_frame,
+    weight_sqnr_table,
+)
 from workbench.widgets.state import (
     NUMBER_CHOICES,
     SPARSITY_CHOICES,
@@ -76,6 +84,15 @@ def _load_model(spec: Any) -> Any:
     return loader(spec)
 
 
+def _format_parametrization(module: nn.Module) -> Any:
+    """The :class:`workbench.formats.FormatParametrization` on a layer's weight, if any."""
+    if parametrize.is_parametrized(module, "weight"):
+        for p in module.parametrizations["weight"]:
+            if isinstance(p, F.FormatParametrization):
+                return p
+    return None
+
+
 def _spec_of(handle: Any, fallback: Any) -> str:
     return fallback if isinstance(fallback, str) else str(getattr(handle, "name", "model"))
 
@@ -93,6 +110,7 @@ class _Session:
     eval_calls: int
     sqnr_cache: dict[tuple[str, str], float] = field(default_factory=dict)
     skips: dict[tuple[str, str, bool], str] = field(default_factory=dict)
+    params: dict[tuple[str, str], Any] = field(default_factory=dict)  # (layer, format) -> FormatParametrization
     applied: DashboardState | None = None  # the state the model is in after the last successful apply
 
 
@@ -390,7 +408,7 @@ class Workbench:
             target.overrides.pop(k)
         model = session.handle.model
         previous = session.applied
-        ctx.progress(0.15, "applying formats")
+        ctx.progress(0.1, "applying formats")
         try:
             skipped = self._bring_to(session, target, ctx)
             session.applied = target
@@ -398,7 +416,7 @@ class Workbench:
             n = max(1, session.eval_calls)
             metrics, _ = evaluate_watched(
                 session.handle, session.names, check=ctx.check,
-                progress=lambda c: ctx.progress(0.25 + 0.65 * min(1.0, c / n), "evaluating"))
+                progress=lambda c: ctx.progress(0.5 + 0.4 * min(1.0, c / n), f"evaluating ({c}/{n} layer calls)"))
         except Cancelled as c:
             if c.reason == "cancelled" and previous is not None:
                 self._bring_to(session, previous, None)  # back to the state the readouts show
@@ -436,8 +454,13 @@ class Workbench:
                         applied=DashboardState(spec))
 
     def _bring_to(self, session: _Session, target: DashboardState, ctx: JobContext | None) -> dict[str, str]:
-        """Apply ``target`` to the session's model, touching only layers whose format changes; returns the
-        layers skipped because their format does not fit ({layer: reason})."""
+        """Apply ``target`` to the session's model, touching only layers whose format changes, one layer at a
+        time (progress, cancellation between layers); returns the layers skipped because their format does not
+        fit ({layer: reason}).
+
+        A weight-only format a layer had before is put back from the session's cache of parametrizations (their
+        masks and scales depend only on the original weight, which never changes), so toggling back to a format
+        is cheap even when its mask is expensive (transposable N:M)."""
         model = session.handle.model
         wanted = target.resolve(session.names)
         table = F.format_table(model)
@@ -448,19 +471,30 @@ class Workbench:
                             known_skips=skips)
         if plan.restore:
             F.restore(model, plan.restore)
-        for fmt, layers in plan.apply.items():
+        steps = [(fmt, name) for fmt, names in plan.apply.items() for name in names]
+        modules = F.eligible_layers(model) if steps else {}
+        for i, (fmt, name) in enumerate(steps):
             if ctx is not None:
                 ctx.check()
-            explicit = [n for n in layers if n in target.overrides]
-            implicit = set(layers) - set(explicit)
-            if explicit:
-                F.apply(model, fmt, layers=explicit, activations=target.activations)
-            if implicit:
-                report = F.apply(model, fmt, layers=lambda n, _m, s=implicit: n in s,
-                                 activations=target.activations)
-                for r in report.itertuples():
-                    if r.status == "skipped":
-                        session.skips[(r.layer, fmt, target.activations)] = r.reason
+                ctx.progress(0.1 + 0.4 * i / len(steps), f"applying {fmt} to {name} ({i + 1}/{len(steps)})")
+            with_act = target.activations and has_number_format(fmt)
+            cached = None if with_act else session.params.get((name, fmt))
+            if cached is not None:
+                F.restore(model, [name])
+                parametrize.register_parametrization(modules[name], "weight", cached)
+                continue
+            if name in target.overrides:  # named explicitly: a format that does not fit raises
+                F.apply(model, fmt, layers=[name], activations=target.activations)
+            else:
+                report = F.apply(model, fmt, layers=lambda n, _m, s=name: n == s, activations=target.activations)
+                if (report["status"] == "skipped").any():
+                    session.skips[(name, fmt, target.activations)] = str(report["reason"].iloc[0])
+                    F.restore(model, [name])
+                    continue
+            if not with_act:
+                param = _format_parametrization(modules[name])
+                if param is not None:
+                    session.params[(name, fmt)] = param
         return {name: session.skips[(name, f, target.activations)] for name, f in wanted.items()
                 if name not in target.overrides and (name, f, target.activations) in session.skips}
 

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-__all__ = ["FormatPlan", "plan_formats", "weight_sqnr", "weight_sqnr_table", "evaluate_watched", "readouts_frame"]
+__all__ = ["FormatPlan", "plan_formats", "has_number_format", "weight_sqnr", "weight_sqnr_table", "evaluate_watched", "readouts_frame"]
 
 
 @dataclass
@@ -72,13 +72,14 @@ def plan_formats(
             if have != "dense" or have_act:
                 plan.restore.append(layer)
             continue
-        want_act = activations and _has_number(fmt)
+        want_act = activations and has_number_format(fmt)
         if have != fmt or have_act != want_act:
             plan.apply.setdefault(fmt, []).append(layer)
     return plan
 
 
-def _has_number(fmt: str) -> bool:
+def has_number_format(fmt: str) -> bool:
+    """True when ``fmt`` has a number part (``"2:4+int8"``, ``"binary"``), False for dense or pure sparsity."""
     return any(p and ":" not in p and p != "dense" for p in fmt.split("+"))
 
 
