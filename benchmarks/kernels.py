@@ -79,8 +79,8 @@ def bench_gpu(reps: int) -> tuple[list[dict], dict]:
         except Exception as e:  # noqa: BLE001 - record why the torch 2:4 path is missing
             print(f"# torch 2:4 unavailable at {n}x{k} batch {m}: {type(e).__name__}: {e}", flush=True)
 
-        def row(fmt, t, check="", path=""):
-            b = traffic_bytes(fmt if fmt in FORMATS else "dense", n, k, m)
+        def row(fmt, t, check="", path="", bytes_fmt=None):
+            b = traffic_bytes(bytes_fmt or (fmt if fmt in FORMATS else "dense"), n, k, m)
             gbps = b / (t * 1e-6) / 1e9
             return dict(
                 out_features=n, in_features=k, batch=m, shape=f"{n}×{k}", format=fmt, bytes=b, time_us=t, gbps=gbps,
@@ -90,9 +90,7 @@ def bench_gpu(reps: int) -> tuple[list[dict], dict]:
 
         rows.append(row("dense", t_dense, path="F.linear bf16"))
         if t_24 == t_24:
-            r = row("2:4", t_24, path="to_sparse_semi_structured")
-            r["format"] = "torch 2:4"
-            rows.append(r)
+            rows.append(row("torch 2:4", t_24, path="to_sparse_semi_structured", bytes_fmt="2:4"))
         backends = ["triton"] + (["auto"] if m > 64 else [])
         for fmt in FORMATS:
             p = pack(w, fmt)
@@ -106,7 +104,8 @@ def bench_gpu(reps: int) -> tuple[list[dict], dict]:
                     t = median_time_us(lambda: linear(x, p, backend=backend), reps=reps, flush=flush)
                     from workbench.kernels import linear_path
 
-                    rows.append(row(fmt if backend == "triton" else f"{fmt} (auto)", t, check, linear_path(x, p, backend)))
+                    name = fmt if backend == "triton" else f"{fmt} (auto)"
+                    rows.append(row(name, t, check, linear_path(x, p, backend), bytes_fmt=fmt))
                 except Exception as e:  # noqa: BLE001 - a failing kernel is a result to report, not a crash
                     print(f"# {fmt} {backend} at {n}x{k} batch {m} failed: {type(e).__name__}: {e}", flush=True)
         print(to_markdown(_short(rows[-(2 + len(FORMATS) * len(backends)):])), flush=True)

@@ -211,8 +211,8 @@ def linear(
     if path == "cusparselt":
         try:
             return _cusparselt(x2.contiguous(), packed, bias).reshape(*lead, n)
-        except (RuntimeError, ValueError):
-            path = "triton"
+        except (RuntimeError, ValueError, TypeError, AssertionError, NotImplementedError):
+            path = "triton"  # a shape or dtype cuSPARSELt rejects: the kernel takes any
     if path == "interpreter" and x.device.type != "cpu":
         res = linear(x.cpu(), packed.to("cpu"), None if bias is None else bias.cpu(), backend="emulated")
         if out is not None:
