@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from contextlib import contextmanager
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -175,6 +176,20 @@ class SETRun:
         return float(self.history["test_accuracy"].iloc[-1])
 
 
+@contextmanager
+def _threads_for(n_connections: int, small: int = 500_000):
+    """Run small models on one torch thread (restored afterwards): their sparse products are far too short to
+    gain from a second thread, and on a busy 2-core machine the thread hand-offs cost 10-50x the work."""
+    before = torch.get_num_threads()
+    if n_connections < small and before > 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
 def _optimizer(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
     return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
 
@@ -233,29 +248,30 @@ def train_set(sizes: Sequence[int] = (64, 128, 128, 10), *, epochs: int = 10, ep
     snapshots = [model.topology()]
     rows = []
     prune_at = set(int(e) for e in prune_neurons_at)
-    for epoch in tqdm(range(1, epochs + 1), desc=f"SET seed {seed}", disable=not progress, leave=False):
-        t0 = time.perf_counter()
-        perm = torch.randperm(len(xtr), generator=gen)
-        total, count = 0.0, 0
-        for i in range(0, len(xtr), batch_size):
-            idx = perm[i:i + batch_size]
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model(xtr[idx]), ytr[idx])
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(idx)
-            count += len(idx)
-        seconds = time.perf_counter() - t0
-        acc = _accuracy(model, xte, yte)
-        if epoch < epochs:
-            for layer in model.layers:
-                set_prune_regrow(layer, zeta, rng, regrow_std, opt)
-            if epoch in prune_at:
-                prune_neurons(model, neuron_fraction)
-                opt = _optimizer(model, lr, momentum, weight_decay)
-        snapshots.append(model.topology())
-        rows.append(dict(epoch=epoch, train_loss=total / count, test_accuracy=acc,
-                         connections=model.n_connections, seconds=seconds))
+    with _threads_for(model.n_connections):
+        for epoch in tqdm(range(1, epochs + 1), desc=f"SET seed {seed}", disable=not progress, leave=False):
+            t0 = time.perf_counter()
+            perm = torch.randperm(len(xtr), generator=gen)
+            total, count = 0.0, 0
+            for i in range(0, len(xtr), batch_size):
+                idx = perm[i:i + batch_size]
+                opt.zero_grad(set_to_none=True)
+                loss = loss_fn(model(xtr[idx]), ytr[idx])
+                loss.backward()
+                opt.step()
+                total += loss.item() * len(idx)
+                count += len(idx)
+            seconds = time.perf_counter() - t0
+            acc = _accuracy(model, xte, yte)
+            if epoch < epochs:
+                for layer in model.layers:
+                    set_prune_regrow(layer, zeta, rng, regrow_std, opt)
+                if epoch in prune_at:
+                    prune_neurons(model, neuron_fraction)
+                    opt = _optimizer(model, lr, momentum, weight_decay)
+            snapshots.append(model.topology())
+            rows.append(dict(epoch=epoch, train_loss=total / count, test_accuracy=acc,
+                             connections=model.n_connections, seconds=seconds))
     config = dict(sizes=list(sizes), epochs=epochs, epsilon=epsilon, zeta=zeta, alpha=alpha, lr=lr,
                   momentum=momentum, weight_decay=weight_decay, batch_size=batch_size, mode=mode, seed=seed,
                   topology_seed=topology_seed)

@@ -156,18 +156,21 @@ class SparseLinear(_ConnectionsMixin, nn.Module):
         self._rebuild()
 
     def _rebuild(self) -> None:
-        keys = self.keys
-        order = torch.argsort(keys)
+        # numpy sorts: torch.argsort is much slower on CPU for these int64 keys
+        keys = self.keys.numpy()
+        order = np.argsort(keys, kind="stable")
         sk = keys[order]
         rows, cols = sk // self.in_features, sk % self.in_features
-        crow = torch.zeros(self.out_features + 1, dtype=torch.int64)
-        crow[1:] = torch.bincount(rows, minlength=self.out_features).cumsum(0)
-        t_perm = torch.argsort(cols * self.out_features + rows)  # CSR position of each transposed entry
+        crow = np.zeros(self.out_features + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=self.out_features), out=crow[1:])
+        t_perm = np.argsort(cols * self.out_features + rows, kind="stable")  # CSR position of each transposed entry
         tcols = cols[t_perm]
-        t_crow = torch.zeros(self.in_features + 1, dtype=torch.int64)
-        t_crow[1:] = torch.bincount(tcols, minlength=self.in_features).cumsum(0)
-        self._order, self._crow, self._col = order, crow, cols.contiguous()
-        self._t_perm, self._t_crow, self._t_col = t_perm, t_crow, rows[t_perm].contiguous()
+        t_crow = np.zeros(self.in_features + 1, dtype=np.int64)
+        np.cumsum(np.bincount(tcols, minlength=self.in_features), out=t_crow[1:])
+        self._order, self._crow, self._col = (torch.from_numpy(order), torch.from_numpy(crow),
+                                              torch.from_numpy(np.ascontiguousarray(cols)))
+        self._t_perm, self._t_crow = torch.from_numpy(t_perm), torch.from_numpy(t_crow)
+        self._t_col = torch.from_numpy(np.ascontiguousarray(rows[t_perm]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.in_features:

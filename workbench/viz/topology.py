@@ -1,0 +1,138 @@
+"""Figures of the topology lab: pure functions from tidy DataFrames to plotly figures (no torch, no ipywidgets).
+
+- :func:`nnstd_heatmap`: pairwise NNSTD (mean over layers) of several networks from
+  ``workbench.topology.nnstd_matrix``; axis labels carry each network's test accuracy when given, so one sees that
+  nets of equal accuracy sit far apart in topology (Liu et al. 2020).
+- :func:`nnstd_epochs_figure`: per-layer NNSTD along training from ``workbench.topology.nnstd_over_epochs``: mean
+  over the pairs, with the range (min–max) as error bars.
+- :func:`connections_figure`: the connections of a small network from ``workbench.topology.connection_table``,
+  neurons in columns by level, edges coloured by the sign of their weight (grey when only a mask is known).
+
+Each takes an optional ``fig=`` (a ``go.Figure`` or ``FigureWidget``) to redraw into inside ``fig.batch_update()``.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+__all__ = ["nnstd_heatmap", "nnstd_epochs_figure", "connections_figure"]
+
+_LAYER_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
+
+
+def _draw(fig: go.Figure | None, traces: list[Any], layout: dict[str, Any]) -> go.Figure:
+    """Put ``traces`` and ``layout`` into ``fig`` (a new ``go.Figure`` when None), updating traces in place when
+    their number and types match (so a FigureWidget keeps its trace objects)."""
+    if fig is None:
+        return go.Figure(data=traces, layout=layout)
+    ctx = fig.batch_update() if hasattr(fig, "batch_update") else nullcontext()
+    with ctx:
+        same = len(fig.data) == len(traces) and all(a.type == b.type for a, b in zip(fig.data, traces))
+        if same:
+            for old, new in zip(fig.data, traces):
+                props = new.to_plotly_json()
+                props.pop("type", None)
+                old.update(props, overwrite=True)
+        else:
+            fig.data = ()
+            fig.add_traces(traces)
+        fig.update_layout(layout, overwrite=False)
+    return fig
+
+
+def nnstd_heatmap(df: pd.DataFrame, accuracies: Any = None, fig: go.Figure | None = None,
+                  title: str = "NNSTD between networks (mean over layers)") -> go.Figure:
+    """Heatmap of the network-level NNSTD (columns ``a, b, distance`` and usually ``layer``; averaged over layers).
+
+    ``accuracies``: a mapping or Series name → accuracy in [0, 1] (or a DataFrame with ``name``/``accuracy``
+    columns); shown in the axis labels and hover text.
+    """
+    if df.empty:
+        raise ValueError("nnstd_heatmap: empty NNSTD table")
+    order = list(dict.fromkeys(df["a"].tolist()))
+    mat = df.groupby(["a", "b"], sort=False)["distance"].mean().unstack().reindex(index=order, columns=order)
+    acc: dict[str, float] = {}
+    if accuracies is not None:
+        if isinstance(accuracies, pd.DataFrame):
+            acc = dict(zip(accuracies.iloc[:, 0].astype(str), accuracies["accuracy"]))
+        else:
+            acc = {str(k): float(v) for k, v in dict(accuracies).items()}
+    labels = [f"{n} ({acc[str(n)]:.1%})" if str(n) in acc else str(n) for n in order]
+    z = mat.to_numpy()
+    text = np.vectorize(lambda v: f"{v:.3f}")(z) if z.size else z
+    trace = go.Heatmap(z=z, x=labels, y=labels, zmin=0, zmax=1, colorscale="Viridis", text=text,
+                       texttemplate="%{text}" if len(order) <= 12 else None,
+                       colorbar=dict(title="NNSTD"),
+                       hovertemplate="%{y} vs %{x}<br>NNSTD %{z:.4f}<extra></extra>")
+    layout = dict(title=title, xaxis=dict(title="network", type="category"),
+                  yaxis=dict(title="network", type="category", autorange="reversed"), height=420)
+    return _draw(fig, [trace], layout)
+
+
+def nnstd_epochs_figure(df: pd.DataFrame, fig: go.Figure | None = None,
+                        title: str = "NNSTD along training, per layer") -> go.Figure:
+    """Per-layer NNSTD against the epoch (columns ``epoch, layer, distance`` and optionally ``name``): the mean over
+    network pairs as a line, the min–max range as error bars."""
+    if df.empty:
+        raise ValueError("nnstd_epochs_figure: empty table")
+    g = df.groupby(["layer", "epoch"])["distance"].agg(["mean", "min", "max"]).reset_index()
+    names = df.groupby("layer")["name"].first() if "name" in df else None
+    traces = []
+    for k, (layer, sub) in enumerate(g.groupby("layer")):
+        label = f"layer {layer}" + (f" ({names[layer]})" if names is not None else "")
+        traces.append(go.Scatter(
+            x=sub["epoch"], y=sub["mean"], mode="lines+markers", name=label,
+            line=dict(color=_LAYER_COLORS[k % len(_LAYER_COLORS)]),
+            error_y=dict(type="data", symmetric=False, array=sub["max"] - sub["mean"],
+                         arrayminus=sub["mean"] - sub["min"], thickness=1),
+            hovertemplate="epoch %{x}<br>NNSTD %{y:.4f}<extra>" + label + "</extra>"))
+    layout = dict(title=title, xaxis=dict(title="epoch"), yaxis=dict(title="NNSTD", range=[0, 1.02]), height=380)
+    return _draw(fig, traces, layout)
+
+
+def connections_figure(df: pd.DataFrame, sizes: list[int] | None = None, fig: go.Figure | None = None,
+                       title: str = "Connections") -> go.Figure:
+    """Draw a small network (columns ``level, source, target, weight``; sizes per level in ``sizes`` or
+    ``df.attrs["sizes"]``): one column of neurons per level, positive weights blue, negative red, mask-only grey."""
+    sizes = list(sizes if sizes is not None else df.attrs.get("sizes", []))
+    if not sizes:
+        lv = int(df["level"].max()) + 1 if len(df) else 0
+        sizes = [int(df[df.level == 0]["source"].max()) + 1] + [
+            int(df[df.level == k]["target"].max()) + 1 for k in range(lv)]
+
+    def ypos(level: int, idx: Any) -> Any:
+        n = sizes[level]
+        return (np.asarray(idx) + 0.5) / n if n else idx
+
+    xs: dict[str, list[float | None]] = {"pos": [], "neg": [], "mask": []}
+    ys: dict[str, list[float | None]] = {"pos": [], "neg": [], "mask": []}
+    w = df["weight"].to_numpy(dtype=float) if len(df) else np.empty(0)
+    kind = np.where(np.isnan(w), "mask", np.where(w >= 0, "pos", "neg"))
+    lvl, src, dst = (df["level"].to_numpy(), df["source"].to_numpy(), df["target"].to_numpy())
+    for key in xs:
+        sel = kind == key
+        if sel.any():
+            l, s, t = lvl[sel], src[sel], dst[sel]
+            x = np.stack([l, l + 1, np.full(l.size, np.nan)], 1).ravel()
+            y = np.stack([[ypos(int(a), b) for a, b in zip(l, s)], [ypos(int(a) + 1, b) for a, b in zip(l, t)],
+                          np.full(l.size, np.nan)], 1).ravel()
+            xs[key], ys[key] = [None if np.isnan(v) else float(v) for v in x], [
+                None if np.isnan(v) else float(v) for v in y]
+    style = {"pos": ("positive weight", "rgba(31,119,180,0.35)"), "neg": ("negative weight", "rgba(214,39,40,0.35)"),
+             "mask": ("connection", "rgba(120,120,120,0.35)")}
+    traces = [go.Scatter(x=xs[k], y=ys[k], mode="lines", name=style[k][0], line=dict(color=style[k][1], width=1),
+                         hoverinfo="skip") for k in ("pos", "neg", "mask")]
+    nx = [float(level) for level, n in enumerate(sizes) for _ in range(n)]
+    ny = [float(ypos(level, i)) for level, n in enumerate(sizes) for i in range(n)]
+    nt = [f"level {level}, neuron {i}" for level, n in enumerate(sizes) for i in range(n)]
+    traces.append(go.Scatter(x=nx, y=ny, mode="markers", name="neurons", text=nt, hoverinfo="text",
+                             marker=dict(size=5, color="#333")))
+    layout = dict(title=title, height=420, showlegend=True,
+                  xaxis=dict(title="level (0 = inputs)", tickvals=list(range(len(sizes))), zeroline=False),
+                  yaxis=dict(visible=False, range=[0, 1]))
+    return _draw(fig, traces, layout)
