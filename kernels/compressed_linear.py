@@ -8,7 +8,8 @@ fed to ``tl.dot`` with fp32 accumulation. The per-row FP8 scale multiplies the a
 2:4 decompression (layout in ``workbench.kernels.packing``): the ``BLOCK_K/2`` kept values of a row tile are split
 into the first and second kept value of each group (``v0``, ``v1``); the group's 4 position bits come from word
 ``g // 8`` at bit ``4·(g % 8)``; dense column ``p`` of a group is ``v0`` if ``p0 == p``, ``v1`` if ``p1 == p``, else 0;
-the four columns are interleaved back with ``tl.join`` + ``tl.reshape``.
+the four columns are interleaved back with ``tl.join`` + ``tl.reshape``. Position words are loaded once per tile
+(``BLOCK_K / 32`` per row) and split into 4-bit group codes by shifts. ``BLOCK_K`` is a multiple of 32.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ def _compressed_linear_kernel(
     n_ok = rn < N
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     KH = K // 2  # kept values per row (2:4)
-    KG = K // 4  # groups per row (2:4)
     WORDS = (K + 31) // 32  # position words per row (2:4)
     for k0 in range(0, K, BLOCK_K):
         rk = k0 + tl.arange(0, BLOCK_K)
@@ -45,13 +45,11 @@ def _compressed_linear_kernel(
             v = tl.load(v_ptr + rn[:, None] * KH + rj[None, :], mask=n_ok[:, None] & (rj < KH)[None, :], other=0.0)
             v = v.to(tl.float32) if DOT_F32 else v.to(x.dtype)
             v0, v1 = tl.split(tl.reshape(v, (BLOCK_N, BLOCK_K // 4, 2)))
-            rg = k0 // 4 + tl.arange(0, BLOCK_K // 4)
-            words = tl.load(
-                p_ptr + rn[:, None] * WORDS + (rg // 8)[None, :], mask=n_ok[:, None] & (rg < KG)[None, :], other=0
-            )
-            shift = ((rg % 8) * 4)[None, :]
-            p0 = (words >> shift) & 3
-            p1 = (words >> (shift + 2)) & 3
+            rw = k0 // 32 + tl.arange(0, BLOCK_K // 32)  # position words: 8 groups of 4 bits each
+            words = tl.load(p_ptr + rn[:, None] * WORDS + rw[None, :], mask=n_ok[:, None] & (rw < WORDS)[None, :], other=0)
+            nib = tl.reshape((words[:, :, None] >> (tl.arange(0, 8) * 4)[None, None, :]) & 15, (BLOCK_N, BLOCK_K // 4))
+            p0 = nib & 3
+            p1 = nib >> 2
             zero = tl.zeros_like(v0)
             d0 = tl.where(p0 == 0, v0, tl.where(p1 == 0, v1, zero))
             d1 = tl.where(p0 == 1, v0, tl.where(p1 == 1, v1, zero))
