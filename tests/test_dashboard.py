@@ -201,8 +201,7 @@ def test_state_save_load_round_trip(wb, tmp_path):
     saved = json.loads(path.read_text())
     assert saved == {"version": 1, "model": "digits-cnn", "formats": {"default": "2:4", "fc2": "fp8_e5m2"},
                      "activations": True}
-    assert wb.to_report_params() == {"model": "digits-cnn", "formats": {"default": "2:4", "fc2": "fp8_e5m2"},
-                                     "activations": True}
+    assert wb.to_report_params() == {"model": "digits-cnn", "formats": ["2:4", "fp8_e5m2"], "mask_format": "2:4"}
     formats = F.current_formats(wb.handle.model)
     metrics = dict(wb.metrics)
     wb.restore_dense()
@@ -228,8 +227,9 @@ def test_state_json_validation(tmp_path):
     s = DashboardState("digits-cnn", default="2:4+int8", overrides={"fc1": "binary"}, activations=True)
     assert DashboardState.from_json(s.to_json()) == s
     assert DashboardState.load(s.save(tmp_path / "a" / "s.json")) == s
-    assert s.to_report_params()["formats"] == {"default": "2:4+int8", "fc1": "binary"}
-    assert DashboardState("m", "int8").to_report_params()["formats"] == "int8"
+    assert s.to_report_params() == {"model": "digits-cnn", "formats": ["2:4+int8", "binary"], "mask_format": "2:4"}
+    assert DashboardState("m", "int8", {"fc1": "int8"}).to_report_params() == {"model": "m", "formats": ["int8"]}
+    assert DashboardState("m").to_report_params() == {"model": "m", "formats": ["dense"]}
     for bad in ('{"model": "x"}', '{"version": 2, "model": "x"}', '{"version": 1}', "[1]", "{",
                 '{"version": 1, "model": "x", "activations": "yes"}'):
         with pytest.raises(DataError):
@@ -403,3 +403,18 @@ def test_toggling_back_reuses_cached_masks_exactly(wb, reference):
     fresh = workbench.load_model("digits-cnn")
     F.apply(fresh.model, "4:8-T", layers=["fc1"])
     assert torch.equal(fresh.model.fc1.weight, first)
+
+
+def test_report_params_are_accepted_by_the_compression_report():
+    from pathlib import Path
+
+    report = Path(__file__).resolve().parents[1] / "notebooks" / "reports" / "compression_report.ipynb"
+    params_mod = pytest.importorskip("workbench.reports.params")
+    if not report.is_file():
+        pytest.skip("notebooks/reports/compression_report.ipynb is not there yet")
+    st = DashboardState("digits-cnn", "4:8-T+fp8_e4m3", {"fc2": "int4", "fc1": "dense"}, activations=True)
+    checked = params_mod.validate_parameters(report, st.to_report_params())
+    assert checked["model"] == "digits-cnn" and list(checked["formats"]) == ["4:8-T+fp8_e4m3", "int4"]
+    assert checked["mask_format"] == "4:8-T"
+    with pytest.raises(Exception):  # the check is real: a wrong type is refused
+        params_mod.validate_parameters(report, {"model": "digits-cnn", "formats": 3})

@@ -53,7 +53,7 @@ def test_dashboard_switch_changes_numbers_in_the_browser(lab_server, page):
         accuracy = page.locator(".wb-readouts .wb-accuracy").first
         accuracy.wait_for(state="visible", timeout=90_000)
         # the last cell prints the report parameters: the whole notebook ran (its asserts included)
-        page.get_by_text(re.compile(r"'activations': False")).first.wait_for(timeout=90_000)
+        page.get_by_text(re.compile(r"'formats': \['dense'\]")).first.wait_for(timeout=90_000)
         assert page.get_by_text("dense again:").count() >= 1
 
         plots = page.locator(".wb-dashboard .js-plotly-plot")

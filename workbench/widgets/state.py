@@ -159,10 +159,19 @@ class DashboardState:
         return cls.from_json(p.read_text())
 
     def to_report_params(self) -> dict[str, Any]:
-        """Parameters for ``notebooks/reports/compression_report.ipynb`` (papermill): model, formats, activations.
+        """Parameters of ``notebooks/reports/compression_report.ipynb`` (papermill) for this state.
 
-        ``formats`` is the whole-model format when there are no overrides (a plain string), else the
-        ``{"default": ..., layer: ...}`` dict.
+        The report compares whole-model formats, so ``formats`` lists every format this state uses (the
+        whole-model one first, then the overrides' formats; ``["dense"]`` when nothing is compressed) and
+        ``mask_format`` is the first sparsity pattern among them. Per-layer assignments and the activations flag
+        have no report parameter: they stay in the state JSON (:meth:`to_dict`).
+
+        >>> DashboardState("digits-cnn", "2:4+int8", {"fc2": "binary"}).to_report_params()
+        {'model': 'digits-cnn', 'formats': ['2:4+int8', 'binary'], 'mask_format': '2:4'}
         """
-        formats: str | dict[str, str] = self.default if not self.overrides else self.formats()
-        return {"model": self.model, "formats": formats, "activations": bool(self.activations)}
+        used = [f for f in dict.fromkeys([self.default, *self.overrides.values()]) if f != "dense"]
+        params: dict[str, Any] = {"model": self.model, "formats": used or ["dense"]}
+        sparse = next((split_format(f)[0] for f in used if split_format(f)[0] != "dense"), None)
+        if sparse is not None:
+            params["mask_format"] = sparse
+        return params
