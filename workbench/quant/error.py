@@ -1,0 +1,402 @@
+"""Post-training quantization error, layer by layer.
+
+Metrics (float64) between a reference ``x`` and its quantized counterpart ``q``:
+
+- SQNR (dB) ``= 20·log10(‖x‖ / ‖x − q‖)`` (∞ when ``q = x``),
+- normalized L2 ``= ‖x − q‖ / ‖x‖``,
+- cosine ``= ⟨x, q⟩ / (‖x‖·‖q‖)`` over the flattened tensors.
+
+:func:`layer_error` gives one row per layer × format in two modes (as in Hubara et al. 2020's per-layer analysis):
+
+- ``"isolated"``: only this layer quantized. The full-precision inputs and outputs of every layer are captured once;
+  the layer's quantized output is its own module re-run on its captured inputs, so no full forward is needed. The
+  model-level change (``delta_loss``, ``delta_value``) needs one ``handle.evaluate()`` per layer × format.
+- ``"cumulative"``: every layer quantized at once; each layer's output is compared with the full-precision model's
+  output of the same layer (errors of earlier layers accumulate). One forward pass per format.
+
+``what`` chooses weights only, activations only (the layer's input, per-tensor dynamic scale as
+``ActivationQuantizer`` does) or both. Weights go through :func:`workbench.formats.apply` / ``restore`` so the lab and
+the toggles quantize identically.
+
+:func:`expected_sqnr_gaussian` is the float64 reference: the SQNR a format's grid gives a Gaussian at a given scale,
+by integrating the squared rounding error over every rounding cell of the grid (closed-form Gaussian moments).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
+from typing import Any, Iterator, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from workbench.errors import DataError, FormatError, LayerError, NonFiniteError
+
+__all__ = [
+    "sqnr_db",
+    "error_metrics",
+    "grid_round",
+    "expected_sqnr_gaussian",
+    "capture_layer_io",
+    "layer_error",
+]
+
+Mode = Literal["isolated", "cumulative"]
+What = Literal["weights", "activations", "both"]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# metrics
+
+
+def sqnr_db(x: torch.Tensor, q: torch.Tensor) -> float:
+    """Signal-to-quantization-noise ratio in dB, ``20·log10(‖x‖/‖x−q‖)``, computed in float64.
+
+    >>> round(sqnr_db(torch.tensor([3.0, 4.0]), torch.tensor([3.0, 4.5])), 3)
+    20.0
+    """
+    x64, q64 = x.detach().double(), q.detach().double()
+    num = float(x64.norm())
+    den = float((x64 - q64).norm())
+    if den == 0.0:
+        return math.inf
+    if num == 0.0:
+        return -math.inf
+    return 20.0 * math.log10(num / den)
+
+
+def error_metrics(x: torch.Tensor, q: torch.Tensor) -> dict[str, float]:
+    """``{"sqnr_db", "nl2", "cosine"}`` between reference ``x`` and quantized ``q`` (flattened, float64)."""
+    x64, q64 = x.detach().double().flatten(), q.detach().double().flatten()
+    nx, nq = float(x64.norm()), float(q64.norm())
+    nd = float((x64 - q64).norm())
+    return {
+        "sqnr_db": sqnr_db(x64, q64),
+        "nl2": nd / nx if nx > 0 else (0.0 if nd == 0 else math.inf),
+        "cosine": float(x64 @ q64) / (nx * nq) if nx > 0 and nq > 0 else float(nx == nq),
+    }
+
+
+def _accumulate(parts: list[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, float]:
+    """Metrics over several batches as if concatenated: sums of ‖x‖², ‖x−q‖², ‖q‖², ⟨x,q⟩ in float64."""
+    sx = sq = sd = sxq = 0.0
+    for x, q in parts:
+        x64, q64 = x.detach().double().flatten(), q.detach().double().flatten()
+        sx += float(x64 @ x64)
+        sq += float(q64 @ q64)
+        d = x64 - q64
+        sd += float(d @ d)
+        sxq += float(x64 @ q64)
+    sqnr = math.inf if sd == 0 else (-math.inf if sx == 0 else 10.0 * math.log10(sx / sd))
+    return {
+        "sqnr_db": sqnr,
+        "nl2": math.sqrt(sd / sx) if sx > 0 else (0.0 if sd == 0 else math.inf),
+        "cosine": sxq / math.sqrt(sx * sq) if sx > 0 and sq > 0 else float(sx == sq),
+    }
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the float64 reference from the format's grid
+
+
+def grid_round(x: np.ndarray | torch.Tensor, grid: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Round each value of ``x`` to the nearest value of a sorted ``grid`` in float64 (saturating at its ends).
+
+    Ties go to the grid value with the even index (for FP8 grids, the even mantissa: round to nearest even).
+    """
+    g = np.asarray(grid, dtype=np.float64)
+    v = np.asarray(x, dtype=np.float64)
+    hi = np.clip(np.searchsorted(g, v), 1, len(g) - 1)
+    lo = hi - 1
+    dlo, dhi = v - g[lo], g[hi] - v
+    pick_hi = (dhi < dlo) | ((dhi == dlo) & (hi % 2 == 0))
+    return np.where(pick_hi, g[hi], g[lo])
+
+
+def _normal_moments(a: np.ndarray, b: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """∫_a^b x^k φσ(x) dx for k = 0, 1, 2 (φσ the N(0, σ²) density), in float64."""
+    from scipy.special import ndtr
+
+    za, zb = a / sigma, b / sigma
+    pa = np.where(np.isfinite(za), np.exp(-0.5 * np.where(np.isfinite(za), za, 0) ** 2), 0.0) / math.sqrt(2 * math.pi)
+    pb = np.where(np.isfinite(zb), np.exp(-0.5 * np.where(np.isfinite(zb), zb, 0) ** 2), 0.0) / math.sqrt(2 * math.pi)
+    m0 = ndtr(zb) - ndtr(za)
+    m1 = sigma * (pa - pb)
+    za_pa = np.where(np.isfinite(za), za, 0) * pa
+    zb_pb = np.where(np.isfinite(zb), zb, 0) * pb
+    m2 = sigma**2 * (m0 + za_pa - zb_pb)
+    return m0, m1, m2
+
+
+def expected_sqnr_gaussian(fmt: str, scale: float, sigma: float = 1.0) -> float:
+    """Expected SQNR (dB) of ``x ~ N(0, σ²)`` rounded to ``scale · grid(fmt)`` (nearest value, saturating).
+
+    ``E[(x − q)²] = Σ_cells ∫ (x − v)² φ(x) dx`` over the Voronoi cells of the scaled grid, each integral in closed
+    form; ``SQNR = 10·log10(σ² / E[(x − q)²])``. Everything in float64 from
+    :func:`workbench.formats.representable_values`, independent of torch's FP8 casts.
+
+    >>> round(expected_sqnr_gaussian("int8", 4.0 / 127), 1)  # uniform noise: Δ²/12 with Δ = 4σ/127
+    40.5
+    """
+    from workbench.formats import representable_values
+
+    g = representable_values(fmt).numpy().astype(np.float64) * float(scale)
+    g = np.unique(g)
+    mids = (g[:-1] + g[1:]) / 2
+    lo = np.concatenate([[-np.inf], mids])
+    hi = np.concatenate([mids, [np.inf]])
+    m0, m1, m2 = _normal_moments(lo, hi, float(sigma))
+    mse = float(np.sum(m2 - 2 * g * m1 + g**2 * m0))
+    return 10.0 * math.log10(sigma**2 / mse)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# capture
+
+
+def _first_tensor(args: Any) -> torch.Tensor | None:
+    if torch.is_tensor(args):
+        return args
+    if isinstance(args, (tuple, list)) and args and torch.is_tensor(args[0]):
+        return args[0]
+    return None
+
+
+def _check_finite(t: torch.Tensor, layer: str, where: str, fmt: str | None) -> None:
+    if t.is_floating_point() and not torch.isfinite(t).all():
+        n_bad = int((~torch.isfinite(t)).sum())
+        extra = f" with format {fmt!r}" if fmt else " at full precision"
+        raise NonFiniteError(
+            f"layer {layer!r}: {where} of shape {tuple(t.shape)} contains {n_bad} NaN/inf values{extra} "
+            "during calibration"
+        )
+
+
+@contextmanager
+def _hooks(model: nn.Module, layers: dict[str, nn.Module], store: dict[str, list], inputs: bool,
+           fmt: str | None = None) -> Iterator[None]:
+    handles = []
+
+    def make(name: str):
+        def hook(mod: nn.Module, args: Any, out: Any) -> None:
+            x, y = _first_tensor(args), _first_tensor(out)
+            if x is not None:
+                _check_finite(x, name, "input", fmt)
+            if y is None:
+                return
+            _check_finite(y, name, "output", fmt)
+            store[name].append((x.detach() if (inputs and x is not None) else None, y.detach()))
+        return hook
+
+    for name, mod in layers.items():
+        handles.append(mod.register_forward_hook(make(name)))
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def capture_layer_io(handle: Any, batches: Sequence[Any], layers: Sequence[str] | None = None, *,
+                     inputs: bool = True, fmt: str | None = None) -> dict[str, list[tuple[torch.Tensor, torch.Tensor]]]:
+    """Run ``handle.run`` on each batch and return ``{layer: [(input, output) per call]}`` (inputs optional).
+
+    NaN or inf in any captured tensor raises :class:`NonFiniteError` naming the layer.
+    """
+    from workbench.formats import eligible_layers
+
+    eligible = eligible_layers(handle.model)
+    names = list(layers) if layers is not None else list(eligible)
+    chosen = {n: eligible[n] for n in names}
+    store: dict[str, list] = {n: [] for n in names}
+    with torch.no_grad(), parametrize.cached(), _hooks(handle.model, chosen, store, inputs, fmt):
+        for b in batches:
+            handle.run(b)
+    return store
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# layer_error
+
+
+def _metric_of(res: dict) -> str | None:
+    return next((k for k in ("accuracy", "cosine") if k in res), None)
+
+
+def _check_args(handle: Any, formats: Sequence[str] | str, mode: str, what: str,
+                layers: Sequence[str] | None) -> tuple[list[str], dict[str, nn.Module]]:
+    from workbench.formats import eligible_layers, parse_format
+
+    fmts = [formats] if isinstance(formats, str) else list(formats)
+    if not fmts:
+        raise FormatError("layer_error: no formats given")
+    for f in fmts:
+        parsed = parse_format(f)
+        if parsed.number is None and what != "weights":
+            raise FormatError(f"format {f!r} has no number format, so it cannot quantize activations "
+                              f"(what={what!r}); use what='weights'")
+    if mode not in ("isolated", "cumulative"):
+        raise DataError(f"layer_error: mode must be 'isolated' or 'cumulative', got {mode!r}")
+    if what not in ("weights", "activations", "both"):
+        raise DataError(f"layer_error: what must be 'weights', 'activations' or 'both', got {what!r}")
+    eligible = eligible_layers(handle.model)
+    if layers is None:
+        chosen = dict(eligible)
+    else:
+        chosen = {}
+        named = dict(handle.model.named_modules())
+        for name in layers:
+            if name not in eligible:
+                if name in named:
+                    raise LayerError(f"layer {name!r} ({type(named[name]).__name__}) has no weight a format can "
+                                     f"quantize; eligible layers: {', '.join(eligible) or '(none)'}")
+                raise LayerError(f"no layer named {name!r}; eligible layers: {', '.join(eligible) or '(none)'}")
+            chosen[name] = eligible[name]
+    if not chosen:
+        raise LayerError(f"model {getattr(handle, 'name', '?')!r} has no eligible layers (Linear/Conv with a "
+                         "weight) to quantize")
+    return fmts, chosen
+
+
+def _act_hook(fmt: str):
+    """Forward pre-hook quantizing a layer's input per tensor, as ``ActivationQuantizer`` with a dynamic scale."""
+    from workbench.formats import quantize
+
+    def hook(mod: nn.Module, args: tuple) -> tuple | None:
+        if not args or not torch.is_tensor(args[0]) or not args[0].is_floating_point():
+            return None
+        return (quantize(args[0], fmt, granularity="tensor"), *args[1:])
+    return hook
+
+
+@contextmanager
+def quantized(model: nn.Module, assignment: dict[str, str], what: str = "weights",
+              granularity: Any = "channel") -> Iterator[None]:
+    """Context: the layers of ``assignment`` quantized (weights, activations or both), restored on exit."""
+    from workbench.formats import apply, eligible_layers, restore
+
+    extra = []
+    try:
+        if what in ("weights", "both"):
+            apply(model, dict(assignment), activations=(what == "both"), granularity=granularity)
+        if what == "activations":
+            eligible = eligible_layers(model)
+            for name, f in assignment.items():
+                extra.append(eligible[name].register_forward_pre_hook(_act_hook(f)))
+        yield
+    finally:
+        for h in extra:
+            h.remove()
+        restore(model, list(assignment) if what != "activations" else [])
+
+
+def layer_error(
+    handle: Any,
+    formats: Sequence[str] | str,
+    mode: Mode = "isolated",
+    what: What = "weights",
+    batches: Iterable[Any] | None = None,
+    *,
+    layers: Sequence[str] | None = None,
+    granularity: Any = "channel",
+    evaluate: bool = True,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Quantization error of every layer × format; one row each.
+
+    Columns: ``layer, format, mode, what, weight_sqnr_db, output_sqnr_db, output_nl2, output_cosine, loss,
+    delta_loss, metric, value, delta_value`` (``metric`` is ``"accuracy"`` or ``"cosine"``, ``value`` its value
+    under quantization: isolated = only this layer, cumulative = the whole model). ``batches`` default to
+    ``handle.calibration_batches()``; ``evaluate=False`` skips the model-level columns (NaN).
+
+    >>> # layer_error(load_model("digits-mlp"), ["int8", "int4"], mode="cumulative")   # doctest: +SKIP
+    """
+    from tqdm.auto import tqdm
+
+    from workbench.formats import eligible_layers
+
+    fmts, chosen = _check_args(handle, formats, mode, what, layers)
+    batches = list(handle.calibration_batches() if batches is None else batches)
+    if not batches:
+        raise DataError(f"layer_error: the calibration data for model {getattr(handle, 'name', '?')!r} is empty")
+    model = handle.model
+    from workbench.formats import restore
+
+    restore(model)
+    names = list(chosen)
+    ref = capture_layer_io(handle, batches, names, inputs=(mode == "isolated"))
+    for name in names:
+        if not ref[name]:
+            raise LayerError(f"layer {name!r} was never called while running the calibration batches")
+    replay = None
+    if evaluate and mode == "isolated":
+        from workbench.quant.replay import UpstreamReplay
+
+        replay = UpstreamReplay(handle, names)
+        base = replay.baseline
+        if not replay.check():  # a model whose upstream cannot be replayed faithfully: evaluate in full
+            replay = None
+    else:
+        base = handle.evaluate() if evaluate else {}
+    metric = _metric_of(base) if evaluate else None
+
+    # weight SQNR (format on the weight as apply() puts it)
+    wsqnr: dict[tuple[str, str], float] = {}
+    eligible = eligible_layers(model)
+    for f in fmts:
+        if what == "activations":
+            for name in names:
+                wsqnr[(name, f)] = math.inf
+            continue
+        with quantized(model, {n: f for n in names}, "weights", granularity):
+            for name in names:
+                mod = eligible[name]
+                wsqnr[(name, f)] = sqnr_db(mod.parametrizations.weight.original, mod.weight) \
+                    if hasattr(mod, "parametrizations") else math.inf
+
+    rows: list[dict] = []
+
+    def model_level(res: dict) -> dict:
+        if not evaluate:
+            return {"loss": np.nan, "delta_loss": np.nan, "metric": None, "value": np.nan, "delta_value": np.nan}
+        return {"loss": float(res["loss"]), "delta_loss": float(res["loss"]) - float(base["loss"]),
+                "metric": metric, "value": float(res[metric]) if metric else np.nan,
+                "delta_value": float(res[metric]) - float(base[metric]) if metric else np.nan}
+
+    if mode == "isolated":
+        pairs = [(n, f) for n in names for f in fmts]
+        for name, f in tqdm(pairs, desc="layer_error (isolated)", disable=not progress):
+            mod = eligible[name]
+            with quantized(model, {name: f}, what, granularity):
+                parts = []
+                with torch.no_grad(), parametrize.cached():
+                    for x, y in ref[name]:
+                        yq = mod(x)
+                        _check_finite(yq, name, "output", f)
+                        parts.append((y, yq))
+                if not evaluate:
+                    res = {}
+                else:
+                    res = replay.evaluate(name) if replay is not None else handle.evaluate()
+            m = _accumulate(parts)
+            rows.append({"layer": name, "format": f, "mode": mode, "what": what,
+                         "weight_sqnr_db": wsqnr[(name, f)], "output_sqnr_db": m["sqnr_db"],
+                         "output_nl2": m["nl2"], "output_cosine": m["cosine"], **model_level(res)})
+    else:
+        for f in tqdm(fmts, desc="layer_error (cumulative)", disable=not progress):
+            with quantized(model, {n: f for n in names}, what, granularity):
+                got = capture_layer_io(handle, batches, names, inputs=False, fmt=f)
+                res = handle.evaluate() if evaluate else {}
+            for name in names:
+                m = _accumulate([(y, yq) for (_, y), (_, yq) in zip(ref[name], got[name])])
+                rows.append({"layer": name, "format": f, "mode": mode, "what": what,
+                             "weight_sqnr_db": wsqnr[(name, f)], "output_sqnr_db": m["sqnr_db"],
+                             "output_nl2": m["nl2"], "output_cosine": m["cosine"], **model_level(res)})
+    out = pd.DataFrame(rows)
+    out.attrs["baseline"] = dict(base)
+    return out
