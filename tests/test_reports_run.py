@@ -128,3 +128,38 @@ def test_valid_parameters_reach_papermill_as_values(monkeypatch, tmp_path):
     # the failure was recorded, not left looking complete
     assert (tmp_path / "tiny_report.error.json").is_file()
     assert not (tmp_path / "tiny_report.html").exists() and not (tmp_path / "tiny_report.provenance.json").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_report_html_draws_its_figures_offline_in_a_browser(two_runs):
+    """Open the report in headless Chromium with every network request blocked: each plotly figure is drawn."""
+    import shutil
+
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("no chromium on PATH")
+    result, _ = two_runs
+    requested = []
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+
+            def block(route):
+                requested.append(route.request.url)
+                route.abort()
+
+            page.route("http*://**", block)
+            page.goto(result.html.as_uri())
+            page.wait_for_function("document.querySelectorAll('.plotly-graph-div .main-svg').length >= 4",
+                                   timeout=30_000)
+            n_divs = page.evaluate("document.querySelectorAll('.plotly-graph-div').length")
+            n_drawn = page.evaluate(
+                "[...document.querySelectorAll('.plotly-graph-div')].filter(d => d.querySelector('.main-svg')).length")
+            has_plotly = page.evaluate("typeof window.Plotly === 'object' && typeof Plotly.newPlot === 'function'")
+        finally:
+            browser.close()
+    assert n_divs >= 4 and n_drawn == n_divs and has_plotly
+    assert requested == []  # nothing was fetched from the network
