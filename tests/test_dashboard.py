@@ -418,3 +418,25 @@ def test_report_params_are_accepted_by_the_compression_report():
     assert checked["mask_format"] == "4:8-T"
     with pytest.raises(Exception):  # the check is real: a wrong type is refused
         params_mod.validate_parameters(report, {"model": "digits-cnn", "formats": 3})
+
+
+def test_accepts_a_handle_and_a_saved_state(tmp_path):
+    h = workbench.load_model("digits-mlp")
+    F.apply(h.model, "int8")  # the dashboard starts from the unmodified model and its own state
+    w = Workbench(h, sync=True, views=False)
+    try:
+        assert w.handle is h and w.state.model == "digits-mlp" and F.current_formats(h.model) == {}
+        base = h.evaluate()
+        assert w.metrics == base
+        path = DashboardState("digits-mlp", "int4", {"fc3": "fp8_e4m3"}).save(tmp_path / "s.json")
+    finally:
+        w.close()
+    w = Workbench(None, state=path, sync=True, views=False)
+    try:
+        formats = F.current_formats(w.handle.model)
+        assert formats == {"fc1": "int4", "fc2": "int4", "fc3": "fp8_e4m3"}
+        assert w._layer_rows["fc3"]["override"].value == "fp8_e4m3" and w.number.value == "int4"
+        r = w.readouts
+        assert r[(r.metric == "accuracy") & (r.which == "unmodified")]["value"].iloc[0] == base["accuracy"]
+    finally:
+        w.close()
