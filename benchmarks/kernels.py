@@ -7,7 +7,9 @@ On a CUDA GPU (run as ``python benchmarks/kernels.py [--json benchmarks/kernels_
   dense bf16 ``F.linear``; torch's 2:4 (``to_sparse_semi_structured``, cuSPARSELt); our kernels for ``"2:4"``,
   ``"fp8_e4m3"``, ``"2:4+fp8_e4m3"``, ``"binary"`` (``backend="triton"``; at 8192³ also ``"auto"``);
 - each kernel's output is first checked against the fp32 torch reference (column ``check``);
-- median time over reps with CUDA events, L2 flushed between reps (a 4096×4096 bf16 weight fits in H100's 50 MB L2);
+- median time over reps with CUDA events, each call captured in a CUDA graph so the GPU time is measured without
+  Python dispatch overhead (the eager time is recorded too, column ``eager_us``), L2 flushed between reps (a
+  4096×4096 bf16 weight fits in H100's 50 MB L2);
   achieved GB/s on the bytes it must move (weights + bf16 x + bf16 out), speedup vs dense and vs torch 2:4, and the
   fraction of the measured copy bandwidth;
 - ``xnor_gemm`` at 8192³ (popcount and int8-MMA kernels) vs the bf16 GEMM of the same shape.
@@ -48,6 +50,16 @@ def copy_tbps(reps: int = 20) -> float:
     return 2 * src.numel() * src.element_size() / (t * 1e-6) / 1e12
 
 
+def timed(fn, reps: int, flush) -> tuple[float, float, bool]:
+    """(GPU time via a CUDA graph, eager time with Python dispatch, whether the graph capture worked), in µs."""
+    eager = median_time_us(fn, reps=reps, flush=flush)
+    try:
+        return median_time_us(fn, reps=reps, flush=flush, graph=True), eager, True
+    except Exception as e:  # noqa: BLE001 - an uncapturable path is timed eagerly and marked
+        print(f"# CUDA graph capture failed ({type(e).__name__}: {e}); eager time used", flush=True)
+        return eager, eager, False
+
+
 def _rel_err(y: torch.Tensor, ref: torch.Tensor) -> float:
     return ((y.float() - ref.float()).norm() / ref.float().norm().clamp_min(1e-30)).item()
 
@@ -67,7 +79,7 @@ def bench_gpu(reps: int) -> tuple[list[dict], dict]:
         torch.manual_seed(0)
         w = torch.randn(n, k, device="cuda", dtype=torch.bfloat16)
         x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
-        t_dense = median_time_us(lambda: F.linear(x, w), reps=reps, flush=flush)
+        t_dense, e_dense, _ = timed(lambda: F.linear(x, w), reps, flush)
         t_24 = float("nan")
         try:
             from torch.sparse import to_sparse_semi_structured
@@ -75,22 +87,22 @@ def bench_gpu(reps: int) -> tuple[list[dict], dict]:
             from workbench.kernels import unpack
 
             ws = to_sparse_semi_structured(unpack(pack(w, "2:4")))
-            t_24 = median_time_us(lambda: F.linear(x, ws), reps=reps, flush=flush)
+            t_24, e_24, _ = timed(lambda: F.linear(x, ws), reps, flush)
         except Exception as e:  # noqa: BLE001 - record why the torch 2:4 path is missing
             print(f"# torch 2:4 unavailable at {n}x{k} batch {m}: {type(e).__name__}: {e}", flush=True)
 
-        def row(fmt, t, check="", path="", bytes_fmt=None):
+        def row(fmt, t, check="", path="", bytes_fmt=None, eager=float("nan"), graphed=True):
             b = traffic_bytes(bytes_fmt or (fmt if fmt in FORMATS else "dense"), n, k, m)
             gbps = b / (t * 1e-6) / 1e9
             return dict(
                 out_features=n, in_features=k, batch=m, shape=f"{n}×{k}", format=fmt, bytes=b, time_us=t, gbps=gbps,
                 speedup_vs_dense=t_dense / t, speedup_vs_torch24=t_24 / t, floor_fraction=gbps / (tbps * 1e3),
-                source="measured", device=dev, check=check, path=path,
+                source="measured", device=dev, check=check, path=path, eager_us=eager, cuda_graph=graphed,
             )
 
-        rows.append(row("dense", t_dense, path="F.linear bf16"))
+        rows.append(row("dense", t_dense, path="F.linear bf16", eager=e_dense))
         if t_24 == t_24:
-            rows.append(row("torch 2:4", t_24, path="to_sparse_semi_structured", bytes_fmt="2:4"))
+            rows.append(row("torch 2:4", t_24, path="to_sparse_semi_structured", bytes_fmt="2:4", eager=e_24))
         backends = ["triton"] + (["auto"] if m > 64 else [])
         for fmt in FORMATS:
             p = pack(w, fmt)
@@ -101,11 +113,11 @@ def bench_gpu(reps: int) -> tuple[list[dict], dict]:
                     err = _rel_err(y, linear_reference(x, p))
                     bound = 3e-2 if backend == "auto" and fmt == "fp8_e4m3" else 1e-2  # auto fp8 also rounds x
                     check = f"{'ok' if err < bound and torch.isfinite(y).all() else 'FAIL'} ({err:.1e})"
-                    t = median_time_us(lambda: linear(x, p, backend=backend), reps=reps, flush=flush)
+                    t, eager, graphed = timed(lambda: linear(x, p, backend=backend), reps, flush)
                     from workbench.kernels import linear_path
 
                     name = fmt if backend == "triton" else f"{fmt} (auto)"
-                    rows.append(row(name, t, check, linear_path(x, p, backend), bytes_fmt=fmt))
+                    rows.append(row(name, t, check, linear_path(x, p, backend), bytes_fmt=fmt, eager=eager, graphed=graphed))
                 except Exception as e:  # noqa: BLE001 - a failing kernel is a result to report, not a crash
                     print(f"# {fmt} {backend} at {n}x{k} batch {m} failed: {type(e).__name__}: {e}", flush=True)
         print(to_markdown(_short(rows[-(2 + len(FORMATS) * len(backends)):])), flush=True)
@@ -148,7 +160,8 @@ def bench_gpu(reps: int) -> tuple[list[dict], dict]:
 def _short(rows: list[dict]):
     import pandas as pd
 
-    cols = ["shape", "batch", "format", "time_us", "gbps", "speedup_vs_dense", "speedup_vs_torch24", "floor_fraction", "check"]
+    cols = ["shape", "batch", "format", "time_us", "eager_us", "gbps", "speedup_vs_dense", "speedup_vs_torch24",
+            "floor_fraction", "check"]
     df = pd.DataFrame(rows)
     return df[[c for c in cols if c in df]]
 

@@ -7,7 +7,8 @@ fed to ``tl.dot`` with fp32 accumulation. The per-row FP8 scale multiplies the a
 
 2:4 decompression (layout in ``workbench.kernels.packing``): the ``BLOCK_K/2`` kept values of a row tile are split
 into the first and second kept value of each group (``v0``, ``v1``); the group's 4 position bits come from word
-``g // 8`` at bit ``4·(g % 8)``; dense column ``p`` of a group is ``v0`` if ``p0 == p``, ``v1`` if ``p1 == p``, else 0;
+``g // 8`` at bit ``4·(g % 8)``; dense column ``p`` of a group is ``v0`` if ``p0 == p``, ``v1`` if ``p1 == p``, else 0 (the layout guarantees
+``p0 < p1``, so columns 0 and 3 need one test each);
 the four columns are interleaved back with ``tl.join`` + ``tl.reshape``. Position words are loaded once per tile
 (``BLOCK_K / 32`` per row) and split into 4-bit group codes by shifts. ``BLOCK_K`` is a multiple of 32.
 """
@@ -51,10 +52,11 @@ def _compressed_linear_kernel(
             p0 = nib & 3
             p1 = nib >> 2
             zero = tl.zeros_like(v0)
-            d0 = tl.where(p0 == 0, v0, tl.where(p1 == 0, v1, zero))
+            # the layout keeps p0 < p1, so column 0 can only be v0 and column 3 only v1
+            d0 = tl.where(p0 == 0, v0, zero)
             d1 = tl.where(p0 == 1, v0, tl.where(p1 == 1, v1, zero))
             d2 = tl.where(p0 == 2, v0, tl.where(p1 == 2, v1, zero))
-            d3 = tl.where(p0 == 3, v0, tl.where(p1 == 3, v1, zero))
+            d3 = tl.where(p1 == 3, v1, zero)
             w = tl.reshape(tl.join(tl.join(d0, d2), tl.join(d1, d3)), (BLOCK_N, BLOCK_K))
         else:
             w = tl.load(v_ptr + rn[:, None] * K + rk[None, :], mask=n_ok[:, None] & (rk < K)[None, :], other=0.0)
@@ -77,6 +79,7 @@ def _configs() -> list[triton.Config]:
     for bn, bk, warps, stages in [
         (16, 256, 4, 3), (16, 128, 2, 4), (32, 128, 4, 4), (32, 256, 4, 3),
         (64, 64, 4, 4), (64, 128, 4, 3), (64, 256, 8, 3), (128, 64, 8, 3), (128, 128, 8, 3),
+        (16, 512, 4, 3), (32, 512, 8, 3),
     ]:
         out.append(triton.Config({"BLOCK_N": bn, "BLOCK_K": bk}, num_warps=warps, num_stages=stages))
     return out

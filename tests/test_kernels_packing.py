@@ -155,3 +155,11 @@ def test_bit_helper_errors():
         unpack_bits(torch.zeros(2, 3, dtype=torch.int32), 32)
     with pytest.raises(ShapeError, match="0..3"):
         pack_positions(torch.tensor([4]))
+
+
+def test_24_positions_increase_within_each_group():
+    # the kernel relies on it: column 0 can only hold the first kept value, column 3 only the second
+    w = torch.randn(16, 256)
+    w[:, ::4] = 0.0  # many ties and zeros
+    pos = unpack_positions(pack(w, "2:4").positions, 128).reshape(16, 64, 2)
+    assert (pos[..., 0] < pos[..., 1]).all()
