@@ -408,3 +408,19 @@ def test_sequences_of_apply_and_restore_end_bit_identical(widths, steps, seed) -
 def test_top_level_api() -> None:
     assert wb.apply is apply and wb.restore is restore and wb.quantize is quantize
     assert math.isclose(wb.bits_per_weight("int4"), 4)
+
+
+def test_parametrizations_are_reused_until_the_weight_changes() -> None:
+    model = Small()
+    apply(model, "2:4-T", layers=["fc"])
+    first = model.fc.parametrizations.weight[0]
+    apply(model, "int8", layers=["fc"])
+    apply(model, "2:4-T", layers=["fc"])
+    assert model.fc.parametrizations.weight[0] is first  # toggling back does not re-solve the mask
+    restore(model)
+    with torch.no_grad():
+        model.fc.weight.mul_(-2.0)  # an in-place change invalidates the cached mask and scale
+    apply(model, "2:4-T", layers=["fc"])
+    again = model.fc.parametrizations.weight[0]
+    assert again is not first
+    assert torch.equal(model.fc.weight, quantize(model.fc.parametrizations.weight.original, "2:4-T"))

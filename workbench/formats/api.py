@@ -22,6 +22,8 @@ parametrization before it changes anything, so a failed ``apply`` leaves the mod
 from __future__ import annotations
 
 import re
+import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Union
@@ -119,6 +121,63 @@ def _plan(model: nn.Module, fmt: FormatArg, layers: LayerSelector) -> tuple[dict
     return plan, explicit
 
 
+# Parametrizations already built, per original weight tensor (by identity): their masks and scales depend only on
+# that weight, so toggling back to a format is cheap even when its mask is expensive (transposable N:M). The cache
+# of a weight is dropped when the weight changed in place since our last registration (its version counter moved;
+# registering a parametrization bumps it too, so the version after each registration is recorded), and an entry
+# is dropped when its own buffers were changed in place.
+_CACHE_PER_WEIGHT = 8
+
+
+class _WeightCache:
+    def __init__(self, w: torch.Tensor, on_free: Callable[[weakref.ref], None]) -> None:
+        self.ref = weakref.ref(w, on_free)
+        self.version = w._version
+        self.params: OrderedDict[tuple, tuple[FormatParametrization, tuple[int, ...]]] = OrderedDict()
+
+
+_param_cache: dict[int, _WeightCache] = {}
+
+
+def _cache_for(w: torch.Tensor) -> _WeightCache:
+    entry = _param_cache.get(id(w))
+    if entry is None or entry.ref() is not w:
+        def _drop(ref: weakref.ref, wid: int = id(w)) -> None:
+            if wid in _param_cache and _param_cache[wid].ref is ref:
+                del _param_cache[wid]
+
+        entry = _param_cache[id(w)] = _WeightCache(w, _drop)
+    if entry.version != w._version:
+        entry.params.clear()
+        entry.version = w._version
+    return entry
+
+
+def _buffer_versions(p: FormatParametrization) -> tuple[int, ...]:
+    return tuple(b._version for b in p.buffers())
+
+
+def _build(f: Format, w: torch.Tensor, granularity: Granularity) -> FormatParametrization:
+    """The parametrization of ``f`` for weight ``w``, from the cache when ``w`` is unchanged since it was built."""
+    entry, key = _cache_for(w), (f.name, granularity, w.dtype, w.device)
+    hit = entry.params.get(key)
+    if hit is not None and _buffer_versions(hit[0]) == hit[1]:
+        entry.params.move_to_end(key)
+        return hit[0]
+    param = FormatParametrization(f, w, granularity)
+    entry.params[key] = (param, _buffer_versions(param))
+    while len(entry.params) > _CACHE_PER_WEIGHT:
+        entry.params.popitem(last=False)
+    return param
+
+
+def _remember(w: torch.Tensor) -> None:
+    """Record the weight's version after we registered a parametrization on it (registration bumps it)."""
+    entry = _param_cache.get(id(w))
+    if entry is not None and entry.ref() is w:
+        entry.version = w._version
+
+
 def _why_not(name: str, w: torch.Tensor, f: Format) -> str | None:
     if f.sparsity is not None:
         reason = fits(w, f.sparsity)
@@ -153,7 +212,7 @@ def apply(
         if w.is_floating_point() and not torch.isfinite(w).all():
             raise NonFiniteError(f"layer {name!r}: weight {tuple(w.shape)} contains NaN or inf; format {f.name!r} "
                                  "was not applied to any layer")
-        param = None if f.is_dense else FormatParametrization(f, w, granularity)
+        param = None if f.is_dense else _build(f, w, granularity)
         built[name] = (f, param)
         rows.append({"layer": name, "format": f.name, "status": "applied", "reason": ""})
 
@@ -164,6 +223,7 @@ def apply(
             _remove(mod)
             if param is not None:
                 parametrize.register_parametrization(mod, "weight", param)
+                _remember(mod.parametrizations.weight.original)
             if activations and f.number is not None:
                 _attach_activation(mod, ActivationQuantizer(f.number))
     except Exception:
