@@ -59,17 +59,17 @@ def random_empty_keys(n_in: int, n_out: int, count: int, occupied: np.ndarray, r
                             f"{n_out}×{n_in} layer")
         return np.sort(rng.choice(free, size=count, replace=False))
     out = np.empty(0, dtype=np.int64)
-    while out.size < count:
+    while out.size < count:  # sort-based set operations: np.unique's hashing is slow on millions of keys
         need = count - out.size
         m = int(need * 1.2) + 16
-        cand = rows[rng.integers(0, rows.size, m)] * n_in + cols[rng.integers(0, cols.size, m)]
-        cand = np.unique(cand)
-        pos = np.searchsorted(occupied, cand)
-        pos[pos >= occupied.size] = 0
-        cand = cand[occupied[pos] != cand] if occupied.size else cand
-        cand = np.setdiff1d(cand, out, assume_unique=True)
+        cand = np.sort(rows[rng.integers(0, rows.size, m)] * n_in + cols[rng.integers(0, cols.size, m)])
+        cand = cand[np.concatenate(([True], cand[1:] != cand[:-1]))]
+        for taken in (occupied, out):
+            if taken.size:
+                pos = np.minimum(np.searchsorted(taken, cand), taken.size - 1)
+                cand = cand[taken[pos] != cand]
         cand = rng.permutation(cand)[:need]
-        out = np.union1d(out, cand)
+        out = np.sort(np.concatenate([out, cand]))
     return out
 
 
