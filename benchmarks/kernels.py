@@ -12,7 +12,8 @@ On a CUDA GPU (run as ``python benchmarks/kernels.py [--json benchmarks/kernels_
   4096×4096 bf16 weight fits in H100's 50 MB L2);
   achieved GB/s on the bytes it must move (weights + bf16 x + bf16 out), speedup vs dense and vs torch 2:4, and the
   fraction of the measured copy bandwidth;
-- ``xnor_gemm`` at 8192³ (popcount and int8-MMA kernels) vs the bf16 GEMM of the same shape.
+- ``xnor_gemm`` at 8192³ (int8: expand + cuBLAS int8 GEMM; mma: in-register expansion + int8 tensor cores;
+  popcount) vs the bf16 GEMM of the same shape.
 
 Without a GPU it says so and prints a tiny CPU sanity table of the reference path (not the kernels) and the
 bandwidth-floor prediction, and exits 0. Run under ``flock /tmp/bench.lock`` on shared machines.
@@ -130,13 +131,13 @@ def bench_gpu(reps: int) -> tuple[list[dict], dict]:
     xb = torch.randn(n, k, device="cuda", dtype=torch.bfloat16)
     t_gemm = median_time_us(lambda: xa @ xb.T, reps=max(5, reps // 5))
     ref = None
-    for method in ("mma", "popcount"):
+    for method in ("int8", "mma", "popcount"):
         try:
             y = xnor_gemm(a, b, k, backend="triton", method=method)
             if ref is None:
                 ref = y
-            check = "ok" if torch.equal(y, ref) else "FAIL (disagrees with mma)"
-            if method == "mma":  # an exact spot check of the first rows against the ±1 float product
+            check = "ok" if torch.equal(y, ref) else "FAIL (disagrees with int8)"
+            if method == "int8":  # an exact spot check of the first rows against the ±1 float product
                 from workbench.kernels import unpack_signs
 
                 sa, sb = unpack_signs(a[:64], k), unpack_signs(b[:64], k)

@@ -32,8 +32,16 @@ def interpreting() -> bool:
 class Kernel:
     """One Triton kernel: autotuned over ``configs`` when compiled, ``interp_meta`` when interpreted."""
 
-    def __init__(self, fn: Callable[..., Any], configs: list[triton.Config], key: list[str], interp_meta: dict[str, Any]):
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        configs: list[triton.Config],
+        key: list[str],
+        interp_meta: dict[str, Any],
+        prune: Callable[..., list[triton.Config]] | None = None,
+    ):
         self.fn = fn
+        self.prune = prune
         self.configs = configs
         self.key = key
         self.interp_meta = interp_meta
@@ -43,7 +51,11 @@ class Kernel:
     def obj(self) -> Any:
         if self._obj is None:
             jitted = triton.jit(self.fn)
-            self._obj = jitted if interpreting() else triton.autotune(configs=self.configs, key=self.key)(jitted)
+            if interpreting():
+                self._obj = jitted
+            else:
+                by = {"early_config_prune": self.prune} if self.prune is not None else None
+                self._obj = triton.autotune(configs=self.configs, key=self.key, prune_configs_by=by)(jitted)
         return self._obj
 
     def launch(self, grid: Callable[[dict[str, Any]], tuple[int, ...]], *args: Any, **meta: Any) -> None:
@@ -58,8 +70,16 @@ class Kernel:
         return getattr(self._obj, "best_config", None)
 
 
+def prune_by_tile(configs: list[triton.Config], named_args: dict[str, Any], **kwargs: Any) -> list[triton.Config]:
+    """Drop configs whose ``BLOCK_M × BLOCK_K`` tile per warp would spill registers (ptxas on sm_90 showed spills
+    above 2048 x elements per warp, e.g. 64×256 with 4 warps); keep the smallest tile if none is left."""
+    bm = kwargs.get("BLOCK_M") or named_args.get("BLOCK_M") or 16
+    ok = [c for c in configs if bm * c.kwargs.get("BLOCK_K", 0) <= 2048 * c.num_warps]
+    return ok or [min(configs, key=lambda c: c.kwargs.get("BLOCK_K", 0) * c.kwargs.get("BLOCK_N", 0))]
+
+
 def cdiv(a: int, b: int) -> int:
     return -(-a // b)
 
 
-__all__ = ["interpreting", "Kernel", "cdiv", "torch"]
+__all__ = ["interpreting", "Kernel", "cdiv", "prune_by_tile"]

@@ -67,6 +67,9 @@ def compile_all(arch: int = 90, quick: bool = False) -> list[dict[str, Any]]:
                  num_warps=8, num_stages=3)
     out.append(dict(kernel="xnor_gemm[mma] 128x128x64", shared=k.metadata.shared, tensor_cores="mma" in k.asm["ptx"],
                     cubin=bool(k.asm.get("cubin"))))
+    k = _compile(xnor_gemm._expand_signs_kernel, {"w_ptr": "*i32", "o_ptr": "*i8", "R": "i32", "W": "i32", "k": "i32",
+                 "BLOCK_R": "constexpr", "BLOCK_W": "constexpr"}, {"BLOCK_R": 32, "BLOCK_W": 8}, arch, num_warps=4)
+    out.append(dict(kernel="expand_signs 32x8w", shared=k.metadata.shared, cubin=bool(k.asm.get("cubin"))))
     return out
 
 

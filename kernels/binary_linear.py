@@ -13,7 +13,7 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels._runtime import Kernel, cdiv, interpreting
+from kernels._runtime import Kernel, cdiv, interpreting, prune_by_tile
 
 
 def _binary_linear_kernel(
@@ -61,7 +61,10 @@ def _configs() -> list[triton.Config]:
     ]
 
 
-KERNEL = Kernel(_binary_linear_kernel, configs=_configs(), key=["M", "N", "K"], interp_meta={"BLOCK_N": 16, "BLOCK_K": 64})
+KERNEL = Kernel(
+    _binary_linear_kernel, configs=_configs(), key=["M", "N", "K"], interp_meta={"BLOCK_N": 16, "BLOCK_K": 64},
+    prune=prune_by_tile,
+)
 
 
 def run(x, words, scale, bias, out, n: int, k: int) -> torch.Tensor:

@@ -19,7 +19,7 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels._runtime import Kernel, cdiv, interpreting
+from kernels._runtime import Kernel, cdiv, interpreting, prune_by_tile
 
 
 def _compressed_linear_kernel(
@@ -90,6 +90,7 @@ KERNEL = Kernel(
     configs=_configs(),
     key=["M", "N", "K", "SPARSE", "SCALED"],
     interp_meta={"BLOCK_N": 16, "BLOCK_K": 32},
+    prune=prune_by_tile,
 )
 
 

@@ -8,6 +8,9 @@
 - ``mma`` kernel: expands the bits of an ``a`` tile and a ``b`` tile to ±1 int8 (0 past ``k``) in registers and
   multiplies them on the int8 tensor cores (``tl.dot`` → int32): the same exact integers, at tensor-core rate,
   for large square shapes (8192³), where popcount on CUDA cores cannot match a bf16 tensor-core GEMM.
+- ``int8`` method: an expansion kernel writes each operand once as ±1 int8 (0 past ``k``) and ``torch._int_mm``
+  (cuBLAS int8 tensor cores) multiplies them: the bits are expanded once, not once per output tile as in ``mma``;
+  costs ``(M + N)·32·W`` bytes of scratch.
 """
 
 from __future__ import annotations
@@ -79,6 +82,28 @@ def _xnor_mma_kernel(
     tl.store(o_ptr + rm[:, None] * N + rn[None, :], acc, mask=m_ok[:, None] & n_ok[None, :])
 
 
+def _expand_signs_kernel(w_ptr, o_ptr, R, W, k, BLOCK_R: tl.constexpr, BLOCK_W: tl.constexpr):
+    """±1 int8 ``[R, 32·W]`` from sign words ``[R, W]`` (bit 1 = +1), 0 at and past column ``k``."""
+    rr = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
+    rw = tl.program_id(1) * BLOCK_W + tl.arange(0, BLOCK_W)
+    bit = tl.arange(0, 32)
+    ok = (rr < R)[:, None] & (rw < W)[None, :]
+    words = tl.load(w_ptr + rr[:, None] * W + rw[None, :], mask=ok, other=0)
+    pm = ((words[:, :, None] >> bit[None, None, :]) & 1) * 2 - 1
+    col = rw[None, :, None] * 32 + bit[None, None, :]
+    val = tl.where(col < k, pm, 0).to(tl.int8)
+    dst = o_ptr + rr[:, None, None] * (W * 32) + col
+    tl.store(dst, val, mask=ok[:, :, None])
+
+
+EXPAND = Kernel(
+    _expand_signs_kernel,
+    configs=[triton.Config({"BLOCK_R": 32, "BLOCK_W": 8}, num_warps=4), triton.Config({"BLOCK_R": 64, "BLOCK_W": 16}, num_warps=8)],
+    key=["W"],
+    interp_meta={"BLOCK_R": 8, "BLOCK_W": 2},
+)
+
+
 POPCOUNT = Kernel(
     _xnor_popcount_kernel,
     configs=[
@@ -100,15 +125,28 @@ MMA = Kernel(
 )
 
 
+def expand_signs(words: torch.Tensor, k: int) -> torch.Tensor:
+    """±1 int8 ``[R, 32·W]`` (0 past ``k``) from int32 sign words ``[R, W]``, by the expansion kernel."""
+    r, w = words.shape
+    out = torch.empty(r, w * 32, dtype=torch.int8, device=words.device)
+    EXPAND.launch(lambda meta: (cdiv(r, meta["BLOCK_R"]), cdiv(w, meta["BLOCK_W"])), words, out, r, w, k)
+    return out
+
+
 def run(a: torch.Tensor, b: torch.Tensor, k: int, last_mask: int, out: torch.Tensor, method: str) -> torch.Tensor:
-    """Launch ``method`` ("popcount" or "mma") on ``a``'s device; fills every element of ``out`` [M, N] int32."""
+    """Launch ``method`` ("popcount", "mma" or "int8") on ``a``'s device; fills every element of ``out`` [M, N] int32.
+
+    ``int8``: expand both operands once to ±1 int8 in memory (0 past k) and multiply with ``torch._int_mm``
+    (cuBLAS int8 tensor-core GEMM, int32 out): each bit is expanded once instead of once per output tile."""
     m, w = a.shape
     n = b.shape[0]
 
     def grid(meta):
         return (cdiv(n, meta["BLOCK_N"]), cdiv(m, meta["BLOCK_M"]))
 
-    if method == "mma":
+    if method == "int8":
+        out.copy_(torch._int_mm(expand_signs(a, k), expand_signs(b, k).t()))
+    elif method == "mma":
         MMA.launch(grid, a, b, out, m, n, w, k)
     else:
         POPCOUNT.launch(grid, a, b, out, m, n, w, k, last_mask, USE_PTX=not interpreting())

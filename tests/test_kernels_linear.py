@@ -173,5 +173,18 @@ def test_every_kernel_compiles_for_an_h100_without_a_gpu():
         pytest.skip("no ptxas in this triton install")
     assert r.returncode == 0, r.stderr[-2000:]
     lines = r.stdout.strip().splitlines()
-    assert len(lines) == 4 and all("cubin=True" in ln for ln in lines), r.stdout
+    assert len(lines) == 5 and all("cubin=True" in ln for ln in lines), r.stdout
     assert "popc=True" in lines[2] and "tensor_cores=True" in lines[0] and "tensor_cores=True" in lines[3]
+
+
+def test_autotune_pruning_keeps_a_config_for_every_block_m_and_drops_spilling_tiles():
+    from kernels import binary_linear, compressed_linear
+    from kernels._runtime import prune_by_tile
+
+    for mod in (compressed_linear, binary_linear):
+        for bm in (16, 32, 64, 128):
+            kept = prune_by_tile(mod.KERNEL.configs, {}, BLOCK_M=bm)
+            assert kept and all(bm * c.kwargs["BLOCK_K"] <= 2048 * c.num_warps for c in kept)
+    # 128 rows × 512 K with 4 warps spilled 2.4 KB in ptxas (sm_90): pruned
+    big = [c for c in binary_linear.KERNEL.configs if c.kwargs["BLOCK_K"] == 512 and c.num_warps == 4]
+    assert big and not set(map(id, big)) & set(map(id, prune_by_tile(binary_linear.KERNEL.configs, {}, BLOCK_M=128)))

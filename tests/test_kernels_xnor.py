@@ -37,11 +37,13 @@ def test_reference_equals_the_pm1_product(m, n, k):
     assert torch.equal(xnor_gemm_reference(wa, wb, k), (a @ b.T).to(torch.int32))
 
 
-@pytest.mark.parametrize("method", ["popcount", "mma"])
+@pytest.mark.parametrize("method", ["popcount", "mma", "int8"])
 @pytest.mark.parametrize("m,n,k", [(1, 9, 64), (13, 11, 70), (17, 20, 33)])
 def test_kernels_equal_the_pm1_product(method, m, n, k):
     if not CUDA and not CUDA_OR_INTERP():
         pytest.skip("triton was imported in compiled mode before these tests ran")
+    if method == "int8" and CUDA and (m <= 16 or n % 8):
+        pytest.skip("torch._int_mm on CUDA needs more than 16 rows and N % 8 == 0")
     a, wa = _signs(m, k)
     b, wb = _signs(n, k)
     out = torch.full((m, n), -(2**31), dtype=torch.int32, device=DEVICE)  # poison: impossible for |dot| <= k
@@ -57,6 +59,18 @@ def test_paths():
     assert xnor_path(big, big, backend="torch") == "torch"
     if not CUDA and CUDA_OR_INTERP():
         assert xnor_path(big, big, backend="emulated") == "interpreter:mma"
+        assert xnor_path(big, big, backend="emulated", method="int8") == "interpreter:int8"
+
+
+def test_sign_expansion_kernel():
+    if not CUDA and not CUDA_OR_INTERP():
+        pytest.skip("triton was imported in compiled mode before these tests ran")
+    from kernels.xnor_gemm import expand_signs
+
+    pm, words = _signs(11, 45)  # junk in the padding bits
+    got = expand_signs(words.to(DEVICE), 45).cpu()
+    assert got.dtype == torch.int8 and got.shape == (11, 64)
+    assert torch.equal(got[:, :45], pm.to(torch.int8)) and (got[:, 45:] == 0).all()
 
 
 @pytest.mark.parametrize(

@@ -233,14 +233,14 @@ def linear(
     return out.reshape(*lead, n)
 
 
-XnorMethod = Literal["auto", "popcount", "mma"]
+XnorMethod = Literal["auto", "popcount", "mma", "int8"]
 
 
 def xnor_path(a_bits: torch.Tensor, b_bits: torch.Tensor, backend: Backend = "auto", method: XnorMethod = "auto") -> str:
     """``"torch"``, or ``"<triton|interpreter>:<popcount|mma>"``: the path :func:`xnor_gemm` takes."""
     _check_backend(backend)
-    if method not in ("auto", "popcount", "mma"):
-        raise FormatError(f"xnor_gemm method must be 'auto', 'popcount' or 'mma', got {method!r}")
+    if method not in ("auto", "popcount", "mma", "int8"):
+        raise FormatError(f"xnor_gemm method must be 'auto', 'popcount', 'mma' or 'int8', got {method!r}")
     if backend == "torch" or (
         backend == "auto" and (a_bits.device.type != "cuda" or not triton_available() or interpreter_mode())
     ):
@@ -258,7 +258,9 @@ def xnor_path(a_bits: torch.Tensor, b_bits: torch.Tensor, backend: Backend = "au
             "(set TRITON_INTERPRET=1, or use backend='emulated' or 'torch')"
         )
     if method == "auto":
-        method = "mma" if min(a_bits.shape[0], b_bits.shape[0]) >= 128 else "popcount"
+        big = min(a_bits.shape[0], b_bits.shape[0]) >= 128
+        int8_ok = runner == "triton" and hasattr(torch, "_int_mm") and b_bits.shape[0] % 8 == 0
+        method = ("int8" if int8_ok else "mma") if big else "popcount"
     return f"{runner}:{method}"
 
 
@@ -274,7 +276,9 @@ def xnor_gemm(
 
     ``a_bits`` ``[M, ceil(k/32)]`` and ``b_bits`` ``[N, ceil(k/32)]`` are int32 from :func:`pack_signs` (bit 1 = +1);
     padding bits past ``k`` are ignored. Returns exact int32 ``[M, N]``. ``method``: ``"popcount"`` (CUDA-core
-    popc), ``"mma"`` (bits expanded to int8, tensor cores) or ``"auto"`` (mma when both sides have >= 128 rows).
+    popc), ``"mma"`` (bits expanded to int8 per tile in registers, tensor cores), ``"int8"`` (operands expanded once
+    to int8 in memory, then ``torch._int_mm``) or ``"auto"`` (popcount below 128 rows a side; above, int8 on CUDA
+    when ``torch._int_mm`` takes the shape, else mma).
 
     >>> a = pack_signs(torch.tensor([[1., -1., 1.]])); b = pack_signs(torch.tensor([[1., 1., 1.], [-1., 1., -1.]]))
     >>> xnor_gemm(a, b, 3).tolist()
