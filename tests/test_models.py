@@ -360,6 +360,7 @@ def test_module_without_labels_is_scored_against_its_own_outputs():
     assert s["cosine"] == pytest.approx(expected, rel=1e-9) and s["loss"] == pytest.approx(1 - expected, abs=1e-9)
     pairs = h.eval_batches()
     assert torch.equal(torch.cat([t for _, t in pairs]), ref)
+    assert not any(t.is_inference() for _, t in pairs)  # usable as targets in autograd (distillation, QAT)
 
 
 def test_module_data_errors():

@@ -191,7 +191,7 @@ class EmbeddingHandle(ModelHandle):
         self.batch_size = batch_size
         self.calib_n_batches = calib_n_batches
         inputs = make_batches(eval_items, batch_size)
-        with _EvalMode(model), torch.inference_mode():
+        with _EvalMode(model), torch.no_grad():  # not inference_mode: the references may serve as training targets
             refs = [encode(model, b).detach().clone() for b in inputs]
         self._eval_cache = list(zip(inputs, refs))
 
