@@ -143,8 +143,8 @@ drift.groupby(["epoch", "layer"]).distance.mean().unstack().round(3)
 
 A copy of a network whose hidden neurons are shuffled is the same network, so its distance must be 0 in every
 layer. Below, the first net with two hidden neurons made identical (same inputs, different outputs) and one emptied:
-the published procedure scores some shuffles above 0 (it depends on which optimal matching the solver returned), the
-tie-exact definition never does.
+the published procedure can score a shuffle above 0 (its result depends on which optimal matching the solver returned:
+look at the table), the tie-exact definition scores 0 for every shuffle.
 """),
     code(r"""
 masks = [m.toarray().astype(int) for m in runs[0].snapshots[-1].masks]

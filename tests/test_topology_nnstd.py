@@ -373,3 +373,21 @@ def test_bad_input_errors():
         topology_of([np.ones((4, 6)), np.ones((3, 5))])
     with pytest.raises(WorkbenchError):
         nnstd("net", "net")
+
+
+def test_module_with_sparse_weight_uses_its_indices():
+    dense = nn.Linear(6, 4, bias=False)
+    with torch.no_grad():
+        dense.weight.mul_((torch.rand(4, 6) < 0.5).float())
+        dense.weight[0, 0] = 0.0
+    sparse = nn.Linear(6, 4, bias=False)
+    idx = torch.nonzero(dense.weight).T
+    # a stored zero is still a connection of a sparse weight: its index counts
+    vals = dense.weight.detach()[idx[0], idx[1]]
+    idx = torch.cat([idx, torch.tensor([[0], [0]])], 1)
+    vals = torch.cat([vals, torch.zeros(1)])
+    sparse.weight = nn.Parameter(torch.sparse_coo_tensor(idx, vals, (4, 6)).coalesce())
+    m = topology_of(nn.Sequential(sparse)).masks[0].toarray()
+    expected = (dense.weight != 0).numpy()
+    expected[0, 0] = True
+    assert np.array_equal(m, expected)
