@@ -1,0 +1,65 @@
+"""Layer inputs and outputs on calibration data, and a layer's output with a replacement weight.
+
+Forward hooks capture what each chosen layer receives while :meth:`ModelHandle.run` runs the calibration batches;
+:func:`layer_output` recomputes the layer with another weight (Linear, Conv1d/2d/3d) so pattern comparisons need no
+model edits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from workbench.errors import LayerError
+
+
+def capture_inputs(
+    handle: Any, model: nn.Module, names: Iterable[str], batches: Sequence[Any], *, outputs: bool = False
+) -> dict[str, list[torch.Tensor]]:
+    """Inputs (or outputs) of the named modules of ``model`` for each batch run through ``handle.run``."""
+    mods = dict(model.named_modules())
+    store: dict[str, list[torch.Tensor]] = {}
+    hooks = []
+    for name in names:
+        if name not in mods:
+            raise LayerError(f"layer {name!r} not found in model {type(model).__name__}")
+        store[name] = []
+
+        def hook(mod, args, out, _name=name):
+            store[_name].append((out if outputs else args[0]).detach())
+
+        hooks.append(mods[name].register_forward_hook(hook))
+    try:
+        for b in batches:
+            handle.run(b, model=model)
+    finally:
+        for h in hooks:
+            h.remove()
+    return store
+
+
+def layer_output(mod: nn.Module, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``mod``'s output for input ``x`` with ``weight`` (and ``bias``, default the module's) in place of its own."""
+    b = getattr(mod, "bias", None) if bias is None else bias
+    b = None if b is None else b.detach()
+    if isinstance(mod, nn.Linear):
+        return F.linear(x, weight, b)
+    if isinstance(mod, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+        return mod._conv_forward(x, weight, b)
+    raise LayerError(f"layer of type {type(mod).__name__} is not supported (Linear or Conv only)")
+
+
+def dense_weight(mod: nn.Module) -> torch.Tensor:
+    """The module's unformatted weight (the parametrization's original if a format is applied)."""
+    from torch.nn.utils import parametrize
+
+    if parametrize.is_parametrized(mod, "weight"):
+        return mod.parametrizations.weight.original.detach()
+    return mod.weight.detach()
+
+
+__all__ = ["capture_inputs", "layer_output", "dense_weight"]
