@@ -440,3 +440,15 @@ def test_accepts_a_handle_and_a_saved_state(tmp_path):
         assert r[(r.metric == "accuracy") & (r.which == "unmodified")]["value"].iloc[0] == base["accuracy"]
     finally:
         w.close()
+
+
+def test_close_closes_only_its_own_widgets():
+    import ipywidgets as W
+
+    other = W.IntSlider()
+    w = Workbench("digits-mlp", sync=True, views=False)
+    fig, dd = w.error_fig, w._layer_rows["fc1"]["override"]
+    w.close()
+    assert fig.comm is None and dd.comm is None  # closed
+    assert other.comm is not None or not hasattr(other, "comm")
+    other.close()

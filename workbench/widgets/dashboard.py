@@ -240,9 +240,7 @@ class Workbench:
     def close(self) -> None:
         """Stop the worker thread and close every widget (the FigureWidgets included)."""
         self.runner.close()
-        for fig in (self.readout_fig, self.error_fig):
-            fig.close()
-        self.ui.close_all() if hasattr(self.ui, "close_all") else self.ui.close()
+        _close_tree(self.ui)  # only this dashboard's widgets (Widget.close_all would close every widget)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.ui._repr_mimebundle_(**kwargs)
@@ -687,6 +685,14 @@ class Workbench:
             fn()
         except Exception as e:
             self._say("error", _error_html("that did not work", e))
+
+
+def _close_tree(widget: Any) -> None:
+    """Close a widget and every widget below it (children of boxes, tabs and grids)."""
+    for child in getattr(widget, "children", ()) or ():
+        _close_tree(child)
+    if hasattr(widget, "close"):
+        widget.close()
 
 
 def _error_html(what: str, error: BaseException | None) -> str:
