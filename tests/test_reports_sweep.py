@@ -69,6 +69,11 @@ def test_sweep_of_four_with_one_failure_then_resume(tmp_path):
 @pytest.mark.slow
 def test_sweep_on_a_dask_local_cluster(tmp_path):
     distributed = pytest.importorskip("distributed")
+    from jupyter_core.utils import ensure_event_loop
+
+    # As after a report run in this thread: jupyter_core's loop is set in this context, which Dask copies into its
+    # worker threads; two runs sharing it failed with "This event loop is already running".
+    ensure_event_loop()
     out, gate = tmp_path / "sweep", tmp_path / "gate"
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) \
             as cluster, distributed.Client(cluster) as client:

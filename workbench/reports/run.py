@@ -18,6 +18,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import json
 import logging
 import os
@@ -106,6 +108,35 @@ class _QuietPapermillInspection(logging.Filter):
 _PAPERMILL_FILTER = _QuietPapermillInspection()
 
 
+def _call_with_own_event_loop(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call ``fn`` (papermill) so that nbclient runs it on an event loop of its own, closed afterwards.
+
+    jupyter_core keeps "the loop of this thread" in a ContextVar. Executors that copy the caller's context into
+    their threads (Dask's) hand every worker thread the caller's loop, and two reports running at once then fail
+    with "This event loop is already running". An empty context gives each call a fresh loop. Inside a running
+    loop (a Jupyter kernel) nothing changes: jupyter_core then runs the coroutine on its own task runner.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        return fn(*args, **kwargs)
+
+    def call() -> Any:
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            from jupyter_core.utils import ensure_event_loop
+
+            loop = ensure_event_loop()
+            if not loop.is_running():
+                loop.close()
+            asyncio.set_event_loop(None)
+
+    return contextvars.Context().run(call)
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -190,9 +221,9 @@ def run_report(notebook: str | Path, parameters: Mapping[str, Any] | None = None
     for lg in pm_loggers:
         lg.addFilter(_PAPERMILL_FILTER)
     try:
-        papermill.execute_notebook(
-            str(notebook), str(paths["partial"]), parameters=values, kernel_name=kernel_name, progress_bar=progress,
-            log_output=log_output, request_save_on_cell_execute=True, **engine_kwargs)
+        _call_with_own_event_loop(
+            papermill.execute_notebook, str(notebook), str(paths["partial"]), parameters=values,
+            kernel_name=kernel_name, progress_bar=progress, log_output=log_output, request_save_on_cell_execute=True, **engine_kwargs)
     except BaseException as exc:  # noqa: BLE001 - recorded, then re-raised below
         error = exc
     finally:
