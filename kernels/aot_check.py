@@ -50,8 +50,10 @@ def compile_all(arch: int = 90, quick: bool = False) -> list[dict[str, Any]]:
                             tensor_cores="mma" in k.asm["ptx"], cubin=bool(k.asm.get("cubin"))))
     sig = {"x_ptr": "*bf16", "w_ptr": "*i32", "s_ptr": "*fp32", "b_ptr": "*bf16", "o_ptr": "*bf16", "M": "i32",
            "N": "i32", "K": "i32", "stride_xm": "i32", "stride_om": "i32", "HAS_BIAS": "constexpr",
-           "DOT_F32": "constexpr", "BLOCK_M": "constexpr", "BLOCK_N": "constexpr", "BLOCK_K": "constexpr"}
-    k = _compile(binary_linear._binary_linear_kernel, sig, {"HAS_BIAS": False, "DOT_F32": False, "BLOCK_M": 16,
+           "DOT_F32": "constexpr", "W16": "constexpr", "NEG_ONE": "constexpr", "BLOCK_M": "constexpr",
+           "BLOCK_N": "constexpr", "BLOCK_K": "constexpr"}
+    k = _compile(binary_linear._binary_linear_kernel, sig, {"HAS_BIAS": False, "DOT_F32": False, "W16": True,
+                 "NEG_ONE": 0xBF80, "BLOCK_M": 16,
                  "BLOCK_N": 32, "BLOCK_K": 256}, arch, num_warps=4, num_stages=3)
     out.append(dict(kernel="binary_linear 16x32x256", shared=k.metadata.shared, tensor_cores="mma" in k.asm["ptx"],
                     cubin=bool(k.asm.get("cubin"))))

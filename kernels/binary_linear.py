@@ -4,6 +4,8 @@ Binarized weights (Hubara/Courbariaux et al. 2016) with the XNOR-Net per-row sca
 Each program owns ``BLOCK_N`` output features and ``BLOCK_M`` rows of ``x``; per K step it loads
 ``BLOCK_N × BLOCK_K/32`` words (1/16 of the bf16 bytes), expands each bit to ±1 in ``x``'s dtype in registers
 (bit ``c % 32`` of word ``c // 32``; 1 = +1) and accumulates ``tl.dot`` in fp32; the scale multiplies once at the end.
+The ±1 are made from bit patterns (shift the weight bit onto the sign bit of −1, XOR): 3 integer ops a weight
+instead of two conversions (int→fp32→bf16), which run at a quarter of the integer rate on sm_90.
 Padding bits past ``K`` meet ``x`` loaded as 0, so they add nothing.
 """
 
@@ -20,7 +22,7 @@ def _binary_linear_kernel(
     x_ptr, w_ptr, s_ptr, b_ptr, o_ptr,
     M, N, K,
     stride_xm, stride_om,
-    HAS_BIAS: tl.constexpr, DOT_F32: tl.constexpr,
+    HAS_BIAS: tl.constexpr, DOT_F32: tl.constexpr, W16: tl.constexpr, NEG_ONE: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     pid_n = tl.program_id(0)
@@ -37,12 +39,18 @@ def _binary_linear_kernel(
         x = tl.load(x_ptr + rm[:, None] * stride_xm + rk[None, :], mask=m_ok[:, None] & (rk < K)[None, :], other=0.0)
         rw = k0 // 32 + tl.arange(0, BLOCK_K // 32)
         words = tl.load(w_ptr + rn[:, None] * WORDS + rw[None, :], mask=n_ok[:, None] & (rw < WORDS)[None, :], other=0)
-        bits = (words[:, :, None] >> bit[None, None, :]) & 1
-        w = tl.reshape(bits * 2 - 1, (BLOCK_N, BLOCK_K)).to(tl.float32)
-        if DOT_F32:
-            acc += tl.dot(x.to(tl.float32), tl.trans(w), input_precision="ieee")
+        # ±1 built from its bit pattern, no int→float conversion: NEG_ONE is −1 in x's format, the weight bit
+        # (1 = +1) lands on the sign bit and flips it
+        if W16:
+            sgn = ((words[:, :, None] >> bit[None, None, :]) << 15) & 0x8000
+            w = tl.reshape((sgn ^ NEG_ONE).to(tl.int16).to(x.dtype, bitcast=True), (BLOCK_N, BLOCK_K))
         else:
-            acc += tl.dot(x, tl.trans(w.to(x.dtype)))
+            sgn = (words[:, :, None] >> bit[None, None, :]) << 31
+            w = tl.reshape((sgn ^ NEG_ONE).to(tl.float32, bitcast=True), (BLOCK_N, BLOCK_K))
+        if DOT_F32:
+            acc += tl.dot(x.to(tl.float32), tl.trans(w.to(tl.float32)), input_precision="ieee")
+        else:
+            acc += tl.dot(x, tl.trans(w))
     s = tl.load(s_ptr + rn, mask=n_ok, other=1.0)
     acc = acc * s[None, :]
     if HAS_BIAS:
@@ -67,6 +75,10 @@ KERNEL = Kernel(
 )
 
 
+# −1 as a bit pattern: bf16 0xBF80, fp16 0xBC00, fp32 0xBF800000 (as a signed int32)
+_NEG_ONE = {torch.bfloat16: 0xBF80, torch.float16: 0xBC00, torch.float32: 0xBF800000 - (1 << 32)}
+
+
 def run(x, words, scale, bias, out, n: int, k: int) -> torch.Tensor:
     """Launch on ``x``'s device; ``x`` [M, K] unit stride along K, ``out`` [M, N] unit stride along N."""
     from kernels.compressed_linear import block_m
@@ -82,6 +94,7 @@ def run(x, words, scale, bias, out, n: int, k: int) -> torch.Tensor:
     KERNEL.launch(
         grid, x, words, scale, bias if bias is not None else scale, out, m, n, k, x.stride(0), out.stride(0),
         HAS_BIAS=bias is not None, DOT_F32=interpreting() or x.dtype == torch.float32,
+        W16=x.dtype != torch.float32, NEG_ONE=_NEG_ONE[x.dtype],
         BLOCK_M=block_m(m),
     )
     if out is not target:
