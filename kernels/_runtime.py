@@ -70,11 +70,18 @@ class Kernel:
         return getattr(self._obj, "best_config", None)
 
 
+def tile_fits(block_m: int, config: triton.Config) -> bool:
+    """Whether a ``BLOCK_M × BLOCK_K`` activation tile stays in registers: ptxas (sm_90) listed no or small spills
+    up to ``BLOCK_M·BLOCK_K = 1024 × warps`` for ``BLOCK_M >= 32`` (hundreds of bytes beyond, e.g. 64×128 with 4
+    warps), and none up to ``2048 × warps`` for ``BLOCK_M = 16``."""
+    per_warp = 2048 if block_m <= 16 else 1024
+    return block_m * config.kwargs.get("BLOCK_K", 0) <= per_warp * config.num_warps
+
+
 def prune_by_tile(configs: list[triton.Config], named_args: dict[str, Any], **kwargs: Any) -> list[triton.Config]:
-    """Drop configs whose ``BLOCK_M × BLOCK_K`` tile per warp would spill registers (ptxas on sm_90 showed spills
-    above 2048 x elements per warp, e.g. 64×256 with 4 warps); keep the smallest tile if none is left."""
+    """Autotuner pre-filter: the configs whose tiles fit (:func:`tile_fits`); the smallest tile if none does."""
     bm = kwargs.get("BLOCK_M") or named_args.get("BLOCK_M") or 16
-    ok = [c for c in configs if bm * c.kwargs.get("BLOCK_K", 0) <= 2048 * c.num_warps]
+    ok = [c for c in configs if tile_fits(bm, c)]
     return ok or [min(configs, key=lambda c: c.kwargs.get("BLOCK_K", 0) * c.kwargs.get("BLOCK_N", 0))]
 
 
@@ -82,4 +89,4 @@ def cdiv(a: int, b: int) -> int:
     return -(-a // b)
 
 
-__all__ = ["interpreting", "Kernel", "cdiv", "prune_by_tile"]
+__all__ = ["interpreting", "Kernel", "cdiv", "prune_by_tile", "tile_fits"]

@@ -81,7 +81,7 @@ def _configs() -> list[triton.Config]:
     for bn, bk, warps, stages in [
         (16, 256, 4, 3), (16, 128, 2, 4), (32, 128, 4, 4), (32, 256, 4, 3),
         (64, 64, 4, 4), (64, 128, 4, 3), (64, 256, 8, 3), (128, 64, 8, 3), (128, 128, 8, 3),
-        (16, 512, 4, 3), (32, 512, 8, 3),
+        (16, 512, 4, 3), (32, 512, 8, 3), (64, 64, 8, 3),
     ]:
         out.append(triton.Config({"BLOCK_N": bn, "BLOCK_K": bk}, num_warps=warps, num_stages=stages))
     return out
