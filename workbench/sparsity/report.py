@@ -106,7 +106,10 @@ def pattern_summary(report: pd.DataFrame) -> pd.DataFrame:
     ok = report[report.status == "applied"].copy()
     ok["params"] = ok.matrix_shape.map(lambda s: s[0] * s[1])
     out = []
-    for pat, g in ok.groupby("pattern", sort=False):
+    for pat in dict.fromkeys(report.pattern):  # the report's pattern order
+        g = ok[ok.pattern == pat]
+        if g.empty:
+            continue
         wsum = g.params.sum()
         out.append(dict(
             pattern=pat, kind=g.kind.iloc[0], layers=len(g),
