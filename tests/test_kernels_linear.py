@@ -189,3 +189,31 @@ def test_autotune_pruning_keeps_a_config_for_every_block_m_and_drops_spilling_ti
     cfg = {(c.kwargs["BLOCK_N"], c.kwargs["BLOCK_K"], c.num_warps): c for c in compressed_linear.KERNEL.configs}
     assert not tile_fits(64, cfg[(64, 128, 4)]) and tile_fits(128, cfg[(128, 64, 8)])
     assert tile_fits(16, cfg[(16, 512, 4)])
+
+
+@pytest.mark.parametrize("fmt", ["fp8_e4m3", "2:4+fp8_e4m3"])
+def test_large_batch_fp8_path_uses_the_exact_codes(fmt):
+    # the auto path for > 64 rows on sm89+ (torch._scaled_mm; CPU torch has it too): W's codes are exact,
+    # only x is rounded to e4m3 per row, so the error is that of x's rounding (2^-4 relative per element at most)
+    from workbench.kernels.api import _scaled_mm, fp8_codes
+
+    w = torch.randn(32, 64)
+    p = pack(w, fmt)
+    codes = fp8_codes(p)
+    assert codes.dtype == torch.float8_e4m3fn
+    assert torch.equal(codes.float() * p.scale[:, None], unpack(p))  # float32 weight: unpack is q·scale
+    x = torch.randn(80, 64, dtype=torch.bfloat16)
+    y = _scaled_mm(x, p, None)
+    ref = x.double() @ exact_weight(p).T
+    bound = 2.0**-4 * (x.double().abs() @ exact_weight(p).abs().T) + 2.0**-8 * ref.abs()
+    assert ((y.double() - ref).abs() <= bound).all()
+
+
+def test_large_batch_binary_path_is_exact_up_to_rounding():
+    from workbench.kernels.api import _dense_binary
+
+    w = torch.randn(24, 70)
+    p = pack(w, "binary")
+    x = torch.randn(80, 70, dtype=torch.float32)
+    b = torch.randn(24)
+    assert_close_to_exact(_dense_binary(x, p, b), x, exact_weight(p), b)

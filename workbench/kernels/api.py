@@ -7,10 +7,11 @@ Backends (GUIDE §2, pattern 7; the same code path runs in CI without a GPU):
   case Triton's interpreter runs it on CPU tensors.
 - ``"emulated"``: the same Triton kernel run by Triton's interpreter on CPU copies of the tensors (any device; slow:
   for tests and small demos).
-- ``"auto"``: CUDA tensors with triton installed → the kernel for batch ≤ 64 rows; above that the best library
-  path: ``torch._scaled_mm`` for ``"fp8_e4m3"`` on sm89+ with bf16 activations (activations are then also rounded
-  to e4m3 with a per-row scale), cuSPARSELt (``to_sparse_semi_structured``) for ``"2:4"``, the kernel otherwise.
-  Anything else (CPU) → ``"torch"``.
+- ``"auto"``: CUDA tensors with triton installed → the kernel for batch ≤ 64 rows; above that (compute bound) the
+  best library path: ``torch._scaled_mm`` for ``"fp8_e4m3"`` and ``"2:4+fp8_e4m3"`` (dense e4m3 codes) on sm89+
+  with bf16 activations (activations are then also rounded to e4m3 with a per-row scale), cuSPARSELt
+  (``to_sparse_semi_structured``) for ``"2:4"``, a dense GEMM on the ±1 expansion for ``"binary"`` (``"dense"``),
+  the kernel otherwise. Anything else (CPU) → ``"torch"``.
 
 :func:`linear_path` says which path a call takes, without running it.
 """
@@ -23,7 +24,7 @@ from typing import Literal
 import torch
 
 from workbench.kernels._errors import DeviceError, DTypeError, FormatError, ShapeError
-from workbench.kernels.bits import pack_signs, tail_mask, words_for  # pack_signs: doctests
+from workbench.kernels.bits import pack_signs, tail_mask, unpack_positions, unpack_signs, words_for  # pack_signs: doctests
 from workbench.kernels.packing import PackedWeight, check_packed, pack, unpack  # pack: doctests
 from workbench.kernels.reference import linear_reference, xnor_gemm_reference
 
@@ -109,7 +110,8 @@ def _sm() -> tuple[int, int]:
 
 
 def linear_path(x: torch.Tensor, packed: PackedWeight, backend: Backend = "auto") -> str:
-    """The path :func:`linear` takes: ``"torch"``, ``"triton"``, ``"interpreter"``, ``"scaled_mm"`` or ``"cusparselt"``."""
+    """The path :func:`linear` takes: ``"torch"``, ``"triton"``, ``"interpreter"``, ``"scaled_mm"``, ``"cusparselt"``
+    or ``"dense"``."""
     _check_backend(backend)
     if backend == "torch":
         return "torch"
@@ -132,10 +134,13 @@ def linear_path(x: torch.Tensor, packed: PackedWeight, backend: Backend = "auto"
     rows = x.numel() // max(1, x.shape[-1])
     if rows > SMALL_BATCH:
         n, k = packed.shape
-        if packed.fmt == "fp8_e4m3" and x.dtype == torch.bfloat16 and _sm() >= (8, 9) and n % 16 == 0 and k % 16 == 0:
+        fp8 = packed.fmt in ("fp8_e4m3", "2:4+fp8_e4m3")
+        if fp8 and x.dtype == torch.bfloat16 and _sm() >= (8, 9) and n % 16 == 0 and k % 16 == 0:
             return "scaled_mm"
         if packed.fmt == "2:4" and x.dtype in (torch.bfloat16, torch.float16) and packed.dtype == x.dtype:
             return "cusparselt"
+        if packed.fmt == "binary":
+            return "dense"
     return "triton"
 
 
@@ -154,16 +159,39 @@ def _run_kernel(x2: torch.Tensor, packed: PackedWeight, bias: torch.Tensor | Non
     return _kernel_module("compressed_linear").run(x2, packed.values, packed.positions, packed.scale, bias, out, n, k)
 
 
+def fp8_codes(packed: PackedWeight) -> torch.Tensor:
+    """The dense ``[out, in]`` e4m3 codes of an fp8 packed weight (2:4+fp8: zeros where a weight was dropped)."""
+    if packed.fmt == "fp8_e4m3":
+        return packed.values
+    out, k = packed.shape
+    pos = unpack_positions(packed.positions, k // 2).reshape(out, k // 4, 2)
+    dense = torch.zeros(out, k // 4, 4, dtype=torch.float16, device=packed.device)  # e4m3 codes are exact in fp16
+    dense.scatter_(-1, pos, packed.values.to(torch.float16).reshape(out, k // 4, 2))
+    return dense.reshape(out, k).to(torch.float8_e4m3fn)
+
+
 def _scaled_mm(x2: torch.Tensor, packed: PackedWeight, bias: torch.Tensor | None) -> torch.Tensor:
-    """FP8 GEMM on sm89+: x rounded to e4m3 per row (scale amax/448), W already e4m3 per row; fp32 dequant scales."""
+    """FP8 GEMM (sm89+): x rounded to e4m3 per row (scale amax/448), W's e4m3 codes and row scales; fp32 dequant."""
     xf = x2.float()
     sx = (xf.abs().amax(dim=1, keepdim=True) / 448.0).clamp_min(torch.finfo(torch.float32).tiny)
     xq = (xf / sx).to(torch.float8_e4m3fn)
-    out = torch._scaled_mm(
-        xq, packed.values.t(), scale_a=sx, scale_b=packed.scale[None, :].contiguous(),
+    return torch._scaled_mm(
+        xq, fp8_codes(packed).t(), scale_a=sx, scale_b=packed.scale[None, :].contiguous(),
         bias=None if bias is None else bias.to(x2.dtype), out_dtype=x2.dtype,
     )
-    return out
+
+
+def _dense_binary(x2: torch.Tensor, packed: PackedWeight, bias: torch.Tensor | None) -> torch.Tensor:
+    """Large-batch binary: expand the signs once to ±1 in x's dtype, one dense GEMM, then the row scale."""
+    n, k = packed.shape
+    if packed.device.type == "cuda" and triton_available():
+        signs = _kernel_module("xnor_gemm").expand_signs(packed.values, k)[:, :k].to(x2.dtype)
+    else:
+        signs = unpack_signs(packed.values, k, x2.dtype)
+    y = (x2 @ signs.T).float() * packed.scale[None, :]
+    if bias is not None:
+        y = y + bias.float()
+    return y.to(x2.dtype)
 
 
 def _cusparselt(x2: torch.Tensor, packed: PackedWeight, bias: torch.Tensor | None) -> torch.Tensor:
@@ -208,6 +236,8 @@ def linear(
             return _scaled_mm(x2.contiguous(), packed, bias).reshape(*lead, n)
         except RuntimeError:  # a shape or build _scaled_mm rejects: the kernel takes any shape
             path = "triton"
+    if path == "dense":
+        return _dense_binary(x2.contiguous(), packed, bias).reshape(*lead, n)
     if path == "cusparselt":
         try:
             return _cusparselt(x2.contiguous(), packed, bias).reshape(*lead, n)
