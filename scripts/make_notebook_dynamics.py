@@ -51,18 +51,18 @@ large-batch and large-batch + recipe comparison over several seeds and reports w
 Run top to bottom; `quick = True` (or `WORKBENCH_QUICK=1`, as in CI) makes every experiment small.
 """),
     params(r"""
-quick = None  # help: None = follow WORKBENCH_QUICK; True = small, fast runs (CI); False = the full experiment
+quick = None  # help: None: follow WORKBENCH_QUICK; True: small, fast runs (CI); False: the full experiment
 seed = 0  # help: seed of the distance run and of the simulated walks; regime runs use seeds 0..n_seeds-1
 model = "digits-cnn"  # help: bundled model to train (digits-cnn has BatchNorm, needed for Ghost BN)
 batch_size = 32  # help: batch of the distance-from-initialization run
 lr = 0.05  # help: SGD learning rate for the small batch (momentum 0.9)
-steps = None  # help: updates of the distance run; None = 300 quick / 6000 full
+steps = None  # help: updates of the distance run; None: 300 quick / 6000 full
 small_batch = 32  # help: small batch b of the comparison
-large_batch = None  # help: large batch B; None = 256 quick / 512 full
-epochs = None  # help: epoch budget of the small batch; None = 2 quick / 10 full
-n_seeds = None  # help: seeds per regime; None = 1 quick / 3 full
+large_batch = None  # help: large batch B; None: 256 quick / 512 full
+epochs = None  # help: epoch budget of the small batch; None: 2 quick / 10 full
+n_seeds = None  # help: seeds per regime; None: 1 quick / 3 full
 alpha = 1.0  # help: roughness of the random landscape, 0 < alpha < 2 (theory: distance ~ (log t)^(2/alpha))
-walk_steps = None  # help: steps of the simulated walks; None = 20000 quick / 200000 full
+walk_steps = None  # help: steps of the simulated walks; None: 20000 quick / 200000 full
 """),
     code(r"""
 import pandas as pd
