@@ -1,0 +1,113 @@
+"""``QuantErrorView(handle)``: per-layer quantization error and bit allocation in one view.
+
+A heatmap of layers × formats (SQNR), a bar chart for the chosen format, a histogram of the chosen layer's weights
+with the format's scaled grid overlaid, and a budget slider that re-solves the bit allocation (Hubara et al. 2020).
+A thin shell over :func:`workbench.quant.layer_error`, :func:`workbench.quant.sensitivity`,
+:func:`workbench.quant.allocate_bits` and :mod:`workbench.viz.quant`; each figure is one FigureWidget created once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import ipywidgets as W
+import numpy as np
+import plotly.graph_objects as go
+
+from workbench.formats import compute_scale, eligible_layers, parse_format, representable_values
+from workbench.quant.error import layer_error
+from workbench.quant.sensitivity import allocate_bits, layer_sizes, sensitivity
+from workbench.viz.quant import allocation_bar, sqnr_bar, sqnr_heatmap, weight_histogram
+
+DEFAULT_FORMATS = ("fp8_e4m3", "int8", "int4", "binary")
+METRICS = ("output_sqnr_db", "weight_sqnr_db", "output_nl2", "output_cosine", "delta_loss")
+
+
+class QuantErrorView:
+    """Widget over a model handle; ``.ui`` is the widget tree.
+
+    Controls: ``mode`` (isolated / cumulative), ``metric``, ``fmt`` (format of the bar chart and histogram),
+    ``layer`` (histogram), ``budget`` (bytes; re-solves the allocation). State: ``errors`` (the layer_error
+    table for the current mode), ``sens`` (sensitivity), ``allocation`` (the latest :class:`Allocation`).
+    Figures: ``heatmap``, ``bar``, ``hist``, ``alloc_fig``.
+    """
+
+    def __init__(self, handle: Any, formats: Sequence[str] = DEFAULT_FORMATS, batches: Any = None,
+                 measure: bool = False) -> None:
+        self.handle = handle
+        self.formats = [parse_format(f).name for f in formats]
+        self.batches = batches
+        self.measure = measure
+        self._errors: dict[str, Any] = {}
+        layers = list(eligible_layers(handle.model))
+        self.mode = W.ToggleButtons(options=["isolated", "cumulative"], value="isolated", description="mode")
+        self.metric = W.Dropdown(options=list(METRICS), value="output_sqnr_db", description="metric")
+        self.fmt = W.Dropdown(options=self.formats, value=self.formats[0], description="format")
+        self.layer = W.Dropdown(options=layers, value=layers[0] if layers else None, description="layer")
+        self.sens = sensitivity(handle, self.formats, progress=False)
+        self.sizes = layer_sizes(handle, self.formats)
+        per_layer = self.sizes.groupby("layer")["size_bytes"]
+        lo, hi = float(per_layer.min().sum()), float(per_layer.max().sum())
+        self.budget = W.FloatSlider(value=(lo + hi) / 2, min=lo, max=hi, step=max((hi - lo) / 200, 1e-6),
+                                    description="budget (B)", continuous_update=False, readout_format=",.0f")
+        self.status = W.HTML()
+        self.table = W.HTML()
+        self.heatmap = go.FigureWidget(layout=dict(height=400))
+        self.bar = go.FigureWidget(layout=dict(height=320))
+        self.hist = go.FigureWidget(layout=dict(height=320))
+        self.alloc_fig = go.FigureWidget(layout=dict(height=320))
+        self.allocation = None
+        for w in (self.mode, self.metric):
+            w.observe(lambda c: self._draw_errors(), names="value")
+        self.fmt.observe(lambda c: (self._draw_bar(), self._draw_hist()), names="value")
+        self.layer.observe(lambda c: self._draw_hist(), names="value")
+        self.budget.observe(lambda c: self._solve(), names="value")
+        controls = W.VBox([self.mode, self.metric, self.fmt, self.layer, self.budget, self.status])
+        self.ui = W.VBox([W.HBox([controls, self.heatmap]), W.HBox([self.bar, self.hist]),
+                          W.HBox([self.alloc_fig, self.table])])
+        self._draw_errors()
+        self._draw_hist()
+        self._solve()
+
+    @property
+    def errors(self):
+        """The layer_error table of the current mode (computed once per mode)."""
+        m = self.mode.value
+        if m not in self._errors:
+            self._errors[m] = layer_error(self.handle, self.formats, mode=m, batches=self.batches, progress=False)
+        return self._errors[m]
+
+    def _draw_errors(self) -> None:
+        sqnr_heatmap(self.errors, self.metric.value, fig=self.heatmap)
+        self._draw_bar()
+
+    def _draw_bar(self) -> None:
+        sqnr_bar(self.errors, self.fmt.value, self.metric.value, fig=self.bar)
+
+    def _draw_hist(self) -> None:
+        if self.layer.value is None:
+            return
+        mod = eligible_layers(self.handle.model)[self.layer.value]
+        orig = getattr(getattr(mod, "parametrizations", None), "weight", None)
+        w = (orig.original if orig is not None else mod.weight).detach().float()  # the unformatted weight
+        f = parse_format(self.fmt.value)
+        scale = compute_scale(w, f.number, "tensor")
+        grid = representable_values(f).numpy() * float(scale)
+        weight_histogram(w.numpy(), grid, f.name, self.layer.value, fig=self.hist)
+
+    def _solve(self) -> None:
+        try:
+            a = allocate_bits(self.sens, self.sizes, self.budget.value, handle=self.handle if self.measure else None)
+        except Exception as e:  # noqa: BLE001 - shown to the user, not swallowed silently
+            self.status.value = f"<span style='color:#b00'>{e}</span>"
+            return
+        self.allocation = a
+        allocation_bar(a.table, fig=self.alloc_fig)
+        measured = f", measured loss {a.measured_loss:.4f}" if np.isfinite(a.measured_loss) else ""
+        self.status.value = (f"{a.size_bytes:,.0f} B of {self.budget.value:,.0f} B; predicted loss "
+                             f"{a.predicted_loss:.4f}{measured}")
+        self.table.value = a.table.to_html(index=False, float_format=lambda v: f"{v:.4g}")
+
+
+__all__ = ["QuantErrorView"]
