@@ -29,11 +29,12 @@ def mask_heatmap(
     """|w| as a heatmap with pruned entries greyed out (NaN); dotted lines mark M-wide groups / M×M tiles."""
     absw = np.asarray(absw, dtype=float)
     mask = np.asarray(mask, dtype=bool)
-    shown = np.where(mask, absw, np.nan)
+    # pruned entries are gaps (None, not NaN: widget messages must be valid JSON)
+    shown = np.where(mask, absw, None).tolist()
     fig = _fig(fig)
     with fig.batch_update():
         fig.data = []
-        fig.add_trace(go.Heatmap(z=absw, colorscale="Greys", showscale=False, opacity=0.25, hoverinfo="skip"))
+        fig.add_trace(go.Heatmap(z=absw.tolist(), colorscale="Greys", showscale=False, opacity=0.25, hoverinfo="skip"))
         fig.add_trace(go.Heatmap(z=shown, colorscale="Viridis", colorbar=dict(title="|w| kept"),
                                  hovertemplate="row %{y}, col %{x}: |w|=%{z:.3g}<extra>kept</extra>"))
         shapes = []
