@@ -37,7 +37,7 @@ def _needs_interpreter_or_gpu():
 
 
 # (rows of x, out_features, in_features): M=1 (GEMV), M not a multiple of the block, K and N with tails
-SHAPES = [(1, 24, 96), (5, 40, 72), (17, 16, 100)]
+SHAPES = [(1, 24, 96), (3, 40, 72), (17, 16, 100)]  # 2:4 takes the gather kernel up to 4 rows
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -173,8 +173,8 @@ def test_every_kernel_compiles_for_an_h100_without_a_gpu():
         pytest.skip("no ptxas in this triton install")
     assert r.returncode == 0, r.stderr[-2000:]
     lines = r.stdout.strip().splitlines()
-    assert len(lines) == 5 and all("cubin=True" in ln for ln in lines), r.stdout
-    assert "popc=True" in lines[2] and "tensor_cores=True" in lines[0] and "tensor_cores=True" in lines[3]
+    assert len(lines) == 6 and all("cubin=True" in ln for ln in lines), r.stdout
+    assert "popc=True" in lines[3] and "tensor_cores=True" in lines[0] and "tensor_cores=True" in lines[4]
 
 
 def test_autotune_pruning_keeps_a_config_for_every_block_m_and_drops_spilling_tiles():
