@@ -54,14 +54,14 @@ def compare_regimes(handle, small_batch: int = 32, large_batch: int = 512, epoch
     if large_batch <= small_batch:
         raise DataError(f"large_batch ({large_batch}) must be larger than small_batch ({small_batch})")
     should_stop = _stop_fn(stop)
+    train_kwargs.setdefault("track_points", 32)
     rows = []
     for seed in seeds:
         for regime in regimes:
             if should_stop():
                 return pd.DataFrame(rows)
             kw = {**train_kwargs, **regime_settings(regime, small_batch, large_batch, ghost_batch)}
-            res = train(handle, lr=lr, epochs=epochs, seed=seed, stop=stop, progress=progress,
-                        track_points=32, **kw)
+            res = train(handle, lr=lr, epochs=epochs, seed=seed, stop=stop, progress=progress, **kw)
             fin = res.final()
             row = {"regime": regime, "seed": int(seed), "batch_size": kw["batch_size"],
                    "ghost_batch": kw.get("ghost_batch"), "lr_effective": res.config["lr_effective"],

@@ -5,9 +5,10 @@ initial point grows like ``log t`` with the number of updates ``t``, the signatu
 landscape ("ultra-slow diffusion") rather than of a free random walk (``√t``).
 
 :class:`WeightDistanceTracker` keeps ``w_0`` (and, when the travelled distance is asked for, the previous snapshot) as
-one flat float32 vector. An update copies the parameters into a preallocated flat buffer (one ``torch.cat`` into
-``out=``), takes the difference and sums squares per layer with one ``index_add_`` over a precomputed segment id
-vector: no Python loop over elements, a few microseconds for the digits models. A *layer* is a module that owns
+one flat float32 vector (the per-parameter tensors are views into it). An update subtracts and takes norms with
+torch's fused multi-tensor kernels (``_foreach_sub``, ``_foreach_norm``: one call each for all parameter tensors,
+as torch's optimizers do) and adds the few per-tensor squared norms per layer: no Python loop over elements, no copy
+of the model (about 0.1 ms for digits-cnn's 38k parameters on one CPU thread). A *layer* is a module that owns
 parameters directly (``conv1`` holds ``conv1.weight`` and ``conv1.bias``); ``"total"`` is the whole vector.
 
 Recorded rows (a tidy DataFrame, one row per step × layer): ``step, layer, distance, travelled, init_norm``, where
@@ -77,32 +78,48 @@ class WeightDistanceTracker:
         groups = _layer_parameters(model, layers, trainable_only)
         self.layer_names = [n for n, _ in groups]
         self._params = [p for _, ps in groups for p in ps]
-        sizes = [sum(p.numel() for p in ps) for _, ps in groups]
+        sizes = [p.numel() for p in self._params]
         self.numel = int(sum(sizes))
-        self._segments = torch.repeat_interleave(torch.arange(len(groups)), torch.tensor(sizes))
-        self._buf = torch.empty(self.numel, dtype=torch.float32)
-        self._diff = torch.empty(self.numel, dtype=torch.float32)
-        self.w0 = self._snapshot().clone()
+        # which layer each parameter tensor belongs to (a handful of entries, not one per element)
+        self._param_layer = np.repeat(np.arange(len(groups)), [len(ps) for _, ps in groups])
+        onehot = np.zeros((len(groups) + 1, len(self._params)), dtype=np.float64)
+        onehot[self._param_layer, np.arange(len(self._params))] = 1.0
+        onehot[-1] = 1.0  # the total
+        self._layer_matrix = torch.from_numpy(onehot)
+        self._fast = all(p.dtype == torch.float32 for p in self._params)
+        self.w0 = self._snapshot()
+        self._w0_views = self._views(self.w0)
         self._prev = self.w0.clone() if self.track_travelled else None
-        self._travelled = torch.zeros(len(groups) + 1, dtype=torch.float64)
-        self._sq = torch.zeros(len(groups), dtype=torch.float32)
-        sq0 = torch.zeros(len(groups), dtype=torch.float64).index_add_(0, self._segments, self.w0.double() ** 2)
-        self.init_norms = np.sqrt(np.append(sq0.numpy(), sq0.sum().item()))
+        self._prev_views = self._views(self._prev) if self._prev is not None else None
+        self._travelled = np.zeros(len(groups) + 1)
+        sq0 = np.bincount(self._param_layer, weights=np.array([float(v.double().pow(2).sum())
+                                                               for v in self._w0_views]), minlength=len(groups))
+        self.init_norms = np.sqrt(np.append(sq0, sq0.sum()))
         self._rows: list[tuple[int, str, float, float, float]] = []
         self.last_step = 0
         self._emit(0, np.zeros(len(groups) + 1))
 
-    def _snapshot(self) -> torch.Tensor:
-        with torch.no_grad():
-            return torch.cat([p.detach().reshape(-1).float() for p in self._params], out=self._buf)
+    def _views(self, flat: torch.Tensor) -> list[torch.Tensor]:
+        return [v.view_as(p) for v, p in zip(flat.split([p.numel() for p in self._params]), self._params)]
 
-    def _segment_norms(self, diff: torch.Tensor) -> np.ndarray:
-        sq = self._sq.zero_().index_add_(0, self._segments, diff.square_())
-        per_layer = sq.double()
-        return torch.cat([per_layer, per_layer.sum().reshape(1)]).sqrt_().numpy()
+    def _snapshot(self) -> torch.Tensor:
+        """The tracked parameters as one new flat float32 vector."""
+        with torch.no_grad():
+            return torch.cat([p.detach().reshape(-1).float() for p in self._params])
+
+    def _norms_from(self, ref_views: list[torch.Tensor]) -> np.ndarray:
+        """Per-layer and total ‖w − ref‖ with ``ref`` given as views of a flat vector: one fused subtraction and one
+        fused norm over all parameter tensors (torch's multi-tensor ``_foreach`` kernels, as the optimizers use)."""
+        with torch.no_grad():
+            if self._fast:
+                norms = torch.stack(torch._foreach_norm(torch._foreach_sub(self._params, ref_views)))
+            else:  # other dtypes: the same, one tensor at a time in float32
+                norms = torch.stack([torch.linalg.vector_norm(p.detach().float() - r)
+                                     for p, r in zip(self._params, ref_views)])
+            return (self._layer_matrix @ norms.double().square()).sqrt_().numpy()
 
     def _emit(self, step: int, dist: np.ndarray) -> list[dict]:
-        trav = self._travelled.numpy() if self.track_travelled else np.full(len(dist), np.nan)
+        trav = self._travelled if self.track_travelled else np.full(len(dist), np.nan)
         names = self.layer_names + [TOTAL]
         new = [(int(step), names[i], float(dist[i]), float(trav[i]), float(self.init_norms[i]))
                for i in range(len(names))]
@@ -123,17 +140,16 @@ class WeightDistanceTracker:
         record = force or self.due(step)
         if not record and not self.track_travelled:
             return []
-        w = self._snapshot()
         if self.track_travelled:
-            assert self._prev is not None
-            seg = self._segment_norms(torch.sub(w, self._prev, out=self._diff))
-            self._travelled += torch.from_numpy(seg)
-            # the total path length is Σ‖Δw‖ of the whole vector, which the last entry of seg already is
-            self._prev.copy_(w)
+            assert self._prev_views is not None
+            self._travelled += self._norms_from(self._prev_views)
+            # (the total entry is Σ‖Δw‖ of the whole vector, which the last entry of the norms already is)
+            with torch.no_grad():
+                torch._foreach_copy_(self._prev_views, [p.detach().float() for p in self._params])
         self.last_step = max(self.last_step, step)
         if not record:
             return []
-        return self._emit(step, self._segment_norms(torch.sub(w, self.w0, out=self._diff)))
+        return self._emit(step, self._norms_from(self._w0_views))
 
     def frame(self) -> pd.DataFrame:
         """Every row recorded so far: ``step, layer, distance, travelled, init_norm``."""
