@@ -163,8 +163,11 @@ table[cols].round(2).head(20 if quick else len(table))
 
 - At batch 1–64 the bars should approach the ticks: the time is the bytes. The issue's targets at batch 1 on an
   H100 are 2:4 ≥ 1.6×, FP8 ≥ 1.8×, 2:4+FP8 ≥ 2.6×, binary ≥ 8×, each at ≥ 80% of the copy bandwidth.
-- At 8192³ the layer is compute bound; there `linear(..., backend="auto")` hands FP8 to `torch._scaled_mm` and 2:4 to
-  cuSPARSELt, and the binary GEMM uses int8 tensor cores (bits expanded in registers) rather than popcount.
+- At 8192³ the layer is compute bound; there `linear(..., backend="auto")` hands FP8 and 2:4+FP8 to
+  `torch._scaled_mm`, 2:4 to cuSPARSELt and binary to a dense GEMM on its ±1 expansion; `xnor_gemm` expands both
+  operands once to ±1 int8 and uses the int8 tensor cores (`torch._int_mm`) rather than popcount.
+- Where a kernel cannot reach its floor, `benchmarks/RESULTS.kernels.md` says why, from the instructions it issues
+  per weight (2:4+FP8 and binary at batch 1 are expected to be instruction bound, not memory bound).
 - In the interactive dashboard the same table is the **kernels** tab (`workbench.widgets.kernels.KernelBenchView`).
 """),
 ]
