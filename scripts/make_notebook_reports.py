@@ -149,12 +149,18 @@ errors.pivot(index="layer", columns="format", values="weight_sqnr_db").round(2)
 
 With `workbench.quant.layer_error` (isolated mode, as in Hubara et al. 2020's per-layer analysis): only this
 layer quantized, its output on calibration batches compared with the full-precision output; `delta_loss` is the
-change of the model's loss with only this layer changed (skipped in quick mode)."""),
+change of the model's loss with only this layer changed (skipped in quick mode). Layers a format does not fit
+are left out."""),
         new_code_cell('''
 if output_error:
     from workbench.quant.error import layer_error
 
-    out_err = layer_error(handle, formats, mode="isolated", evaluate=not quick, progress=False)
+    parts = []
+    for fmt, fits in errors[errors["status"] == "applied"].groupby("format", sort=False):
+        # only the layers this format fits (layer_error raises for a layer named explicitly that does not fit)
+        parts.append(layer_error(handle, [fmt], mode="isolated", layers=list(fits["layer"]), evaluate=not quick,
+                                 progress=False))
+    out_err = pd.concat(parts, ignore_index=True)
     shown = out_err[["layer", "format", "weight_sqnr_db", "output_sqnr_db", "output_cosine", "delta_loss"]]
 else:
     shown = pd.DataFrame()

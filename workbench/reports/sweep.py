@@ -95,14 +95,15 @@ def _slug(value: Any) -> str:
 
 
 def run_name(parameters: Mapping[str, Any], varying: Sequence[str]) -> str:
-    """A stable file name for one run: the varying values, then 8 hex digits of a hash of all the parameters.
+    """A stable file name for one run: the varying values (``__`` between them), then 8 hex digits of a hash of all
+    the parameters (``metrics_path`` aside), so a run keeps its name from one invocation of a sweep to the next.
 
     >>> run_name({"x": 3, "model": "digits-mlp"}, ["x"])[:4]
     'x=3-'
     """
     canonical = json.dumps({k: v for k, v in parameters.items() if k != METRICS_PARAMETER}, sort_keys=True)
     digest = hashlib.sha256(canonical.encode()).hexdigest()[:8]
-    label = "_".join(f"{k}={_slug(parameters[k])}" for k in varying if k in parameters)[:80]
+    label = "__".join(f"{k}={_slug(parameters[k])}" for k in varying if k in parameters)[:80]
     return f"{label}-{digest}" if label else f"run-{digest}"
 
 
