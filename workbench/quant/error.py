@@ -65,7 +65,7 @@ def sqnr_db(x: torch.Tensor, q: torch.Tensor) -> float:
     den = float((x64 - q64).norm())
     if den == 0.0:
         return math.inf
-    if num == 0.0:
+    if num == 0.0 or not math.isfinite(den):  # an overflow to inf (E5M2's cast) is no signal at all
         return -math.inf
     return 20.0 * math.log10(num / den)
 
