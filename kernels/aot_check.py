@@ -66,6 +66,10 @@ def compile_all(arch: int = 90, quick: bool = False) -> list[dict[str, Any]]:
     k = _compile(binary_linear._binary_linear_kernel, sig, {"HAS_BIAS": False, "DOT_F32": False, "W16": True,
                  "NEG_ONE": 0xBF80, "BLOCK_M": 16,
                  "BLOCK_N": 32, "BLOCK_K": 256}, arch, num_warps=4, num_stages=3)
+    bsig = {k_: v for k_, v in sig.items() if k_ not in ("DOT_F32", "W16", "NEG_ONE")}
+    kb = _compile(binary_linear._binary_gemv_kernel, bsig, {"HAS_BIAS": False, "BLOCK_M": 1, "BLOCK_N": 16,
+                  "BLOCK_K": 256}, arch, num_warps=4, num_stages=3)
+    out.append(dict(kernel="binary_gemv 1x16x256", shared=kb.metadata.shared, cubin=bool(kb.asm.get("cubin"))))
     out.append(dict(kernel="binary_linear 16x32x256", shared=k.metadata.shared, tensor_cores="mma" in k.asm["ptx"],
                     cubin=bool(k.asm.get("cubin"))))
     sig = {"a_ptr": "*i32", "b_ptr": "*i32", "o_ptr": "*i32", "M": "i32", "N": "i32", "W": "i32", "k": "i32",
