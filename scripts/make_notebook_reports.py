@@ -177,6 +177,23 @@ if mask_format:
     sample = mask_sample(handle, mask_format, layer)
     mask_figure(sample, title=f"{mask_format} mask of {layer} (kept fraction {sample['kept'].mean():.2f})").show()
 '''.strip("\n")),
+        md("""What each sparsity pattern of the list keeps, per layer (`workbench.sparsity.report.mask_report`), with
+unstructured 50% as the unconstrained reference: `kept_sq` = Σ(w·mask)²/Σw², the "kept magnitude" of Hubara et
+al. 2021; `log10_diversity` = log10 of the number of masks the pattern allows (mask diversity: fewer choices,
+less kept magnitude); `output_rel_error` = ‖y − y_masked‖/‖y‖ of the layer alone on calibration batches."""),
+        new_code_cell('''
+from workbench.formats import parse_format
+from workbench.sparsity.report import mask_report
+
+patterns = list(dict.fromkeys(parse_format(f).sparsity.name for f in formats if parse_format(f).sparsity))
+if patterns:
+    masks = mask_report(handle, patterns + ["unstructured 50%"])
+    shown_masks = masks[masks["status"] == "applied"][["layer", "pattern", "kept_sq", "log10_diversity",
+                                                       "output_rel_error"]]
+else:
+    shown_masks = pd.DataFrame()
+shown_masks.round(4)
+'''.strip("\n")),
         md("""## Rounding
 
 The rounded value of a sample of the layer's weights under each number format: the staircase shows the grid
@@ -187,9 +204,12 @@ quantization_figure(quantization_sample(handle, formats, layer, seed=seed)).show
         md("""## Metrics
 
 The numbers above, as the JSON sidecar the report writes (`metrics_path`): per format the score, loss and
-size, per layer the weight SQNR. No timings, so two runs with the same parameters write identical files."""),
+size, per layer the weight SQNR and the kept magnitude under each sparsity pattern. No timings, so two runs with the same parameters write identical files."""),
         new_code_cell('''
 metrics = report_metrics(model, tradeoff, errors)
+if patterns:
+    metrics["mask_kept_sq"] = {layer_name: dict(zip(part["pattern"], part["kept_sq"].round(6)))
+                               for layer_name, part in masks[masks["status"] == "applied"].groupby("layer", sort=False)}
 write_metrics(metrics, metrics_path)
 pd.DataFrame(metrics["formats"]).T
 '''.strip("\n")),

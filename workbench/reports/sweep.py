@@ -30,6 +30,7 @@ import itertools
 import json
 import multiprocessing
 import re
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -83,10 +84,10 @@ def expand_grid(grid: Mapping[str, Sequence[Any]], fixed: Mapping[str, Any] | No
     """Every combination of the grid's values (the cartesian product, first key slowest), each merged with ``fixed``.
 
     >>> expand_grid({"a": [1, 2], "b": ["x", "y"]}, {"c": 0})[:2]
-    [{'c': 0, 'a': 1, 'b': 'x'}, {'c': 0, 'a': 1, 'b': 'y'}]
+    [{'a': 1, 'b': 'x', 'c': 0}, {'a': 1, 'b': 'y', 'c': 0}]
     """
     names = list(grid)
-    return [{**dict(fixed or {}), **dict(zip(names, combo))} for combo in itertools.product(*(grid[n] for n in names))]
+    return [{**dict(zip(names, combo)), **dict(fixed or {})} for combo in itertools.product(*(grid[n] for n in names))]
 
 
 def _slug(value: Any) -> str:
@@ -320,7 +321,7 @@ def summarize(output_dir: str | Path, jobs: Mapping[str, SweepJob]) -> pd.DataFr
 
 
 def write_summary(output_dir: str | Path, summary: pd.DataFrame) -> dict[str, Path]:
-    """``summary.csv`` always; ``summary.parquet`` too (pyarrow or fastparquet needed: a DataError says so)."""
+    """``summary.csv`` always; ``summary.parquet`` too when pyarrow (or fastparquet) is installed, else a warning."""
     out = Path(output_dir)
     files = {"csv": out / "summary.csv"}
     tmp = out / ".summary.csv.tmp"
@@ -331,8 +332,9 @@ def write_summary(output_dir: str | Path, summary: pd.DataFrame) -> dict[str, Pa
         summary.to_parquet(tmp, index=False)
         tmp.replace(out / "summary.parquet")
         files["parquet"] = out / "summary.parquet"
-    except ImportError as exc:
-        raise DataError(f"summary.parquet needs pyarrow (pip install pyarrow): {exc}") from None
+    except ImportError as exc:  # the runs are done: do not fail the sweep over the second copy of its table
+        warnings.warn(f"summary.parquet not written: it needs pyarrow (pip install pyarrow): {exc}", stacklevel=2)
+        tmp.unlink(missing_ok=True)
     return files
 
 
