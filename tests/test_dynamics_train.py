@@ -25,21 +25,21 @@ def mlp():
 
 def test_trains_a_fresh_seeded_copy_and_leaves_the_handle_alone(cnn):
     before = copy.deepcopy(cnn.model.state_dict())
-    a = train(cnn, batch_size=32, steps=40, seed=3, progress=False, track_every=5, eval_every=0.5)
-    b = train(cnn, batch_size=32, steps=40, seed=3, progress=False, track_every=5, eval_every=0.5)
+    a = train(cnn, batch_size=32, steps=30, seed=3, progress=False, track_every=5, eval_every=0.5)
+    b = train(cnn, batch_size=32, steps=30, seed=3, progress=False, track_every=5, eval_every=0.5)
     for k, v in cnn.model.state_dict().items():
         assert torch.equal(v, before[k]), k
     assert not cnn.model.training
-    assert a.model is not cnn.model and a.steps == 40
+    assert a.model is not cnn.model and a.steps == 30
     assert a.metrics.equals(a.metrics) and np.allclose(a.metrics.drop(columns="seconds"),
                                                        b.metrics.drop(columns="seconds"))
     assert a.distances.equals(b.distances)
-    assert sorted(a.distances["step"].unique()) == list(range(0, 41, 5))
+    assert sorted(a.distances["step"].unique()) == list(range(0, 31, 5))
     # re-initialised from the architecture: the copy's start differs from the trained checkpoint
     fresh = train(cnn, batch_size=32, steps=1, lr=1e-9, momentum=0.0, seed=3, progress=False)
     assert not torch.allclose(fresh.model.fc1.weight, cnn.model.fc1.weight)
     # metrics per evaluation: step 0 and every half epoch (1437 / 32 ≈ 45 steps per epoch) and the end
-    assert list(a.metrics["step"]) == [0, 23, 40] and a.metrics["test_acc"].iloc[-1] > 0.5
+    assert list(a.metrics["step"]) == [0, 23, 30] and a.metrics["test_acc"].iloc[-1] > 0.3
     assert a.metrics["train_loss"].iloc[-1] < a.metrics["train_loss"].iloc[0]
 
 
@@ -145,11 +145,11 @@ def test_bad_input(cnn, mlp):
 
 
 def test_compare_regimes_table(cnn):
-    runs = compare_regimes(cnn, small_batch=32, large_batch=128, epochs=0.5, seeds=(0, 1),
+    runs = compare_regimes(cnn, small_batch=32, large_batch=64, epochs=0.25, seeds=(0, 1),
                            regimes=("small", "large+LR+GBN+RA"), progress=False)
     assert len(runs) == 4 and set(runs["regime"]) == {"small", "large+LR+GBN+RA"}
     ra = runs[runs.regime == "large+LR+GBN+RA"]
-    assert (ra["ghost_batch"] == 32).all() and np.allclose(ra["lr_effective"], 0.05 * 2)  # √(128/32)
+    assert (ra["ghost_batch"] == 32).all() and np.allclose(ra["lr_effective"], 0.05 * np.sqrt(2))  # √(64/32)
     assert np.allclose(ra["steps"], runs[runs.regime == "small"]["steps"], atol=1)
     table = summarize_regimes(runs)
     assert list(table["regime"]) == ["small", "large+LR+GBN+RA"] and (table["seeds"] == 2).all()

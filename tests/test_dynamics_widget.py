@@ -42,8 +42,8 @@ def test_view_trains_live_and_stops(cnn):
     from workbench.widgets.dynamics import DynamicsView
 
     view = DynamicsView(cnn, quick=True, refresh_s=0.0)
-    view.steps.value = 60
-    view.batch.value = 64
+    view.steps.value = 40
+    view.batch.value = 32
     view.train_button.click()
     assert view.wait(120) and view.error is None
     names = [t.name for t in view.fig.data]
@@ -51,7 +51,7 @@ def test_view_trains_live_and_stops(cnn):
     total = next(t for t in view.fig.data if t.name == "total")
     expected = view.result.distances.query("layer == 'total' and step > 0")
     np.testing.assert_allclose(total.y, expected["distance"])
-    assert view.result.steps == 60 and "test accuracy" in view.status.value
+    assert view.result.steps == 40 and "test accuracy" in view.status.value
     assert view.fits is not None and view.fits.attrs["best"] in ("log", "log^β", "sqrt", "power")
 
     # stop: the event is set from the live callback's thread as soon as we see rows; what was recorded stays
@@ -71,7 +71,7 @@ def test_view_compares_regimes(cnn):
     from workbench.widgets.dynamics import DynamicsView
 
     view = DynamicsView(cnn, quick=True, threaded=False)
-    view.small.value, view.large.value, view.epochs.value, view.seeds.value = 32, 128, 0.3, 2
+    view.small.value, view.large.value, view.epochs.value, view.seeds.value = 32, 128, 0.15, 2
     view.regimes.value = ("small", "large+LR+GBN")
     view.compare_button.click()
     assert view.error is None and len(view.runs) == 4
