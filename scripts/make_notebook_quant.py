@@ -273,7 +273,7 @@ display(a.comparison)
 allocation_bar(a.table).show()
 """),
     code("""
-fr = frontier(sens, sizes, 5 if quick else 12, handle=handle)
+fr = frontier(sens, sizes, 4 if quick else 12, handle=handle)
 display(fr.drop(columns=["assignment"]))
 frontier_plot(fr, "measured_loss").show()
 """),
@@ -289,15 +289,15 @@ statistics on the quantized model's own activations.
 from workbench.quant import adaquant, post_training_quantize
 
 calib = handle.calibration_batches(n_batches=1 if quick else 4)
-q_model, ada = adaquant(handle, "int4", calib, steps=20 if quick else 200)
+steps = 10 if quick else 200
+q_model, ada = adaquant(handle, "int4", calib, steps=steps)
 display(ada)
 rows = []
 for label, kw in [("weights+activations, static max", {}),
                   ("+ BN re-estimation", dict(bn_reestimate=True)),
-                  ("+ AdaQuant", dict(use_adaquant=True, adaquant_steps=20 if quick else 200)),
-                  ("+ AdaQuant + BN re-estimation", dict(use_adaquant=True, bn_reestimate=True,
-                                                        adaquant_steps=20 if quick else 200))]:
-    for f in ["int8", "int4"]:
+                  ("+ AdaQuant", dict(use_adaquant=True, adaquant_steps=steps)),
+                  ("+ AdaQuant + BN re-estimation", dict(use_adaquant=True, bn_reestimate=True, adaquant_steps=steps))]:
+    for f in (["int4"] if quick else ["int8", "int4"]):
         r = post_training_quantize(handle, f, calib, **kw)
         rows.append({"format": f, "pipeline": label, **r.metrics})
 display(pd.DataFrame(rows).pivot(index="pipeline", columns="format", values=list(r.metrics)))
@@ -315,14 +315,14 @@ from workbench.quant import synthesize
 from workbench.quant.datafree import bn_layers
 
 if bn_layers(handle.model):
-    syn, hist = synthesize(handle, 128 if quick else 512, steps=60 if quick else 300, seed=seed)
+    syn, hist = synthesize(handle, 128 if quick else 512, steps=40 if quick else 300, seed=seed)
     print("BNS loss: first", hist.bns_loss.iloc[0], "last", hist.bns_loss.iloc[-1])
     real = handle.calibration_batches()
     noise = [torch.randn(b.shape, generator=torch.Generator().manual_seed(seed)) for b in syn]
     rows = []
     for f in ["int8", "int4"]:
         for label, data in [("real", real), ("BN-synthesized", syn), ("noise", noise)]:
-            for method in ["max", "percentile"]:
+            for method in (["max"] if quick else ["max", "percentile"]):
                 r = post_training_quantize(handle, f, data, method=method)
                 rows.append({"format": f, "calibration data": label, "scale": method,
                              "accuracy": r.metrics.get("accuracy", np.nan), "loss": r.metrics["loss"]})

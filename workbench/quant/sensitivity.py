@@ -77,16 +77,22 @@ def sensitivity(
     layer_names = list(layers) if layers is not None else list(handle.layers["name"])
     if not layer_names:
         raise DataError(f"sensitivity: model {handle.name!r} has no eligible layers (Linear/Conv with a weight)")
-    base = handle.evaluate()
+    wf.restore(model)
+    from workbench.quant.replay import UpstreamReplay
+
+    # modules upstream of the quantized layer are replayed from a recorded full-precision pass (checked first)
+    replay: UpstreamReplay | None = UpstreamReplay(handle, layer_names)
+    base = replay.baseline
+    if not replay.check():
+        replay = None
     metric = _metric_name(base)
     rows = []
     pairs = [(layer, f) for layer in layer_names for f in formats]
-    wf.restore(model)
     try:
         for layer, f in tqdm(pairs, desc="sensitivity", disable=not progress):
             wf.apply(model, {layer: f})
             try:
-                res = handle.evaluate()
+                res = replay.evaluate(layer) if replay is not None else handle.evaluate()
             finally:
                 wf.restore(model, [layer])
             rows.append(

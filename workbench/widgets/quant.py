@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 
 from workbench.formats import compute_scale, eligible_layers, parse_format, representable_values
 from workbench.quant.error import layer_error
-from workbench.quant.sensitivity import allocate_bits, layer_sizes, sensitivity
+from workbench.quant.sensitivity import allocate_bits, layer_sizes
 from workbench.viz.quant import allocation_bar, sqnr_bar, sqnr_heatmap, weight_histogram
 
 DEFAULT_FORMATS = ("fp8_e4m3", "int8", "int4", "binary")
@@ -45,7 +45,10 @@ class QuantErrorView:
         self.metric = W.Dropdown(options=list(METRICS), value="output_sqnr_db", description="metric")
         self.fmt = W.Dropdown(options=self.formats, value=self.formats[0], description="format")
         self.layer = W.Dropdown(options=layers, value=layers[0] if layers else None, description="layer")
-        self.sens = sensitivity(handle, self.formats, progress=False)
+        # sensitivity = the isolated rows' ΔL (only that layer's weights in the format, handle.evaluate())
+        iso = self.errors
+        self.sens = iso[["layer", "format", "delta_loss"]].copy()
+        self.sens.attrs["baseline"] = iso.attrs.get("baseline", {})
         self.sizes = layer_sizes(handle, self.formats)
         per_layer = self.sizes.groupby("layer")["size_bytes"]
         lo, hi = float(per_layer.min().sum()), float(per_layer.max().sum())
