@@ -300,8 +300,8 @@ def nnstd(a: Any, b: Any, *, match_outputs: bool = True, tol: float = TIE_TOL) -
 
     >>> import numpy as np
     >>> r = nnstd([np.eye(3)], [np.eye(3)[:, [1, 2, 0]]])   # one layer, same rows in another order
-    >>> r.layers[["layer", "distance", "neurons"]].values.tolist()
-    [[0, 0.0, 3]]
+    >>> r.layers[["layer", "distance", "neurons"]].to_dict("records")
+    [{'layer': 0, 'distance': 0.0, 'neurons': 3}]
     """
     ta, tb = topology_of(a), topology_of(b)
     _check_same_shape(ta, tb)
