@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import nbformat
@@ -43,7 +44,10 @@ def test_report_writes_complete_outputs(two_runs):
     assert prov["parameters"]["formats"] == ["2:4", "int8"] and prov["seed"] == 3
     assert prov["parameters"]["metrics_path"] == str(result.metrics_file)
     assert prov["packages"]["workbench"] == workbench.__version__ and prov["packages"]["torch"]
-    assert prov["git_commit"] == git_state()["commit"] and re.fullmatch(r"[0-9a-f]{40}", prov["git_commit"])
+    assert re.fullmatch(r"[0-9a-f]{40}", prov["git_commit"]) and isinstance(prov["git_dirty"], bool)
+    # the project's commit at run time: HEAD then, so HEAD now or an ancestor of it (others may commit meanwhile)
+    assert subprocess.run(["git", "merge-base", "--is-ancestor", prov["git_commit"], git_state()["commit"]],
+                          cwd=ROOT, capture_output=True).returncode == 0
     assert prov["duration_s"] > 0 and prov["started_at"] <= prov["finished_at"]
     nb = nbformat.read(str(result.notebook), as_version=4)
     assert nb.metadata["workbench"]["parameters"] == prov["parameters"]  # provenance in the notebook too
