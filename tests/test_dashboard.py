@@ -452,3 +452,15 @@ def test_close_closes_only_its_own_widgets():
     assert fig.comm is None and dd.comm is None  # closed
     assert other.comm is not None or not hasattr(other, "comm")
     other.close()
+
+
+def test_plotted_error_matches_the_quant_lab_and_formats_quantize(wb):
+    quant_error = pytest.importorskip("workbench.quant.error")
+    wb.number.value = "fp8_e4m3"
+    errors = wb.layer_errors.set_index("layer")["sqnr_db"]
+    for name in ("conv2", "fc1"):
+        mod = wb.handle.model.get_submodule(name)
+        original = mod.parametrizations.weight.original.detach()
+        reference = F.quantize(original, "fp8_e4m3", granularity="channel")  # the rounding, from the formats API
+        assert torch.equal(mod.weight.detach(), reference)
+        assert errors[name] == pytest.approx(quant_error.sqnr_db(original, reference), rel=1e-12)
