@@ -5,10 +5,10 @@ initial point grows like ``log t`` with the number of updates ``t``, the signatu
 landscape ("ultra-slow diffusion") rather than of a free random walk (``√t``).
 
 :class:`WeightDistanceTracker` keeps ``w_0`` (and, when the travelled distance is asked for, the previous snapshot) as
-one flat float32 vector (the per-parameter tensors are views into it). An update subtracts and takes norms with
-torch's fused multi-tensor kernels (``_foreach_sub``, ``_foreach_norm``: one call each for all parameter tensors,
-as torch's optimizers do) and adds the few per-tensor squared norms per layer: no Python loop over elements, no copy
-of the model (about 0.1 ms for digits-cnn's 38k parameters on one CPU thread). A *layer* is a module that owns
+one flat float32 vector (the per-parameter tensors are views into it). An update works on NumPy views that share
+the parameters' memory: per parameter tensor one subtraction into a preallocated buffer and one BLAS dot product,
+then the per-tensor squares are summed per layer: no Python loop over elements and no copy of the model (a dozen
+whole-tensor calls for digits-cnn's 38k parameters; see ``benchmarks/RESULTS.dynamics.md`` for the overhead). A *layer* is a module that owns
 parameters directly (``conv1`` holds ``conv1.weight`` and ``conv1.bias``); ``"total"`` is the whole vector.
 
 Recorded rows (a tidy DataFrame, one row per step × layer): ``step, layer, distance, travelled, init_norm``, where
@@ -82,22 +82,30 @@ class WeightDistanceTracker:
         self.numel = int(sum(sizes))
         # which layer each parameter tensor belongs to (a handful of entries, not one per element)
         self._param_layer = np.repeat(np.arange(len(groups)), [len(ps) for _, ps in groups])
-        onehot = np.zeros((len(groups) + 1, len(self._params)), dtype=np.float64)
-        onehot[self._param_layer, np.arange(len(self._params))] = 1.0
-        onehot[-1] = 1.0  # the total
-        self._layer_matrix = torch.from_numpy(onehot)
-        self._fast = all(p.dtype == torch.float32 for p in self._params)
+        self._fast = all(p.dtype == torch.float32 and p.device.type == "cpu" for p in self._params)
+        self._bind_numpy()
         self.w0 = self._snapshot()
         self._w0_views = self._views(self.w0)
+        self._w0_np = [v.numpy().reshape(-1) for v in self._w0_views]
         self._prev = self.w0.clone() if self.track_travelled else None
         self._prev_views = self._views(self._prev) if self._prev is not None else None
+        self._prev_np = [v.numpy().reshape(-1) for v in self._prev_views] if self._prev_views else None
         self._travelled = np.zeros(len(groups) + 1)
         sq0 = np.bincount(self._param_layer, weights=np.array([float(v.double().pow(2).sum())
                                                                for v in self._w0_views]), minlength=len(groups))
         self.init_norms = np.sqrt(np.append(sq0, sq0.sum()))
         self._rows: list[tuple[int, str, float, float, float]] = []
+        self._names = self.layer_names + [TOTAL]
+        self._init_list = self.init_norms.tolist()
         self.last_step = 0
         self._emit(0, np.zeros(len(groups) + 1))
+
+    def _bind_numpy(self) -> None:
+        """NumPy views sharing memory with the parameters (CPU float32), rebuilt if a parameter's storage moves."""
+        self._ptrs = [p.data_ptr() for p in self._params]
+        if self._fast:
+            self._np_params = [p.detach().numpy().reshape(-1) for p in self._params]
+            self._np_tmp = [np.empty_like(a) for a in self._np_params]
 
     def _views(self, flat: torch.Tensor) -> list[torch.Tensor]:
         return [v.view_as(p) for v, p in zip(flat.split([p.numel() for p in self._params]), self._params)]
@@ -107,24 +115,33 @@ class WeightDistanceTracker:
         with torch.no_grad():
             return torch.cat([p.detach().reshape(-1).float() for p in self._params])
 
-    def _norms_from(self, ref_views: list[torch.Tensor]) -> np.ndarray:
-        """Per-layer and total ‖w − ref‖ with ``ref`` given as views of a flat vector: one fused subtraction and one
-        fused norm over all parameter tensors (torch's multi-tensor ``_foreach`` kernels, as the optimizers use)."""
-        with torch.no_grad():
-            if self._fast:
-                norms = torch.stack(torch._foreach_norm(torch._foreach_sub(self._params, ref_views)))
-            else:  # other dtypes: the same, one tensor at a time in float32
-                norms = torch.stack([torch.linalg.vector_norm(p.detach().float() - r)
-                                     for p, r in zip(self._params, ref_views)])
-            return (self._layer_matrix @ norms.double().square()).sqrt_().numpy()
+    def _norms_from(self, ref_views: list[torch.Tensor], ref_np: list[np.ndarray]) -> np.ndarray:
+        """Per-layer and total ‖w − ref‖, ``ref`` given as views of a flat float32 vector.
+
+        For CPU float32 parameters the work is done on NumPy views that share the parameters' memory: per tensor one
+        subtraction into a preallocated buffer and one BLAS dot product (a dozen calls for digits-cnn, each over a
+        whole tensor), then the per-tensor squares are summed per layer. Other devices/dtypes take a torch path.
+        """
+        if [p.data_ptr() for p in self._params] != self._ptrs:  # e.g. model.to(...) replaced the storage
+            self._bind_numpy()
+        if self._fast:
+            sq = np.empty(len(self._params))
+            for i, (w, r, tmp) in enumerate(zip(self._np_params, ref_np, self._np_tmp)):
+                np.subtract(w, r, out=tmp)
+                sq[i] = np.dot(tmp, tmp)
+        else:
+            with torch.no_grad():
+                sq = torch.stack([torch.linalg.vector_norm(p.detach().float().cpu() - r).square()
+                                  for p, r in zip(self._params, ref_views)]).double().numpy()
+        per_layer = np.bincount(self._param_layer, weights=sq, minlength=len(self.layer_names))
+        return np.sqrt(np.append(per_layer, per_layer.sum()))
 
     def _emit(self, step: int, dist: np.ndarray) -> list[dict]:
-        trav = self._travelled if self.track_travelled else np.full(len(dist), np.nan)
-        names = self.layer_names + [TOTAL]
-        new = [(int(step), names[i], float(dist[i]), float(trav[i]), float(self.init_norms[i]))
-               for i in range(len(names))]
+        trav = self._travelled.tolist() if self.track_travelled else [float("nan")] * len(dist)
+        step = int(step)
+        new = [(step, name, d, tr, n0) for name, d, tr, n0 in zip(self._names, dist.tolist(), trav, self._init_list)]
         self._rows.extend(new)
-        return [dict(zip(COLUMNS, r)) for r in new]
+        return [{"step": r[0], "layer": r[1], "distance": r[2], "travelled": r[3], "init_norm": r[4]} for r in new]
 
     def due(self, step: int) -> bool:
         """Whether ``step`` is one at which a row is recorded."""
@@ -142,14 +159,19 @@ class WeightDistanceTracker:
             return []
         if self.track_travelled:
             assert self._prev_views is not None
-            self._travelled += self._norms_from(self._prev_views)
+            self._travelled += self._norms_from(self._prev_views, self._prev_np)
             # (the total entry is Σ‖Δw‖ of the whole vector, which the last entry of the norms already is)
-            with torch.no_grad():
-                torch._foreach_copy_(self._prev_views, [p.detach().float() for p in self._params])
+            if self._fast:
+                for prev, w in zip(self._prev_np, self._np_params):  # type: ignore[arg-type]
+                    np.copyto(prev, w)
+            else:
+                with torch.no_grad():
+                    for prev_t, p in zip(self._prev_views, self._params):
+                        prev_t.copy_(p.detach())
         self.last_step = max(self.last_step, step)
         if not record:
             return []
-        return self._emit(step, self._norms_from(self._w0_views))
+        return self._emit(step, self._norms_from(self._w0_views, self._w0_np))
 
     def frame(self) -> pd.DataFrame:
         """Every row recorded so far: ``step, layer, distance, travelled, init_norm``."""
