@@ -152,3 +152,12 @@ def test_mask_view_headless(cnn):
     v.layer.value = "conv1"
     v.pattern.value = "2:4"
     assert "multiple of M=4" in v.status.value
+
+
+def test_capture_stop_early_gives_the_same_inputs(cnn):
+    from workbench.sparsity.layerio import capture_inputs
+
+    batches = cnn.calibration_batches(n_batches=2)
+    full = capture_inputs(cnn, cnn.model, ["conv2"], batches)["conv2"]
+    early = capture_inputs(cnn, cnn.model, ["conv2"], batches, stop_early=True)["conv2"]
+    assert len(full) == len(early) == 2 and all(torch.equal(a, b) for a, b in zip(full, early))

@@ -143,7 +143,7 @@ def convert_to_nm(
         new_w, new_b = mat * mask, None
         status = "applied"
         if method == "reconstruct":
-            xs = capture_inputs(handle, model, [name], batches)[name]
+            xs = capture_inputs(handle, model, [name], batches, stop_early=True)[name]
             design = [_design(mod, x) for x in xs]
             if any(d is None for d in design):
                 status, reason = "applied", f"{name}: {type(mod).__name__} not re-fitted (magnitude only)"
@@ -160,14 +160,23 @@ def convert_to_nm(
             mod.weight.copy_(from_matrix(new_w, w.shape))
             if new_b is not None:
                 mod.bias.copy_(new_b.to(mod.bias.dtype))
-        xs = capture_inputs(handle, model, [name], batches[:2])[name]
-        ys = capture_inputs(handle, dense, [name], batches[:2], outputs=True)[name]
-        with torch.no_grad():
-            num = sum(float((layer_output(mod, x, mod.weight) - y).double().pow(2).sum()) for x, y in zip(xs, ys))
-            den = sum(float(y.double().pow(2).sum()) for y in ys)
         rows.append(dict(layer=name, pattern=pattern, method=method, status=status, reason=reason or "",
                          kept_abs=float((mat * mask).abs().sum() / mat.abs().sum().clamp_min(1e-30)),
-                         output_rel_error=(num / den) ** 0.5 if den > 0 else 0.0))
+                         output_rel_error=float("nan")))
+    # each converted layer's output against the dense layer's, in the final model (one pass of each model)
+    done = [r["layer"] for r in rows if r["status"] == "applied"]
+    if done:
+        xs = capture_inputs(handle, model, done, batches[:2])
+        ys = capture_inputs(handle, dense, done, batches[:2], outputs=True)
+        for r in rows:
+            if r["status"] != "applied":
+                continue
+            mod = mods[r["layer"]]
+            with torch.no_grad():
+                pairs = list(zip(xs[r["layer"]], ys[r["layer"]]))
+                num = sum(float((layer_output(mod, x, mod.weight) - y).double().pow(2).sum()) for x, y in pairs)
+                den = sum(float(y.double().pow(2).sum()) for _, y in pairs)
+            r["output_rel_error"] = (num / den) ** 0.5 if den > 0 else 0.0
     return model, pd.DataFrame(rows)
 
 
