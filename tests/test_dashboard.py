@@ -464,3 +464,27 @@ def test_plotted_error_matches_the_quant_lab_and_formats_quantize(wb):
         reference = F.quantize(original, "fp8_e4m3", granularity="channel")  # the rounding, from the formats API
         assert torch.equal(mod.weight.detach(), reference)
         assert errors[name] == pytest.approx(quant_error.sqnr_db(original, reference), rel=1e-12)
+
+
+def test_lab_tab_builds_off_the_ui_thread(monkeypatch, tmp_path):
+    pkg = tmp_path / "slowviews"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "slow.py").write_text(
+        "import threading, time\nimport ipywidgets as W\nTHREADS = []\n"
+        "class SlowView:\n    def __init__(self, handle):\n        time.sleep(0.5)\n"
+        "        THREADS.append(threading.current_thread().name)\n        self.ui = W.HTML('slow view ready')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr("workbench.widgets.LAB_VIEWS", {"slow": ("slowviews.slow", "SlowView")})
+    w = Workbench("digits-mlp")
+    try:
+        assert w.wait(120)
+        t = time.perf_counter()
+        w.tabs.selected_index = 1
+        assert time.perf_counter() - t < 0.3  # the click returns at once
+        assert "building" in w.tabs.children[1].children[0].value
+        assert w.wait(60)
+        assert w.tabs.children[1].children[0].value == "slow view ready"
+        assert sys.modules["slowviews.slow"].THREADS == ["workbench-view-slow"]
+    finally:
+        w.close()

@@ -25,6 +25,7 @@ from __future__ import annotations
 import html
 import importlib
 import math
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -169,6 +170,8 @@ class Workbench:
         self.message_log: list[tuple[str, str]] = []  # (level, text) of every inline message, newest last
         self.refresh_count = 0
         self._layer_rows: dict[str, dict[str, W.Widget]] = {}
+        self._model_lock = threading.RLock()  # jobs and lab-view builds never touch the model at the same time
+        self._view_threads: list[threading.Thread] = []
         self._build_ui(views)
         self._submit()
 
@@ -179,8 +182,17 @@ class Workbench:
         return self._session.handle if self._session else None
 
     def wait(self, timeout: float | None = 120.0) -> bool:
-        """Block until every submitted toggle has been applied and the readouts redrawn; False on timeout."""
-        return self.runner.wait(timeout)
+        """Block until every submitted toggle has been applied and the readouts redrawn (and lab tabs being
+        built are built); False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not self.runner.wait(timeout):
+            return False
+        for t in list(self._view_threads):
+            t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            if t.is_alive():
+                return False
+            self._view_threads.remove(t)
+        return True
 
     def cancel(self) -> None:
         """Stop the running job; the model and controls go back to the last state the readouts show."""
@@ -370,17 +382,33 @@ class Workbench:
         self._build_view(index - 1)
 
     def _build_view(self, i: int) -> None:
+        """Import and build lab view ``i`` for the current model: on a background thread (views may take
+        seconds), holding the model lock so it never sees a half-applied toggle; inline with ``sync=True``."""
         if self._view_built[i] or self._session is None:
             return
+        self._view_built[i] = True
         title, module, cls = self._view_specs[i]
         box = self._view_boxes[i]
         box.children = [W.HTML(f"<i>building {html.escape(title)}…</i>")]
-        try:
-            view = getattr(importlib.import_module(module), cls)(self._session.handle)
-            box.children = [view.ui]
-            self._view_built[i] = True
-        except Exception as e:  # an unfinished or broken lab view must not break the dashboard
-            box.children = [W.HTML(_error_html(f"the {title} view could not be built", e))]
+        session = self._session
+
+        def build() -> None:
+            try:
+                with self._model_lock:
+                    view = getattr(importlib.import_module(module), cls)(session.handle)
+                if self._session is not session:  # the model changed meanwhile: _reset_views rebuilds
+                    return
+                box.children = [view.ui]
+            except Exception as e:  # an unfinished or broken lab view must not break the dashboard
+                self._view_built[i] = False
+                box.children = [W.HTML(_error_html(f"the {title} view could not be built", e))]
+
+        if self.runner.sync:
+            build()
+        else:
+            t = threading.Thread(target=build, name=f"workbench-view-{title}", daemon=True)
+            self._view_threads.append(t)
+            t.start()
 
     # --- jobs -------------------------------------------------------------------------------------------------
     def _submit(self) -> None:
@@ -392,6 +420,10 @@ class Workbench:
                            label="load" if load is not None else "apply")
 
     def _job(self, ctx: JobContext, target: DashboardState, load: Any) -> _Snapshot:
+        with self._model_lock:
+            return self._job_locked(ctx, target, load)
+
+    def _job_locked(self, ctx: JobContext, target: DashboardState, load: Any) -> _Snapshot:
         t0 = time.perf_counter()
         new_session = load is not None
         if new_session:
