@@ -43,6 +43,14 @@ class DataError(WorkbenchError, ValueError):
     """Empty or malformed data (calibration sets, evaluation sets, parameters)."""
 
 
+class DTypeError(WorkbenchError, TypeError):
+    """A tensor of a dtype the operation does not take (for example float64 weights or int activations for a kernel)."""
+
+
+class DeviceError(WorkbenchError, RuntimeError):
+    """Tensors on a device the path cannot use (CPU tensors for a GPU-only kernel, tensors on different devices)."""
+
+
 __all__ = [
     "WorkbenchError",
     "FormatError",
@@ -52,4 +60,6 @@ __all__ = [
     "NonFiniteError",
     "UnsafeCheckpointError",
     "DataError",
+    "DTypeError",
+    "DeviceError",
 ]
