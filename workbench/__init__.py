@@ -36,6 +36,7 @@ from workbench.formats import (
 _LAZY = {
     "load_model": ("workbench.models", "load_model"),
     "ModelHandle": ("workbench.models", "ModelHandle"),
+    "Workbench": ("workbench.widgets", "Workbench"),
 }
 # labs, loaded as attributes on first use: wb.sparsity, wb.quant, ...
 _SUBMODULES = {"sparsity", "quant", "dynamics", "topology", "kernels", "viz", "widgets", "reports", "data", "models"}
@@ -58,6 +59,7 @@ __all__ = [
     "list_formats",
     "load_model",
     "ModelHandle",
+    "Workbench",
     "model_size_bytes",
     "parse_format",
     "quantize",

@@ -1,0 +1,1 @@
+"""Pure figure functions: tidy DataFrames -> plotly figures (no torch, no ipywidgets)."""
