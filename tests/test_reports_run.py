@@ -167,3 +167,22 @@ def test_report_html_draws_its_figures_offline_in_a_browser(two_runs):
             browser.close()
     assert n_divs >= 4 and n_drawn == n_divs and has_plotly
     assert requested == []  # nothing was fetched from the network
+
+
+@pytest.mark.slow
+def test_any_notebook_gets_offline_plotly_without_changes(tmp_path):
+    """A notebook that never sets a renderer: the runner's first cell makes its figure embed plotly.js."""
+    params = nbformat.v4.new_code_cell("n = 3  # bar height")
+    params.metadata["tags"] = ["parameters"]
+    nb = nbformat.v4.new_notebook(cells=[params, nbformat.v4.new_code_cell(
+        "import plotly.graph_objects as go\ngo.Figure(go.Bar(y=[1, 2, n])).show()")])
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
+    path = tmp_path / "plain.ipynb"
+    nbformat.write(nb, str(path))
+    result = run_report(path, {"n": 7}, output_dir=tmp_path / "out")
+    html = result.html.read_text(encoding="utf-8")
+    assert has_embedded_plotlyjs(html) and html_is_self_contained(html) and html.count("Plotly.newPlot") == 1
+    executed = nbformat.read(str(result.notebook), as_version=4)
+    assert executed.cells[0].metadata["tags"] == ["workbench-report-setup"]
+    assert executed.metadata["papermill"]["input_path"] == str(path.resolve())
+    assert executed.metadata["papermill"]["parameters"] == {"n": 7}

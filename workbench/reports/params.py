@@ -258,7 +258,7 @@ def _parse_parameters_cell(source: str, where: str) -> list[tuple[str, str | Non
     try:
         for tok in tokenize.generate_tokens(io.StringIO(source).readline):
             if tok.type == tokenize.COMMENT:
-                comments[tok.start[0]] = tok.string.lstrip("#").strip()
+                comments[tok.start[0]] = re.sub(r"^help:\s*", "", tok.string.lstrip("#").strip(), flags=re.I)
     except tokenize.TokenError:  # pragma: no cover - ast.parse already succeeded
         pass
     out = []

@@ -5,7 +5,7 @@
 1. read the notebook's ``parameters`` cell and check the given values against it (:mod:`.params`); a bad name or
    type raises :class:`~workbench.reports.params.ParameterError` before any kernel starts;
 2. execute the notebook with papermill (kernel ``python3``, widget state not stored, the notebook's folder as the
-   working directory) into a temporary ``.NAME.partial.ipynb``; if the notebook declares ``metrics_path`` and it was
+   working directory, a first cell added that sets plotly's renderer to ``plotly_mimetype+notebook``) into a temporary ``.NAME.partial.ipynb``; if the notebook declares ``metrics_path`` and it was
    not given, it is set to ``OUTDIR/NAME.metrics.json`` (the metrics sidecar);
 3. on success: store the provenance (:mod:`.provenance`) in the notebook's metadata under ``workbench``, write
    ``NAME.ipynb`` and ``NAME.html`` (code hidden, plotly.js embedded: :mod:`.html`) via temporary names and renames,
@@ -39,6 +39,29 @@ from .provenance import collect_provenance, write_json_atomic
 
 #: The notebook parameter that, when declared, receives the path of the metrics sidecar.
 METRICS_PARAMETER = "metrics_path"
+
+#: Tag of the cell :func:`run_report` puts first: plotly figures of any notebook then embed plotly.js.
+SETUP_TAG = "workbench-report-setup"
+SETUP_SOURCE = (
+    "# added by workbench report: plotly figures carry plotly.js, so the HTML report works offline\n"
+    "import plotly.io as _workbench_pio\n"
+    '_workbench_pio.renderers.default = "plotly_mimetype+notebook"\n'
+    "del _workbench_pio"
+)
+
+
+def with_setup_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy of ``nb`` whose first cell sets the report renderer (hidden source, tagged :data:`SETUP_TAG`).
+
+    Any notebook's ``fig.show()`` then writes the figure with plotly.js (the first time) into an HTML output that
+    nbconvert keeps; a notebook needs no change to become a report.
+    """
+    nb = nbformat.from_dict(nb)
+    cell = nbformat.v4.new_code_cell(SETUP_SOURCE)
+    cell.metadata["tags"] = [SETUP_TAG]
+    cell.metadata["jupyter"] = {"source_hidden": True}
+    nb.cells.insert(0, cell)
+    return nb
 
 
 class ReportFailedError(WorkbenchError, RuntimeError):
@@ -221,8 +244,9 @@ def run_report(notebook: str | Path, parameters: Mapping[str, Any] | None = None
     for lg in pm_loggers:
         lg.addFilter(_PAPERMILL_FILTER)
     try:
+        source_nb = with_setup_cell(nbformat.read(str(notebook), as_version=4))
         _call_with_own_event_loop(
-            papermill.execute_notebook, str(notebook), str(paths["partial"]), parameters=values,
+            papermill.execute_notebook, source_nb, str(paths["partial"]), parameters=values,
             kernel_name=kernel_name, progress_bar=progress, log_output=log_output, request_save_on_cell_execute=True, **engine_kwargs)
     except BaseException as exc:  # noqa: BLE001 - recorded, then re-raised below
         error = exc
@@ -232,6 +256,8 @@ def run_report(notebook: str | Path, parameters: Mapping[str, Any] | None = None
     duration = time.perf_counter() - t0
     finished_at = _now()
     executed = nbformat.read(str(paths["partial"]), as_version=4) if paths["partial"].is_file() else None
+    if executed is not None and "papermill" in executed.metadata:
+        executed.metadata["papermill"]["input_path"] = str(notebook)
 
     def provenance(status: str, outputs: Mapping[str, str], err: Mapping[str, Any] | None = None) -> dict:
         return collect_provenance(notebook, effective, started_at=started_at, finished_at=finished_at,
