@@ -157,3 +157,25 @@ def test_compare_regimes_table(cnn):
     assert table.loc[0, "test_acc_mean"] == pytest.approx(small.mean())
     assert table.loc[0, "test_acc_std"] == pytest.approx(small.std(ddof=1))
     assert "±" in table.loc[0, "test_acc"]
+
+
+def test_formats_on_the_handle_are_left_alone_and_the_copy_trains_dense(cnn):
+    from workbench.formats import apply, current_formats, restore
+
+    before = {k: v.clone() for k, v in cnn.model.state_dict().items()}
+    apply(cnn.model, "2:4")
+    applied = current_formats(cnn.model)
+    try:
+        x = cnn.train_data()[0][:8]
+        out = cnn.model(x)
+        res = train(cnn, steps=3, progress=False)
+        assert applied and current_formats(cnn.model) == applied  # the handle keeps its formats
+        assert torch.equal(cnn.model(x), out)
+        assert not current_formats(res.model)
+        same = train(cnn, steps=1, lr=1e-30, momentum=0.0, reinit=False, progress=False).model
+        torch.testing.assert_close(same.fc1.weight, before["fc1.weight"])  # the dense original, not the masked one
+        assert set(res.distances["layer"]) == {"conv1", "bn1", "conv2", "bn2", "fc1", "fc2", "total"}
+    finally:
+        restore(cnn.model)
+    for k, v in cnn.model.state_dict().items():
+        assert torch.equal(v, before[k]), k

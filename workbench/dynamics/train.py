@@ -15,7 +15,8 @@ and two switches from the same line of work: **batch augmentation** (``batch_aug
 2018).
 
 The handle's model is never touched: training runs on a deep copy, by default re-initialised from the same
-architecture with ``seed`` (``reinit=True``), since the point is the distance from initialization. Batches are
+architecture with ``seed`` (``reinit=True``), since the point is the distance from initialization. Formats applied
+to the handle (sparsity or number-format parametrizations) are removed from the copy: it trains dense. Batches are
 drawn from a stream of seeded random permutations of the training set, so every batch has exactly ``B`` samples and
 an epoch is ``N/B`` updates. The model is evaluated (train and test loss/accuracy, in eval mode, on the full sets)
 every ``eval_every`` epochs and at the end. Training stops early, keeping everything recorded, when ``stop()`` is
@@ -88,6 +89,36 @@ def reinitialize(model: nn.Module, seed: int) -> nn.Module:
             if callable(reset):
                 reset()
     return model
+
+
+def dense_copy(source: nn.Module) -> nn.Module:
+    """A deep copy of ``source`` without formats (parametrizations): the dynamics lab trains dense copies.
+
+    A model without parametrizations is deep-copied. One with formats applied (``workbench.formats.apply``) is not:
+    torch's parametrized modules share a generated class with their copies, so removing a parametrization from a
+    copy would break the original. Instead the architecture is rebuilt (``type(source)()``) and loaded with the
+    original dense weights (``…parametrizations.weight.original``); the handle keeps its formats.
+    """
+    from torch.nn.utils import parametrize
+
+    if not any(parametrize.is_parametrized(m) for m in source.modules()):
+        return copy.deepcopy(source)
+    try:
+        model = type(source)()
+    except TypeError as exc:
+        raise DataError(f"{type(source).__name__} has formats applied and cannot be rebuilt without arguments "
+                        f"({exc}); call workbench.formats.restore(model) before training a copy") from exc
+    state = {}
+    for key, value in source.state_dict().items():
+        if ".parametrizations." in key:
+            if key.endswith(".original"):
+                state[key.replace(".parametrizations.", ".")[: -len(".original")]] = value.detach().clone()
+            continue
+        state[key] = value.detach().clone()
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing:
+        raise DataError(f"could not rebuild a dense copy of {type(source).__name__}: missing {missing}")
+    return model.to(next(source.parameters()).device)
 
 
 @torch.no_grad()
@@ -196,7 +227,7 @@ def train(handle, batch_size: int = 32, lr: float = 0.05, steps: int | None = No
     total = p["total_steps"]
     _lr_at(lr_schedule, 1.0, 0, total)  # validates the schedule name
 
-    model = copy.deepcopy(source)
+    model = dense_copy(source)
     if reinit:
         reinitialize(model, seed)
     if hadamard_classifier:
@@ -295,4 +326,4 @@ def train(handle, batch_size: int = 32, lr: float = 0.05, steps: int | None = No
                        seconds=time.perf_counter() - t_start)
 
 
-__all__ = ["train", "TrainResult", "plan", "reinitialize", "evaluate", "METRIC_COLUMNS"]
+__all__ = ["train", "TrainResult", "plan", "reinitialize", "evaluate", "dense_copy", "METRIC_COLUMNS"]
