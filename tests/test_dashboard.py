@@ -395,10 +395,11 @@ def test_toggling_back_reuses_cached_masks_exactly(wb, reference):
     wb.sparsity.value = "4:8-T"
     fc1 = wb.handle.model.fc1
     first = fc1.weight.detach().clone()
+    first_param = fc1.parametrizations.weight[0]
     metrics = dict(wb.metrics)
     wb.number.value = "int8"
-    wb.number.value = "fp32"  # back to 4:8-T: from the session's cache
-    assert wb._session.params[("fc1", "4:8-T")] is fc1.parametrizations.weight[0]
+    wb.number.value = "fp32"  # back to 4:8-T: formats.apply reuses the mask it solved before
+    assert fc1.parametrizations.weight[0] is first_param
     assert torch.equal(fc1.weight, first) and wb.metrics == metrics
     fresh = workbench.load_model("digits-cnn")
     F.apply(fresh.model, "4:8-T", layers=["fc1"])

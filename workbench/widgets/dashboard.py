@@ -35,8 +35,6 @@ from typing import Any
 import ipywidgets as W
 import pandas as pd
 import plotly.graph_objects as go
-from torch import nn
-from torch.nn.utils import parametrize
 
 from workbench import formats as F
 from workbench.errors import WorkbenchError
@@ -44,7 +42,6 @@ from workbench.viz.dashboard import layer_error_figure, readout_figure
 from workbench.widgets._async import Cancelled, JobContext, LatestJobRunner
 from workbench.widgets.readouts import (
     evaluate_watched,
-    has_number_format,
     plan_formats,
     readouts_frame,
     weight_sqnr_table,
@@ -85,15 +82,6 @@ def _load_model(spec: Any) -> Any:
     return loader(spec)
 
 
-def _format_parametrization(module: nn.Module) -> Any:
-    """The :class:`workbench.formats.FormatParametrization` on a layer's weight, if any."""
-    if parametrize.is_parametrized(module, "weight"):
-        for p in module.parametrizations["weight"]:
-            if isinstance(p, F.FormatParametrization):
-                return p
-    return None
-
-
 def _spec_of(handle: Any, fallback: Any) -> str:
     return fallback if isinstance(fallback, str) else str(getattr(handle, "name", "model"))
 
@@ -111,7 +99,6 @@ class _Session:
     eval_calls: int
     sqnr_cache: dict[tuple[str, str], float] = field(default_factory=dict)
     skips: dict[tuple[str, str, bool], str] = field(default_factory=dict)
-    params: dict[tuple[str, str], Any] = field(default_factory=dict)  # (layer, format) -> FormatParametrization
     applied: DashboardState | None = None  # the state the model is in after the last successful apply
 
 
@@ -488,9 +475,8 @@ class Workbench:
         time (progress, cancellation between layers); returns the layers skipped because their format does not
         fit ({layer: reason}).
 
-        A weight-only format a layer had before is put back from the session's cache of parametrizations (their
-        masks and scales depend only on the original weight, which never changes), so toggling back to a format
-        is cheap even when its mask is expensive (transposable N:M)."""
+        Toggling back to a format is cheap even when its mask is expensive (transposable N:M): ``formats.apply``
+        reuses the parametrization it built before for an unchanged weight."""
         model = session.handle.model
         wanted = target.resolve(session.names)
         table = F.format_table(model)
@@ -502,17 +488,10 @@ class Workbench:
         if plan.restore:
             F.restore(model, plan.restore)
         steps = [(fmt, name) for fmt, names in plan.apply.items() for name in names]
-        modules = F.eligible_layers(model) if steps else {}
         for i, (fmt, name) in enumerate(steps):
             if ctx is not None:
                 ctx.check()
                 ctx.progress(0.1 + 0.4 * i / len(steps), f"applying {fmt} to {name} ({i + 1}/{len(steps)})")
-            with_act = target.activations and has_number_format(fmt)
-            cached = None if with_act else session.params.get((name, fmt))
-            if cached is not None:
-                F.restore(model, [name])
-                parametrize.register_parametrization(modules[name], "weight", cached)
-                continue
             if name in target.overrides:  # named explicitly: a format that does not fit raises
                 F.apply(model, fmt, layers=[name], activations=target.activations)
             else:
@@ -520,11 +499,6 @@ class Workbench:
                 if (report["status"] == "skipped").any():
                     session.skips[(name, fmt, target.activations)] = str(report["reason"].iloc[0])
                     F.restore(model, [name])
-                    continue
-            if not with_act:
-                param = _format_parametrization(modules[name])
-                if param is not None:
-                    session.params[(name, fmt)] = param
         return {name: session.skips[(name, f, target.activations)] for name, f in wanted.items()
                 if name not in target.overrides and (name, f, target.activations) in session.skips}
 

@@ -21,6 +21,8 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from workbench.formats.spec import parse_format
+
 __all__ = ["FormatPlan", "plan_formats", "has_number_format", "weight_sqnr", "weight_sqnr_table", "evaluate_watched", "readouts_frame"]
 
 
@@ -80,7 +82,7 @@ def plan_formats(
 
 def has_number_format(fmt: str) -> bool:
     """True when ``fmt`` has a number part (``"2:4+int8"``, ``"binary"``), False for dense or pure sparsity."""
-    return any(p and ":" not in p and p != "dense" for p in fmt.split("+"))
+    return parse_format(fmt).number is not None
 
 
 def _original_and_current(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:

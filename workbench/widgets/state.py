@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from workbench.errors import DataError, FormatError
+from workbench.formats.spec import parse_format
 
 __all__ = [
     "STATE_VERSION",
@@ -52,15 +53,8 @@ def split_format(fmt: str) -> tuple[str, str]:
     >>> split_format("2:4+fp8_e4m3"), split_format("binary"), split_format("dense")
     (('2:4', 'fp8_e4m3'), ('dense', 'binary'), ('dense', 'fp32'))
     """
-    sparsity, number = "dense", "fp32"
-    for part in (p.strip() for p in str(fmt).split("+")):
-        if not part or part == "dense":
-            continue
-        if ":" in part:
-            sparsity = part
-        else:
-            number = part
-    return sparsity, number
+    f = parse_format(fmt)
+    return (f.sparsity.name if f.sparsity else "dense"), (f.number.name if f.number else "fp32")
 
 
 def format_choices() -> list[str]:
