@@ -113,7 +113,7 @@ from workbench.config import quick_mode
 from workbench.reports import seed_everything, setup_report_rendering, write_metrics
 from workbench.reports.compression import (format_tradeoff, mask_sample, quantization_sample, report_metrics,
                                            weight_error)
-from workbench.reports.figures import layer_error_figure, mask_figure, quantization_figure, tradeoff_figure
+from workbench.viz.reports import layer_error_figure, mask_figure, quantization_figure, tradeoff_figure
 
 setup_report_rendering()  # plotly.js embedded: the HTML report works offline
 seed_everything(seed)

@@ -19,7 +19,7 @@ from workbench.reports.compression import (
     sqnr_db,
     weight_error,
 )
-from workbench.reports.figures import layer_error_figure, mask_figure, quantization_figure, tradeoff_figure
+from workbench.viz.reports import layer_error_figure, mask_figure, quantization_figure, tradeoff_figure
 from workbench.reports.notebook import metrics_json
 
 

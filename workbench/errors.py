@@ -43,6 +43,18 @@ class DataError(WorkbenchError, ValueError):
     """Empty or malformed data (calibration sets, evaluation sets, parameters)."""
 
 
+class ParameterError(WorkbenchError, ValueError):
+    """A report parameter that the notebook does not declare, or a value of the wrong type."""
+
+
+class ReportFailedError(WorkbenchError, RuntimeError):
+    """A report notebook raised while it ran; ``.result`` holds what the run left (the failed notebook, the error)."""
+
+    def __init__(self, message: str, result: object = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+
 class DTypeError(WorkbenchError, TypeError):
     """A tensor of a dtype the operation does not take (for example float64 weights or int activations for a kernel)."""
 
@@ -60,6 +72,8 @@ __all__ = [
     "NonFiniteError",
     "UnsafeCheckpointError",
     "DataError",
+    "ParameterError",
+    "ReportFailedError",
     "DTypeError",
     "DeviceError",
 ]

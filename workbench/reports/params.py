@@ -32,11 +32,7 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
-from workbench.errors import DataError, WorkbenchError
-
-
-class ParameterError(WorkbenchError, ValueError):
-    """A report parameter that the notebook does not declare, or a value of the wrong type."""
+from workbench.errors import DataError, ParameterError
 
 
 # --------------------------------------------------------------------------------------------------------------

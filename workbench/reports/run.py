@@ -31,7 +31,7 @@ from typing import Any, Mapping
 
 import nbformat
 
-from workbench.errors import WorkbenchError
+from workbench.errors import ReportFailedError
 
 from .html import notebook_to_html
 from .params import Parameter, ParameterError, effective_parameters, notebook_parameters, validate_parameters
@@ -64,12 +64,6 @@ def with_setup_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return nb
 
 
-class ReportFailedError(WorkbenchError, RuntimeError):
-    """A report notebook raised while it ran; ``.result`` holds the failed :class:`ReportResult`."""
-
-    def __init__(self, message: str, result: "ReportResult | None" = None) -> None:
-        super().__init__(message)
-        self.result = result
 
 
 @dataclass
