@@ -101,11 +101,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=None, help="weight side (default 4096; 1024 in quick mode)")
     ap.add_argument("--no-convert", action="store_true", help="skip the conversion tables")
+    ap.add_argument("--no-masks", action="store_true", help="skip the transposable-mask timings")
     args = ap.parse_args()
     quick = quick_mode()
     print(f"machine: {platform.machine()} CPU, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
           f"python {sys.version.split()[0]}; quick={quick}")
-    masks_table(args.size or (1024 if quick else 4096), sample=100 if quick else 300)
+    if not args.no_masks:
+        masks_table(args.size or (1024 if quick else 4096), sample=100 if quick else 300)
     if not args.no_convert:
         conversion_tables(quick)
 
