@@ -161,3 +161,18 @@ def test_capture_stop_early_gives_the_same_inputs(cnn):
     full = capture_inputs(cnn, cnn.model, ["conv2"], batches)["conv2"]
     early = capture_inputs(cnn, cnn.model, ["conv2"], batches, stop_early=True)["conv2"]
     assert len(full) == len(early) == 2 and all(torch.equal(a, b) for a, b in zip(full, early))
+
+
+def test_formats_registry_uses_these_solvers():
+    """The "N:M-T" toggles and the lab agree: apply() masks equal transposable_mask on the same weight."""
+    from workbench.sparsity.masks import transposable_mask
+
+    h = wb.load_model("digits-cnn")
+    dense = h.model.fc1.weight.detach().clone()
+    wb.apply(h.model, "2:4-T", layers=["fc1"])
+    try:
+        kept = h.model.fc1.weight.detach() != 0
+        assert torch.equal(kept, transposable_mask(dense, 2, 4)) and is_transposable(kept, 2, 4, exact=True)
+    finally:
+        wb.restore(h.model)
+    assert torch.equal(h.model.fc1.weight, dense)
