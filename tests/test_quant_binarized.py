@@ -71,4 +71,4 @@ def test_binarized_mlp_reaches_085() -> None:
 
     r.model(digits_split().x_test[:8])
     assert all(set(t.unique().tolist()) <= {-1.0, 1.0} for t in seen)
-    assert all(float(m.weight.abs().max()) <= 1.0 for m in r.model.layers)
+    assert all(float(m.weight.detach().abs().max()) <= 1.0 for m in r.model.layers)
