@@ -448,6 +448,8 @@ display(pd.DataFrame(rows))
 
 def build(cells: list, name: str, title: str) -> Path:
     nb = new_notebook(cells=cells)
+    for i, cell in enumerate(nb.cells):  # stable ids: regenerating gives the same file
+        cell.id = f"{name[:2]}-{i:02d}"
     nb.metadata["kernelspec"] = KERNELSPEC
     nb.metadata["language_info"] = {"name": "python"}
     nb.metadata["title"] = title
