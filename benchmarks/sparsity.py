@@ -47,13 +47,13 @@ def masks_table(size: int, sample: int = 300) -> None:
     w = torch.randn(size, size, generator=g)
     absw = w.abs().double()
     print(f"\n### Transposable masks, {size}×{size} Gaussian weight\n")
-    print("| pattern | device | method | time (s) | tiles | kept Σ\|w\| / optimal | LP baseline (s, scaled) | speed-up vs LP |")
+    print(r"| pattern | device | method | time (s) | tiles | kept Σ\|w\| / optimal | LP baseline (s, scaled) | speed-up vs LP |")
     print("|---|---|---|---|---|---|---|---|")
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     for n, m in [(2, 4), (4, 8)]:
         tiles = _to_tiles(absw, m)
         idx = torch.randperm(len(tiles), generator=g)[:sample]
-        t_lp, lp_vals = timed(lambda: [lp_tile(tiles[i].numpy(), n) for i in idx])
+        t_lp, lp_vals = timed(lambda tiles=tiles, n=n, idx=idx: [lp_tile(tiles[i].numpy(), n) for i in idx])
         t_lp_all = t_lp / len(idx) * len(tiles)
         for dev in devices:
             wd = w.to(dev)
@@ -62,7 +62,7 @@ def masks_table(size: int, sample: int = 300) -> None:
                 if dev == "cuda":
                     transposable_mask(wd[:256, :256], n, m, method)
                     torch.cuda.synchronize()
-                t, mask = timed(lambda: transposable_mask(wd, n, m, method))
+                t, mask = timed(lambda wd=wd, n=n, m=m, method=method: transposable_mask(wd, n, m, method))
                 res[method] = (t, float((absw * mask.cpu()).sum()), mask.cpu())
             opt_tiles = _to_tiles(res["optimal"][2], m)[idx]
             ours = (tiles[idx] * opt_tiles).sum((1, 2)).numpy()
@@ -88,8 +88,8 @@ def conversion_tables(quick: bool) -> None:
         pats = ("2:4",) if spec.startswith("hf:") else ("2:4", "4:8-T")
         for pat in pats:
             for meth in ("magnitude", "reconstruct"):
-                t, tab = timed(lambda: conversion_table(h, patterns=(pat,), methods=(meth,),
-                                                        n_batches=None if spec.startswith("hf:") else 8))
+                t, tab = timed(lambda h=h, pat=pat, meth=meth, spec=spec: conversion_table(
+                    h, patterns=(pat,), methods=(meth,), n_batches=None if spec.startswith("hf:") else 8))
                 r = tab.iloc[0]
                 print(f"| {spec} | {pat} | {meth} | {r.layers_converted} | {r.metric} | {r.dense:.4f} | "
                       f"{r.converted:.4f} | {r.change:+.4f} | {t:.1f} |")

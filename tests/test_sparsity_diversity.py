@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 
 from workbench.errors import ShapeError
-from workbench.sparsity.diversity import log10_diversity, log10_int, mask_diversity, transposable_count
+from workbench.sparsity.diversity import (
+    log10_diversity,
+    log10_int,
+    mask_diversity,
+    transposable_count,
+)
 from workbench.sparsity.masks import transposable_patterns
 
 

@@ -25,7 +25,7 @@ from workbench.sparsity.masks import (
 )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def brute_patterns(n: int, m: int) -> np.ndarray:
     """Every m×m 0/1 matrix with n ones per row and column, from all row choices (independent of the library)."""
     rows = np.stack([np.isin(np.arange(m), c) for c in itertools.combinations(range(m), n)])
@@ -141,7 +141,7 @@ def test_greedy_can_get_stuck_and_is_repaired():
     # greedy takes (0,0) and (1,1) first, then row 0 / column 1 need partners it cannot take: 1:2 on 2x2 is fine,
     # so use 2:3: the largest entries fill a 2x2 block and leave the third row / column short
     a = torch.tensor([[[9.0, 8.0, 0.0], [7.0, 6.0, 0.0], [0.0, 0.0, 1.0]]], dtype=torch.float64)
-    raw, complete = reference_greedy(a[0].numpy(), 2)
+    _, complete = reference_greedy(a[0].numpy(), 2)
     assert not complete
     x = solve_tiles(a, 2, 3, "greedy")
     assert_exact_nm(x, 2)

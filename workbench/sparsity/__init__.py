@@ -12,6 +12,13 @@ True
 """
 
 # masks
+# mask diversity
+from workbench.sparsity.diversity import (
+    log10_diversity,
+    log10_int,
+    mask_diversity,
+    transposable_count,
+)
 from workbench.sparsity.masks import (
     PaddedWeightWarning,
     check_nm,
@@ -23,11 +30,29 @@ from workbench.sparsity.masks import (
     transposable_patterns,
 )
 
-# mask diversity
-from workbench.sparsity.diversity import log10_diversity, log10_int, mask_diversity, transposable_count
+# patterns, the per-layer report and conversion to N:M (these import workbench.formats)
+from workbench.sparsity.convert import conversion_table, convert_to_nm
+from workbench.sparsity.patterns import DEFAULT_PATTERNS, parse_pattern, pattern_mask
+from workbench.sparsity.report import mask_report, pattern_summary
 
 __all__ = [
-    "PaddedWeightWarning", "check_nm", "is_nm", "is_transposable", "nm_mask", "solve_tiles", "transposable_mask",
+    "DEFAULT_PATTERNS",
+    "conversion_table",
+    "convert_to_nm",
+    "mask_report",
+    "parse_pattern",
+    "pattern_mask",
+    "pattern_summary",
+    "PaddedWeightWarning",
+    "check_nm",
+    "is_nm",
+    "is_transposable",
+    "log10_diversity",
+    "log10_int",
+    "mask_diversity",
+    "nm_mask",
+    "solve_tiles",
+    "transposable_count",
+    "transposable_mask",
     "transposable_patterns",
-    "log10_diversity", "log10_int", "mask_diversity", "transposable_count",
 ]

@@ -204,4 +204,4 @@ def conversion_table(
     return pd.DataFrame(out)
 
 
-__all__ = ["convert_to_nm", "conversion_table", "refit_rows"]
+__all__ = ["conversion_table", "convert_to_nm", "refit_rows"]

@@ -17,13 +17,13 @@ Counts grow astronomically; :func:`log10_int` gives log10 of a Python int withou
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache
 
 from workbench.errors import ShapeError
 from workbench.sparsity.masks import check_nm
 
 
-@lru_cache(maxsize=None)
+@cache
 def transposable_count(m: int, n: int) -> int:
     """X(m, n): the number of m×m 0/1 matrices with exactly ``n`` ones in every row and every column.
 
@@ -32,7 +32,7 @@ def transposable_count(m: int, n: int) -> int:
     """
     check_nm(n, m)
 
-    @lru_cache(maxsize=None)
+    @cache
     def rows_left(r: int, state: tuple[int, ...]) -> int:
         # state[k] = number of columns that still need k ones (k = 0..n); r rows still to fill
         if r == 0:
@@ -47,7 +47,7 @@ def transposable_count(m: int, n: int) -> int:
             if k > n:
                 return
             avail = state[k]
-            for take in range(0, min(avail, left) + 1):
+            for take in range(min(avail, left) + 1):
                 new = st.copy()
                 new[k] -= take
                 new[k - 1] += take
@@ -142,4 +142,4 @@ def log10_diversity(*args, **kwargs) -> float:
     return log10_int(mask_diversity(*args, **kwargs))
 
 
-__all__ = ["transposable_count", "mask_diversity", "log10_int", "log10_diversity"]
+__all__ = ["log10_diversity", "log10_int", "mask_diversity", "transposable_count"]

@@ -80,4 +80,4 @@ def dense_weight(mod: nn.Module) -> torch.Tensor:
     return mod.weight.detach()
 
 
-__all__ = ["capture_inputs", "layer_output", "dense_weight"]
+__all__ = ["capture_inputs", "dense_weight", "layer_output"]

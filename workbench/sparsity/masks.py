@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import itertools
 import warnings
-from functools import lru_cache
+from functools import cache
 
 import torch
 
@@ -117,7 +117,7 @@ def _from_tiles(tiles: torch.Tensor, r: int, c: int) -> torch.Tensor:
     return tiles.reshape(r // m, c // m, m, m).permute(0, 2, 1, 3).reshape(r, c)
 
 
-@lru_cache(maxsize=None)
+@cache
 def transposable_patterns(n: int, m: int) -> torch.Tensor:
     """All m×m 0/1 matrices with exactly ``n`` ones in every row and column, shape (X(m, n), m, m), bool.
 
@@ -358,13 +358,13 @@ def padding_needed(shape: tuple[int, ...], m: int) -> tuple[int, int]:
 
 
 __all__ = [
+    "PaddedWeightWarning",
     "check_nm",
-    "nm_mask",
     "is_nm",
     "is_transposable",
+    "nm_mask",
+    "padding_needed",
+    "solve_tiles",
     "transposable_mask",
     "transposable_patterns",
-    "solve_tiles",
-    "padding_needed",
-    "PaddedWeightWarning",
 ]

@@ -14,9 +14,14 @@ from dataclasses import dataclass
 
 import torch
 
-from workbench.errors import FormatError
+from workbench.errors import FormatError, ShapeError
 from workbench.sparsity.diversity import log10_int, mask_diversity
-from workbench.sparsity.masks import PaddedWeightWarning, check_nm, nm_mask, transposable_mask
+from workbench.sparsity.masks import (
+    PaddedWeightWarning,
+    check_nm,
+    nm_mask,
+    transposable_mask,
+)
 
 DEFAULT_PATTERNS: tuple[str, ...] = ("1:2", "2:4", "4:8", "2:4-T", "4:8-T", "unstructured 50%")
 
@@ -59,7 +64,7 @@ def parse_pattern(name: str) -> Pattern:
         n, m = int(mt.group(1)), int(mt.group(2))
         try:
             check_nm(n, m)
-        except Exception as exc:
+        except ShapeError as exc:
             raise FormatError(f"sparsity pattern {name!r}: {exc}") from None
         transposable = mt.group(3) is not None
         method = (mt.group(4) or "optimal").lower()
@@ -118,4 +123,4 @@ def pattern_log10_diversity(pattern: str | Pattern, mat_shape: tuple[int, int]) 
     return log10_int(mask_diversity("transposable", p.n, p.m, shape=(rows, cols)))
 
 
-__all__ = ["DEFAULT_PATTERNS", "Pattern", "parse_pattern", "pattern_mask", "unstructured_mask", "pattern_log10_diversity"]
+__all__ = ["DEFAULT_PATTERNS", "Pattern", "parse_pattern", "pattern_log10_diversity", "pattern_mask", "unstructured_mask"]

@@ -23,7 +23,12 @@ from tqdm.auto import tqdm
 from workbench.errors import LayerError
 from workbench.formats import eligible_layers, from_matrix, to_matrix
 from workbench.sparsity.layerio import capture_inputs, dense_weight, layer_output
-from workbench.sparsity.patterns import DEFAULT_PATTERNS, parse_pattern, pattern_log10_diversity, pattern_mask
+from workbench.sparsity.patterns import (
+    DEFAULT_PATTERNS,
+    parse_pattern,
+    pattern_log10_diversity,
+    pattern_mask,
+)
 
 COLUMNS = [
     "layer", "pattern", "kind", "n", "m", "matrix_shape", "status", "reason", "padded", "density", "kept_abs",
@@ -121,4 +126,4 @@ def pattern_summary(report: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-__all__ = ["mask_report", "pattern_summary", "COLUMNS"]
+__all__ = ["COLUMNS", "mask_report", "pattern_summary"]

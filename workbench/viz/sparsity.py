@@ -117,4 +117,4 @@ def pattern_order(patterns: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(patterns))
 
 
-__all__ = ["mask_heatmap", "kept_magnitude_bar", "diversity_bar", "kept_vs_diversity", "conversion_bar", "KIND_COLORS"]
+__all__ = ["KIND_COLORS", "conversion_bar", "diversity_bar", "kept_magnitude_bar", "kept_vs_diversity", "mask_heatmap"]
