@@ -165,10 +165,10 @@ def _x_count_small(n: int, m: int) -> int | None:
 
 def _solve_enumerate(a: torch.Tensor, n: int, m: int, chunk: int = 1 << 16) -> torch.Tensor:
     """Exact: score every tile against every valid pattern (one matmul per chunk) and keep the best."""
-    pats = transposable_patterns(n, m)
+    pats = transposable_patterns(n, m).to(a.device)
     p = pats.reshape(len(pats), m * m).to(a.dtype)
     flat = a.reshape(a.shape[0], m * m)
-    best = torch.empty(a.shape[0], dtype=torch.long)
+    best = torch.empty(a.shape[0], dtype=torch.long, device=a.device)
     for s in range(0, flat.shape[0], chunk):
         best[s : s + chunk] = (flat[s : s + chunk] @ p.T).argmax(dim=1)  # first maximum on ties
     return pats[best]
@@ -189,6 +189,7 @@ def _augment(a: torch.Tensor, x: torch.Tensor, n: int, *, shortest: bool = True)
     always yields a simple augmenting path.
     """
     m = a.shape[-1]
+    dev = a.device
     inf = float("inf")
     scale = a.amax(dim=(1, 2)).clamp_min(1e-300)
     while True:
@@ -200,13 +201,13 @@ def _augment(a: torch.Tensor, x: torch.Tensor, n: int, *, shortest: bool = True)
         whole = t == x.shape[0]
         sa, sx = (a, x) if whole else (a[active], x[active])
         eps = (1e-12 * (scale if whole else scale[active]))[:, None]
-        ar = torch.arange(t)
+        ar = torch.arange(t, device=dev)
         add_cost = torch.where(sx, inf, -sa)  # row -> col
         drop_cost = torch.where(sx, sa, inf)  # col -> row
         drow = torch.where(deficit_rows[active], 0.0, inf).to(a.dtype)
-        prow = torch.full((t, m), -1, dtype=torch.long)
-        dcol = torch.full((t, m), inf, dtype=a.dtype)
-        pcol = torch.full((t, m), -1, dtype=torch.long)
+        prow = torch.full((t, m), -1, dtype=torch.long, device=dev)
+        dcol = torch.full((t, m), inf, dtype=a.dtype, device=dev)
+        pcol = torch.full((t, m), -1, dtype=torch.long, device=dev)
         for _ in range(2 * m + 2):
             best, arg = (drow[:, :, None] + add_cost).min(dim=1)
             imp = (best < dcol - eps) if shortest else (torch.isinf(dcol) & torch.isfinite(best))
@@ -221,7 +222,7 @@ def _augment(a: torch.Tensor, x: torch.Tensor, n: int, *, shortest: bool = True)
         deficit_cols = sx.sum(1) < n
         dsink = torch.where(deficit_cols, dcol, inf)
         j = dsink.argmin(dim=1)
-        done = torch.zeros(t, dtype=torch.bool)
+        done = torch.zeros(t, dtype=torch.bool, device=dev)
         for _ in range(m + 1):
             i = pcol[ar, j]
             upd = ~done
@@ -243,10 +244,11 @@ def _solve_greedy(a: torch.Tensor, n: int) -> torch.Tensor:
     t, m, _ = a.shape
     flat = a.reshape(t, m * m)
     order = torch.sort(flat, dim=1, descending=True, stable=True).indices
-    x = torch.zeros(t, m * m, dtype=torch.bool)
-    rc = torch.zeros(t, m, dtype=torch.long)
-    cc = torch.zeros(t, m, dtype=torch.long)
-    ar = torch.arange(t)
+    dev = a.device
+    x = torch.zeros(t, m * m, dtype=torch.bool, device=dev)
+    rc = torch.zeros(t, m, dtype=torch.long, device=dev)
+    cc = torch.zeros(t, m, dtype=torch.long, device=dev)
+    ar = torch.arange(t, device=dev)
     for k in range(m * m):
         idx = order[:, k]
         r, c = idx // m, idx % m
@@ -269,8 +271,8 @@ def _top_prefix(a: torch.Tensor, n: int) -> torch.Tensor:
     cols = torch.nn.functional.one_hot(order % m, m).cumsum(1)
     bad = ((rows > n) | (cols > n)).any(2)  # (t, m*m): taking the prefix up to here breaks a cap
     k = torch.where(bad.any(1), bad.int().argmax(1), m * m)
-    keep = torch.arange(m * m)[None, :] < k[:, None]
-    x = torch.zeros(t, m * m, dtype=torch.bool)
+    keep = torch.arange(m * m, device=a.device)[None, :] < k[:, None]
+    x = torch.zeros(t, m * m, dtype=torch.bool, device=a.device)
     x.scatter_(1, order, keep)
     return x.reshape(t, m, m)
 
