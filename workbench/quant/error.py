@@ -345,19 +345,18 @@ def layer_error(
         base = handle.evaluate() if evaluate else {}
     metric = _metric_of(base) if evaluate else None
 
-    # weight SQNR (format on the weight as apply() puts it)
-    wsqnr: dict[tuple[str, str], float] = {}
     eligible = eligible_layers(model)
-    for f in fmts:
-        if what == "activations":
-            for name in names:
-                wsqnr[(name, f)] = math.inf
-            continue
-        with quantized(model, {n: f for n in names}, "weights", granularity):
-            for name in names:
-                mod = eligible[name]
-                wsqnr[(name, f)] = sqnr_db(mod.parametrizations.weight.original, mod.weight) \
-                    if hasattr(mod, "parametrizations") else math.inf
+
+    def weight_sqnr(mod: nn.Module) -> float:
+        """SQNR of the weight as apply() formats it (call under parametrize.cached(): computed once)."""
+        if what == "activations" or not parametrize.is_parametrized(mod, "weight"):
+            return math.inf
+        return sqnr_db(mod.parametrizations.weight.original, mod.weight)
+
+    def finite_or_raise(m: dict, parts: list, name: str, f: str) -> None:
+        if not all(math.isfinite(m[k]) or m[k] == math.inf for k in ("sqnr_db",)) or not math.isfinite(m["nl2"]):
+            for _, yq in parts:  # find and name the offending tensor
+                _check_finite(yq, name, "output", f)
 
     rows: list[dict] = []
 
@@ -375,27 +374,29 @@ def layer_error(
             with quantized(model, {name: f}, what, granularity):
                 parts = []
                 with torch.no_grad(), parametrize.cached():
+                    wsq = weight_sqnr(mod)
                     for x, y in ref[name]:
-                        yq = mod(x)
-                        _check_finite(yq, name, "output", f)
-                        parts.append((y, yq))
+                        parts.append((y, mod(x)))
                 if not evaluate:
                     res = {}
                 else:
                     res = replay.evaluate(name) if replay is not None else handle.evaluate()
             m = _accumulate(parts)
+            finite_or_raise(m, parts, name, f)
             rows.append({"layer": name, "format": f, "mode": mode, "what": what,
-                         "weight_sqnr_db": wsqnr[(name, f)], "output_sqnr_db": m["sqnr_db"],
+                         "weight_sqnr_db": wsq, "output_sqnr_db": m["sqnr_db"],
                          "output_nl2": m["nl2"], "output_cosine": m["cosine"], **model_level(res)})
     else:
         for f in tqdm(fmts, desc="layer_error (cumulative)", disable=not progress):
             with quantized(model, {n: f for n in names}, what, granularity):
                 got = capture_layer_io(handle, batches, names, inputs=False, fmt=f)
                 res = handle.evaluate() if evaluate else {}
+                with torch.no_grad(), parametrize.cached():
+                    wsqs = {name: weight_sqnr(eligible[name]) for name in names}
             for name in names:
                 m = _accumulate([(y, yq) for (_, y), (_, yq) in zip(ref[name], got[name])])
                 rows.append({"layer": name, "format": f, "mode": mode, "what": what,
-                             "weight_sqnr_db": wsqnr[(name, f)], "output_sqnr_db": m["sqnr_db"],
+                             "weight_sqnr_db": wsqs[name], "output_sqnr_db": m["sqnr_db"],
                              "output_nl2": m["nl2"], "output_cosine": m["cosine"], **model_level(res)})
     out = pd.DataFrame(rows)
     out.attrs["baseline"] = dict(base)
