@@ -424,3 +424,12 @@ def test_parametrizations_are_reused_until_the_weight_changes() -> None:
     again = model.fc.parametrizations.weight[0]
     assert again is not first
     assert torch.equal(model.fc.weight, quantize(model.fc.parametrizations.weight.original, "2:4-T"))
+
+
+def test_padded_transposable_solve_is_noted_in_the_report() -> None:
+    model = Small()
+    with pytest.warns(UserWarning, match="padded"):
+        report = apply(model, "2:4-T", layers=["odd"]).set_index("layer")
+    assert report.loc["odd", "status"] == "applied" and "padded" in report.loc["odd", "reason"]
+    again = apply(model, "2:4-T", layers=["odd"]).set_index("layer")  # from the cache: the note stays
+    assert "padded" in again.loc["odd", "reason"]

@@ -22,6 +22,7 @@ parametrization before it changes anything, so a failed ``apply`` leaves the mod
 from __future__ import annotations
 
 import re
+import warnings
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
@@ -164,7 +165,12 @@ def _build(f: Format, w: torch.Tensor, granularity: Granularity) -> FormatParame
     if hit is not None and _buffer_versions(hit[0]) == hit[1]:
         entry.params.move_to_end(key)
         return hit[0]
-    param = FormatParametrization(f, w, granularity)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        param = FormatParametrization(f, w, granularity)
+    for w_ in caught:  # e.g. a transposable solve that zero-padded the weight: warn, and keep it as a note
+        warnings.warn_explicit(w_.message, w_.category, w_.filename, w_.lineno)
+    param.notes = tuple(str(w_.message) for w_ in caught)
     entry.params[key] = (param, _buffer_versions(param))
     while len(entry.params) > _CACHE_PER_WEIGHT:
         entry.params.popitem(last=False)
@@ -194,7 +200,8 @@ def apply(
     granularity: Granularity = "channel",
 ) -> pd.DataFrame:
     """Put ``fmt`` on the chosen layers' weights (and inputs, with ``activations=True``); returns one row per
-    targeted layer: ``layer, format, status ("applied" | "skipped"), reason``. Applying again replaces."""
+    targeted layer: ``layer, format, status ("applied" | "skipped"), reason`` (for an applied layer, a note such as
+    a zero-padded transposable solve, else ""). Applying again replaces."""
     plan, explicit = _plan(model, fmt, layers)
     eligible = eligible_layers(model)
     rows: list[dict[str, str]] = []
@@ -214,7 +221,8 @@ def apply(
                                  "was not applied to any layer")
         param = None if f.is_dense else _build(f, w, granularity)
         built[name] = (f, param)
-        rows.append({"layer": name, "format": f.name, "status": "applied", "reason": ""})
+        rows.append({"layer": name, "format": f.name, "status": "applied",
+                     "reason": "; ".join(param.notes) if param is not None else ""})
 
     previous = {name: _snapshot(eligible[name]) for name in built}
     try:

@@ -47,6 +47,7 @@ class FormatParametrization(nn.Module):
         super().__init__()
         self.fmt = fmt
         self.granularity = granularity
+        self.notes: tuple[str, ...] = ()  # what building it had to say (e.g. a zero-padded transposable solve)
         w = weight.detach()
         mask = None
         if fmt.sparsity is not None:
