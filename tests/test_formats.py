@@ -433,3 +433,17 @@ def test_padded_transposable_solve_is_noted_in_the_report() -> None:
     assert report.loc["odd", "status"] == "applied" and "padded" in report.loc["odd", "reason"]
     again = apply(model, "2:4-T", layers=["odd"]).set_index("layer")  # from the cache: the note stays
     assert "padded" in again.loc["odd", "reason"]
+
+
+def test_activations_only_leaves_weights_and_uses_the_number_part() -> None:
+    model = Small().eval()
+    w0 = model.fc.weight.detach().clone()
+    seen = {}
+    apply(model, "2:4+int4", layers=["fc"], activations=True, weights=False)
+    model.fc.register_forward_pre_hook(lambda m, a: seen.__setitem__("x", a[0].detach().clone()))
+    model(torch.randn(3, 8, 4, 4))
+    assert current_formats(model) == {} and torch.equal(model.fc.weight, w0)
+    assert format_table(model).set_index("layer").loc["fc", "activations"] == "int4"
+    assert len(torch.unique(seen["x"])) <= 15 and (seen["x"] != 0).float().mean() > 0.5  # no 2:4 mask on inputs
+    with pytest.raises(FormatError):
+        apply(model, "int8", weights=False)

@@ -26,7 +26,6 @@ import warnings
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Union
 
 import pandas as pd
@@ -198,10 +197,16 @@ def apply(
     layers: LayerSelector = None,
     activations: bool = False,
     granularity: Granularity = "channel",
+    weights: bool = True,
 ) -> pd.DataFrame:
     """Put ``fmt`` on the chosen layers' weights (and inputs, with ``activations=True``); returns one row per
     targeted layer: ``layer, format, status ("applied" | "skipped"), reason`` (for an applied layer, a note such as
-    a zero-padded transposable solve, else ""). Applying again replaces."""
+    a zero-padded transposable solve, else ""). Applying again replaces.
+
+    ``weights=False`` (with ``activations=True``) quantizes only the layers' inputs, with the number part of the
+    format, and leaves the weights as they are."""
+    if not weights and not activations:
+        raise FormatError("apply(weights=False) needs activations=True: otherwise there is nothing to apply")
     plan, explicit = _plan(model, fmt, layers)
     eligible = eligible_layers(model)
     rows: list[dict[str, str]] = []
@@ -210,16 +215,16 @@ def apply(
         assert f is not None
         w = _original_weight(eligible[name])
         assert w is not None
-        reason = _why_not(name, w, f)
+        reason = _why_not(name, w, f) if weights else None
         if reason:
             if name in explicit:
                 raise ShapeError(f"{reason} (format {f.name!r})")
             rows.append({"layer": name, "format": f.name, "status": "skipped", "reason": reason})
             continue
-        if w.is_floating_point() and not torch.isfinite(w).all():
+        if weights and w.is_floating_point() and not torch.isfinite(w).all():
             raise NonFiniteError(f"layer {name!r}: weight {tuple(w.shape)} contains NaN or inf; format {f.name!r} "
                                  "was not applied to any layer")
-        param = None if f.is_dense else _build(f, w, granularity)
+        param = None if f.is_dense or not weights else _build(f, w, granularity)
         built[name] = (f, param)
         rows.append({"layer": name, "format": f.name, "status": "applied",
                      "reason": "; ".join(param.notes) if param is not None else ""})

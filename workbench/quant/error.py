@@ -15,7 +15,7 @@ Metrics (float64) between a reference ``x`` and its quantized counterpart ``q``:
   output of the same layer (errors of earlier layers accumulate). One forward pass per format.
 
 ``what`` chooses weights only, activations only (the layer's input, per-tensor dynamic scale as
-``ActivationQuantizer`` does) or both. Weights go through :func:`workbench.formats.apply` / ``restore`` so the lab and
+``ActivationQuantizer``) or both. Both go through :func:`workbench.formats.apply` / ``restore`` so the lab and
 the toggles quantize identically.
 
 :func:`expected_sqnr_gaussian` is the float64 reference: the SQNR a format's grid gives a Gaussian at a given scale,
@@ -263,36 +263,18 @@ def _check_args(handle: Any, formats: Sequence[str] | str, mode: str, what: str,
     return fmts, chosen
 
 
-def _act_hook(fmt: str):
-    """Forward pre-hook quantizing a layer's input per tensor, as ``ActivationQuantizer`` with a dynamic scale."""
-    from workbench.formats import quantize
-
-    def hook(mod: nn.Module, args: tuple) -> tuple | None:
-        if not args or not torch.is_tensor(args[0]) or not args[0].is_floating_point():
-            return None
-        return (quantize(args[0], fmt, granularity="tensor"), *args[1:])
-    return hook
-
-
 @contextmanager
 def quantized(model: nn.Module, assignment: dict[str, str], what: str = "weights",
               granularity: Any = "channel") -> Iterator[None]:
     """Context: the layers of ``assignment`` quantized (weights, activations or both), restored on exit."""
-    from workbench.formats import apply, eligible_layers, restore
+    from workbench.formats import apply, restore
 
-    extra = []
     try:
-        if what in ("weights", "both"):
-            apply(model, dict(assignment), activations=(what == "both"), granularity=granularity)
-        if what == "activations":
-            eligible = eligible_layers(model)
-            for name, f in assignment.items():
-                extra.append(eligible[name].register_forward_pre_hook(_act_hook(f)))
+        apply(model, dict(assignment), activations=(what != "weights"), weights=(what != "activations"),
+              granularity=granularity)
         yield
     finally:
-        for h in extra:
-            h.remove()
-        restore(model, list(assignment) if what != "activations" else [])
+        restore(model, list(assignment))
 
 
 def layer_error(
