@@ -198,5 +198,5 @@ view.ui
 
 
 if __name__ == "__main__":
-    write(notebook(CELLS), OUT)
+    write(notebook(CELLS, id_prefix=OUT.name[:2]), OUT)
     print(f"wrote {OUT.relative_to(ROOT)}")

@@ -158,7 +158,7 @@ table[cols].round(2).head(20 if quick else len(table))
 
 
 def main() -> None:
-    path = write(notebook(CELLS), ROOT / "notebooks" / "08_gpu_kernels.ipynb")
+    path = write(notebook(CELLS, id_prefix="08"), ROOT / "notebooks" / "08_gpu_kernels.ipynb")
     print(f"wrote {path}")
 
 

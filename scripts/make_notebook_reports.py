@@ -60,7 +60,7 @@ metrics = {"x": x, "scale": scale, "label": label, "mean_y": float(y.mean()), "m
 write_metrics(metrics, metrics_path)
 metrics
 '''),
-    ])
+    ], id_prefix="tiny")
 
 
 def compression_report() -> nbformat.NotebookNode:
@@ -199,7 +199,7 @@ if patterns:
 write_metrics(metrics, metrics_path)
 pd.DataFrame(metrics["formats"]).T
 '''),
-    ])
+    ], id_prefix="compression")
 
 
 def main() -> None:

@@ -165,5 +165,5 @@ connections_figure(connection_table(small), title="SET net 64-12-12-10").show()
 
 
 if __name__ == "__main__":
-    out = write(notebook(CELLS), ROOT / "notebooks" / "07_sparse_topology_nnstd.ipynb")
+    out = write(notebook(CELLS, id_prefix="07"), ROOT / "notebooks" / "07_sparse_topology_nnstd.ipynb")
     print(f"wrote {out}")
