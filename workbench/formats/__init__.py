@@ -34,6 +34,7 @@ from workbench.formats.numbers import (
 from workbench.formats.api import (
     activation_quantizer,
     apply,
+    clear_cache,
     current_formats,
     eligible_layers,
     format_table,
@@ -47,7 +48,7 @@ from workbench.formats.size import bits_per_weight, layer_size_bits, model_size_
 __all__ = [
     "FLOAT_DTYPES", "Format", "Number", "Sparsity", "list_formats", "parse_format", "register_number_format",
     "Granularity", "compute_scale", "from_matrix", "quantize", "representable_values", "round_number", "to_matrix",
-    "activation_quantizer", "apply", "current_formats", "eligible_layers", "format_table", "restore",
+    "activation_quantizer", "apply", "clear_cache", "current_formats", "eligible_layers", "format_table", "restore",
     "ActivationQuantizer", "FormatParametrization",
     "bits_per_weight", "layer_size_bits", "model_size_bytes",
 ]

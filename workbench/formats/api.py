@@ -176,6 +176,11 @@ def _build(f: Format, w: torch.Tensor, granularity: Granularity) -> FormatParame
     return param
 
 
+def clear_cache() -> None:
+    """Forget every parametrization built so far (the next ``apply`` of each format solves its mask again)."""
+    _param_cache.clear()
+
+
 def _remember(w: torch.Tensor) -> None:
     """Record the weight's version after we registered a parametrization on it (registration bumps it)."""
     entry = _param_cache.get(id(w))
