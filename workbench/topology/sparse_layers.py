@@ -127,6 +127,20 @@ class _ConnectionsMixin:
         return self.n_connections / (self.in_features * self.out_features)
 
 
+def _initial_connections(in_features: int, out_features: int, density: float | None, epsilon: float,
+                         seed: int | np.random.Generator | None) -> tuple[np.ndarray, torch.Tensor]:
+    """Erdős–Rényi connection keys (``row * in_features + col``) and their uniform initial values, shared by
+    both storage modes so that the same ``seed`` gives the same start."""
+    density = erdos_renyi_density(in_features, out_features, epsilon) if density is None else float(density)
+    if not 0 < density <= 1:
+        raise DataError(f"density must be in (0, 1], got {density} for a {out_features}×{in_features} layer")
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    nnz = max(1, int(round(density * in_features * out_features)))
+    keys = random_empty_keys(in_features, out_features, nnz, np.empty(0, np.int64), rng)
+    bound = _he_bound(in_features, density)
+    return keys, torch.from_numpy(rng.uniform(-bound, bound, nnz).astype(np.float32))
+
+
 class SparseLinear(_ConnectionsMixin, nn.Module):
     """A truly sparse linear layer: ``values`` (nnz,) is the parameter, ``keys`` (nnz,) the connection positions.
 
@@ -142,15 +156,9 @@ class SparseLinear(_ConnectionsMixin, nn.Module):
                  bias: bool = True, seed: int | np.random.Generator | None = None) -> None:
         super().__init__()
         self.in_features, self.out_features = int(in_features), int(out_features)
-        density = erdos_renyi_density(in_features, out_features, epsilon) if density is None else float(density)
-        if not 0 < density <= 1:
-            raise DataError(f"density must be in (0, 1], got {density} for a {out_features}×{in_features} layer")
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-        nnz = max(1, int(round(density * in_features * out_features)))
-        keys = random_empty_keys(in_features, out_features, nnz, np.empty(0, np.int64), rng)
-        bound = _he_bound(in_features, density)
+        keys, vals = _initial_connections(in_features, out_features, density, epsilon, seed)
         self.register_buffer("keys", torch.from_numpy(keys))
-        self.values = nn.Parameter(torch.from_numpy(rng.uniform(-bound, bound, nnz).astype(np.float32)))
+        self.values = nn.Parameter(vals)
         self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
         self._init_alive()
         self._rebuild()
@@ -231,14 +239,7 @@ class MaskedLinear(_ConnectionsMixin, nn.Module):
                  bias: bool = True, seed: int | np.random.Generator | None = None) -> None:
         super().__init__()
         self.in_features, self.out_features = int(in_features), int(out_features)
-        density = erdos_renyi_density(in_features, out_features, epsilon) if density is None else float(density)
-        if not 0 < density <= 1:
-            raise DataError(f"density must be in (0, 1], got {density} for a {out_features}×{in_features} layer")
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-        nnz = max(1, int(round(density * in_features * out_features)))
-        keys = random_empty_keys(in_features, out_features, nnz, np.empty(0, np.int64), rng)
-        bound = _he_bound(in_features, density)
-        vals = torch.from_numpy(rng.uniform(-bound, bound, nnz).astype(np.float32))
+        keys, vals = _initial_connections(in_features, out_features, density, epsilon, seed)
         w = torch.zeros(out_features * in_features)
         w[torch.from_numpy(keys)] = vals
         mask = torch.zeros(out_features * in_features, dtype=torch.bool)

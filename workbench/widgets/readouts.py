@@ -22,6 +22,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from workbench.formats.spec import parse_format
+from workbench.quant.error import sqnr_db
 
 __all__ = ["FormatPlan", "plan_formats", "has_number_format", "weight_sqnr", "weight_sqnr_table", "evaluate_watched", "readouts_frame"]
 
@@ -94,19 +95,13 @@ def _original_and_current(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor
 
 
 def weight_sqnr(original: torch.Tensor, current: torch.Tensor) -> float:
-    """``20·log10(‖x‖/‖x − q‖)`` in dB, computed in float64; ``inf`` when the two are identical.
+    """``20·log10(‖x‖/‖x − q‖)`` in dB, computed in float64; ``inf`` when the two are identical
+    (:func:`workbench.quant.error.sqnr_db`, so the dashboard and the quantization lab agree).
 
     >>> round(weight_sqnr(torch.tensor([3.0, 4.0]), torch.tensor([3.0, 3.5])), 3)  # ‖x‖=5, ‖x−q‖=0.5
     20.0
     """
-    x = original.detach().double()
-    err = float(torch.linalg.vector_norm(x - current.detach().double()))
-    norm = float(torch.linalg.vector_norm(x))
-    if err == 0.0:
-        return math.inf
-    if norm == 0.0:
-        return -math.inf
-    return 20.0 * math.log10(norm / err)
+    return sqnr_db(original, current)
 
 
 def weight_sqnr_table(
