@@ -7,7 +7,6 @@ and end times and the duration. :func:`write_json_atomic` writes files so that a
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -16,6 +15,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Mapping
+
+from workbench.models.zoo import sha256_file
 
 #: Distributions whose versions go into every provenance record (missing ones are recorded as None).
 TRACKED_PACKAGES = (
@@ -57,13 +58,8 @@ def git_state(path: str | Path | None = None) -> dict[str, Any]:
     return {"commit": commit or None, "dirty": bool(status.strip())}
 
 
-def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+# one file hash for checkpoints and notebooks
+file_sha256 = sha256_file
 
 
 def collect_provenance(notebook: str | Path, parameters: Mapping[str, Any], *, started_at: str,
