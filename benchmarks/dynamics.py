@@ -1,4 +1,4 @@
-"""Overhead of the weight-distance tracker on a digits-cnn training step (Done-means: under 5 %).
+"""Overhead of the weight-distance tracker on a digits-cnn training step (target: under 5 %).
 
 Times one SGD step (forward, backward, momentum update) on digits-cnn at batch 32 and 512 without a tracker, then
 with ``WeightDistanceTracker.update`` after every step (every=1, the worst case), with the travelled distance on

@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n## Bandwidth-floor prediction (H100 copy 3.0 TB/s), batch 1\n")
         pred = predicted_table(batches=(1,))
         print(to_markdown(pred[["shape", "batch", "format", "bytes", "time_us", "speedup_vs_dense"]]))
-        print("\nTargets (issue 9, H100 batch 1, speedup vs dense bf16): " + ", ".join(f"{k} >= {v}x" for k, v in TARGETS.items()))
+        print("\nTargets (H100 batch 1, speedup vs dense bf16): " + ", ".join(f"{k} >= {v}x" for k, v in TARGETS.items()))
         return 0
     rows, meta = bench_gpu(args.reps)
     print("\n## All results\n")

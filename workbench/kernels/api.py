@@ -1,6 +1,6 @@
 """``linear(x, packed)`` and ``xnor_gemm(a_bits, b_bits, k)``: one call, several paths.
 
-Backends (GUIDE §2, pattern 7; the same code path runs in CI without a GPU):
+Backends (the same code path runs in CI without a GPU):
 
 - ``"torch"``: the plain-torch reference (:mod:`workbench.kernels.reference`): dequantize, matmul in fp32.
 - ``"triton"``: the Triton kernel in ``kernels/``; needs CUDA tensors, unless ``TRITON_INTERPRET=1`` is set, in which

@@ -1,7 +1,7 @@
 """Benchmark tables for the kernels: the bandwidth-floor prediction, recorded GPU results, and the timing helper.
 
 At batch 1–64 a linear layer reads its weight once, so its time is at least ``bytes / bandwidth`` (the floor).
-Compressed formats move fewer bytes (GUIDE §5): 2:4 ≈ 0.56×, FP8 0.5×, 2:4+FP8 ≈ 0.31×, 1-bit 0.0625× of bf16; the
+Compressed formats move fewer bytes: 2:4 ≈ 0.56×, FP8 0.5×, 2:4+FP8 ≈ 0.31×, 1-bit 0.0625× of bf16; the
 predicted speedup over dense bf16 at the floor is the ratio of the bytes each must move (weights + x + output).
 
 Every table is tidy: one row per shape × batch × format, columns
@@ -21,11 +21,12 @@ import pandas as pd
 
 from workbench.kernels.packing import FORMATS, packed_bytes
 
-H100_COPY_TBPS = 3.0  # device copy on an H100 80GB, bytes read + written (GUIDE §5)
+H100_COPY_TBPS = 3.0  # device copy measured on an H100 80GB, bytes read + written
 SHAPES: tuple[tuple[int, int], ...] = ((4096, 4096), (4096, 11008), (11008, 4096), (8192, 8192))  # (out, in)
 BATCHES: tuple[int, ...] = (1, 16, 64)
 COMPUTE_BOUND = (8192, 8192, 8192)  # (out, in, batch)
-TARGETS = {"2:4": 1.6, "fp8_e4m3": 1.8, "2:4+fp8_e4m3": 2.6, "binary": 8.0}  # issue 9, H100 batch 1
+# the kernels' targets: speedup over dense bf16 on an H100 at batch 1
+TARGETS = {"2:4": 1.6, "fp8_e4m3": 1.8, "2:4+fp8_e4m3": 2.6, "binary": 8.0}
 COLUMNS = [
     "out_features", "in_features", "batch", "shape", "format", "bytes", "time_us", "gbps",
     "speedup_vs_dense", "speedup_vs_torch24", "floor_fraction", "source", "device",
