@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -386,3 +387,13 @@ def test_gitignore_covers_default_outputs():
     kept = subprocess.run(["git", "check-ignore", "--no-index", "workbench/reports/run.py", "data/digits-mlp.pt"],
                           cwd=REPO, capture_output=True, text=True)
     assert kept.stdout == ""
+
+
+@pytest.mark.parametrize("kw", [dict(batch_size=0), dict(batch_size=2.5), dict(n_batches=True), dict(n_batches=-1),
+                                dict(batch_size="8")])
+def test_calibration_batch_counts_are_validated(kw):
+    h = load_model("digits-mlp")
+    name = next(iter(kw))
+    with pytest.raises(DataError, match=f"{name} must be a positive integer"):
+        h.calibration_batches(**kw)
+    assert [len(b) for b in h.calibration_batches(n_batches=np.int64(2), batch_size=3)] == [3, 3]

@@ -14,6 +14,7 @@ a parametrized (formatted) weight is computed once per evaluation, not once per 
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -27,6 +28,16 @@ from workbench.errors import DataError
 from workbench.models.layers import layer_table
 
 Batch = Any  # a tensor for plain models, a dict of tensors (input_ids, attention_mask, ...) for Hugging Face models
+
+
+def _count(value: Any, name: str, default: int | None) -> int | None:
+    """``value`` as a positive int (``None`` gives ``default``); a bool, a float, zero or a negative is refused."""
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise DataError(f"calibration_batches: {name} must be a positive integer (or None for the default "
+                        f"{default}), got {type(value).__name__} {value!r:.60}")
+    return int(value)
 
 
 def _chunks(n: int, size: int) -> list[slice]:
@@ -136,11 +147,9 @@ class ClassificationHandle(ModelHandle):
 
     def calibration_batches(self, n_batches: int | None = None, batch_size: int | None = None) -> list[torch.Tensor]:
         """Input batches from the training split, in its fixed order (default 4 batches of 128)."""
+        size = _count(batch_size, "batch_size", self.calib_batch_size)
+        n = _count(n_batches, "n_batches", self.calib_n_batches)
         x = self._need("calibration", self._calib)
-        size = batch_size or self.calib_batch_size
-        n = n_batches if n_batches is not None else self.calib_n_batches
-        if size <= 0 or n <= 0:
-            raise DataError(f"calibration_batches needs positive n_batches and batch_size, got {n}, {size}")
         return [x[s] for s in _chunks(len(x), size)[:n]]
 
     def eval_batches(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -205,10 +214,8 @@ class EmbeddingHandle(ModelHandle):
 
     def calibration_batches(self, n_batches: int | None = None, batch_size: int | None = None) -> list[Batch]:
         """Batches of the calibration items (default: all of them, 32 per batch)."""
-        size = batch_size or self.batch_size
-        if size <= 0 or (n_batches is not None and n_batches <= 0):
-            raise DataError(f"calibration_batches needs positive n_batches and batch_size, got {n_batches}, {size}")
-        n = n_batches if n_batches is not None else self.calib_n_batches
+        size = _count(batch_size, "batch_size", self.batch_size)
+        n = _count(n_batches, "n_batches", self.calib_n_batches)
         items = self._calib_items if n is None else self._calib_items[: n * size]
         return self._make_batches(items, size)
 
