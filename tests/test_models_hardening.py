@@ -381,7 +381,8 @@ def test_built_wheel_finds_the_bundled_models(tmp_path):
 
 
 def test_gitignore_covers_default_outputs():
-    paths = ["reports/r.html", "sweep/summary.csv", "dashboard_state.json", "notebooks/dashboard_state.json"]
+    paths = ["reports/r.html", "sweep/summary.csv", "sweeps/demo/index.html", "dashboard_state.json",
+             "notebooks/dashboard_state.json"]
     out = subprocess.run(["git", "check-ignore", "--no-index", *paths], cwd=REPO, capture_output=True, text=True)
     assert out.stdout.split() == paths
     kept = subprocess.run(["git", "check-ignore", "--no-index", "workbench/reports/run.py", "data/digits-mlp.pt"],
