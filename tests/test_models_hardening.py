@@ -398,3 +398,21 @@ def test_calibration_batch_counts_are_validated(kw):
     with pytest.raises(DataError, match=f"{name} must be a positive integer"):
         h.calibration_batches(**kw)
     assert [len(b) for b in h.calibration_batches(n_batches=np.int64(2), batch_size=3)] == [3, 3]
+
+
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"digits-mlp": {"file": "digits-mlp.pt"}}'])
+def test_malformed_checkpoint_records_are_refused(tmp_path, content):
+    for f in ("digits-mlp.pt", "digits-cnn.pt"):
+        shutil.copy(REPO / "data" / f, tmp_path / f)
+    (tmp_path / "checkpoints.json").write_text(content)
+    with pytest.raises(ModelSpecError, match=r"checkpoints\.json .*(readable JSON|'sha256')"):
+        wm._bundled_handle("digits-mlp", None, data_dir=tmp_path)
+
+
+def test_checkpoint_record_cannot_point_outside_its_folder(tmp_path):
+    (tmp_path / "data").mkdir()
+    shutil.copy(REPO / "data" / "digits-mlp.pt", tmp_path / "elsewhere.pt")
+    records = {"digits-mlp": {**RECORDS["digits-mlp"], "file": "../elsewhere.pt"}}
+    (tmp_path / "data" / "checkpoints.json").write_text(json.dumps(records))
+    with pytest.raises(ModelSpecError, match=r"not found at .*data/elsewhere\.pt"):
+        wm._bundled_handle("digits-mlp", None, data_dir=tmp_path / "data")

@@ -59,8 +59,11 @@ def read_checkpoint(path: Path, *, trust: bool = False) -> Any:
 
 def _looks_like_torch_file(path: Path) -> bool:
     """True for torch.save's zip format or a (legacy) pickle stream, judged by the first bytes."""
-    with open(path, "rb") as f:
-        head = f.read(4)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        raise ModelSpecError(f"cannot read checkpoint {path}: {e.strerror}") from e
     return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
 
 

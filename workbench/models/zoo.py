@@ -102,7 +102,16 @@ def read_checkpoint_records(data_dir: Path) -> dict[str, dict]:
     path = Path(data_dir) / CHECKPOINTS_FILE
     if not path.is_file():
         raise ModelSpecError(f"{path} is missing: run `python scripts/train_digits.py` to build the bundled models")
-    return json.loads(path.read_text())
+    try:
+        records = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise ModelSpecError(f"{path} is not readable JSON ({e}): restore it from git or rerun "
+                             "scripts/train_digits.py") from e
+    if not isinstance(records, dict) or not all(isinstance(r, dict) and isinstance(r.get("sha256"), str)
+                                                 for r in records.values()):
+        raise ModelSpecError(f"{path} must map each bundled name to a record with a 'sha256' string: restore it "
+                             "from git or rerun scripts/train_digits.py")
+    return records
 
 
 def load_bundled_model(name: str, data_dir: Path) -> tuple[nn.Module, dict]:
@@ -115,7 +124,7 @@ def load_bundled_model(name: str, data_dir: Path) -> tuple[nn.Module, dict]:
     if name not in records:
         raise ModelSpecError(f"{Path(data_dir) / CHECKPOINTS_FILE} has no record for {name!r}")
     record = records[name]
-    path = Path(data_dir) / record.get("file", entry.file)
+    path = Path(data_dir) / Path(str(record.get("file", entry.file))).name  # a file name, never a path elsewhere
     if not path.is_file():
         raise ModelSpecError(f"checkpoint of {name!r} not found at {path}: run `python scripts/train_digits.py`")
     digest = sha256_file(path)
