@@ -82,12 +82,21 @@ def tradeoff_curve(scores: Any, y: Any, split: ZeroShotSplit | Any) -> pd.DataFr
     best_unseen = unseen[np.argmax(s[:, unseen], axis=1)]
     margin = s[:, seen].max(1) - s[:, unseen].max(1)  # goes to seen iff margin >= gamma
     gammas = np.unique(np.concatenate([[-np.inf, 0.0, np.inf], margin, np.nextafter(margin, np.inf)]))
-    rows = []
-    for g in gammas:
-        pred = np.where(margin >= g, best_seen, best_unseen)
-        sa, ua = per_class_accuracy(pred, t, split.seen), per_class_accuracy(pred, t, split.unseen)
-        rows.append({"gamma": float(g), "seen": sa, "unseen": ua, "H": harmonic_mean(sa, ua)})
-    return pd.DataFrame(rows)
+    to_seen = margin[None, :] >= gammas[:, None]  # G × n
+    correct = np.where(to_seen, (best_seen == t)[None, :], (best_unseen == t)[None, :]).astype(np.float64)
+    seen_acc = _class_mean(correct, t, split.seen)
+    unseen_acc = _class_mean(correct, t, split.unseen)
+    h = np.where(seen_acc + unseen_acc > 0, 2 * seen_acc * unseen_acc / np.maximum(seen_acc + unseen_acc, 1e-300), 0.0)
+    return pd.DataFrame({"gamma": gammas, "seen": seen_acc, "unseen": unseen_acc, "H": h})
+
+
+def _class_mean(correct: np.ndarray, t: np.ndarray, classes: Any) -> np.ndarray:
+    """Per-class mean accuracy of each row of a (G × n) 0/1 matrix over ``classes`` that have examples."""
+    present = [c for c in classes if np.any(t == c)]
+    if not present:
+        return np.full(len(correct), np.nan)
+    onehot = (t[:, None] == np.array(present)[None, :]).astype(np.float64)  # n × k
+    return (correct @ (onehot / onehot.sum(0))).mean(1)
 
 
 def ausuc(curve: pd.DataFrame) -> float:
