@@ -8,7 +8,7 @@ import torch
 
 import workbench
 from workbench.errors import DataError, NonFiniteError, ShapeError
-from workbench.zeroshot import compare_methods, digits_attributes, make_split, train_zero_shot, zero_shot_metrics
+from workbench.zeroshot import compare_methods, digits_attributes, train_zero_shot, zero_shot_metrics
 
 
 @pytest.fixture(scope="module")
