@@ -179,3 +179,24 @@ def test_formats_on_the_handle_are_left_alone_and_the_copy_trains_dense(cnn):
         restore(cnn.model)
     for k, v in cnn.model.state_dict().items():
         assert torch.equal(v, before[k]), k
+
+
+def test_loss_fn_hook_replaces_the_batch_loss_only(mlp):
+    import torch.nn.functional as F
+
+    calls = []
+
+    def ce(logits, labels):
+        calls.append(len(labels))
+        return F.cross_entropy(logits, labels)
+
+    a = train(mlp, batch_size=16, steps=5, seed=1, progress=False, track_every=5)
+    b = train(mlp, batch_size=16, steps=5, seed=1, progress=False, track_every=5, loss_fn=ce)
+    assert calls == [16] * 5
+    assert np.allclose(a.metrics.drop(columns="seconds"), b.metrics.drop(columns="seconds"))
+    # a different loss trains a different model; evaluation stays cross-entropy against the labels
+    c = train(mlp, batch_size=16, steps=5, seed=1, progress=False, track_every=5,
+              loss_fn=lambda z, y: F.cross_entropy(z, y, label_smoothing=0.5))
+    assert not torch.allclose(c.model.fc3.weight, a.model.fc3.weight)
+    with pytest.raises(DataError, match="loss_fn"):
+        train(mlp, batch_size=16, steps=5, progress=False, loss_fn="ce")

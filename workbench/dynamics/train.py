@@ -198,7 +198,8 @@ def train(handle, batch_size: int = 32, lr: float = 0.05, steps: int | None = No
           weight_decay: float = 0.0, lr_schedule: str = "constant", track_every: int | str = "log",
           track_points: int = 256, travelled: bool = False, eval_every: float = 1.0,
           stop=None, on_record: Callable[[list[dict]], None] | None = None,
-          on_metrics: Callable[[dict], None] | None = None, progress: bool = True) -> TrainResult:
+          on_metrics: Callable[[dict], None] | None = None, progress: bool = True,
+          loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> TrainResult:
     """Train a fresh copy of ``handle``'s model with SGD; return distances from initialization and metrics.
 
     ``handle``: a ModelHandle (or a spec string for :func:`workbench.load_model`) with ``.model``,
@@ -206,6 +207,9 @@ def train(handle, batch_size: int = 32, lr: float = 0.05, steps: int | None = No
     ``track_every``: record distances every k steps, or ``"log"`` for ``track_points`` log-spaced steps (the
     curves are read on a log axis). ``on_record(rows)`` receives each batch of new distance rows (dicts) as they
     are recorded, ``on_metrics(row)`` each evaluation row: the live widget listens to both.
+    ``loss_fn(logits, labels)``: the training loss of a batch (default ``F.cross_entropy``), for targets that are
+    not one-hot, such as the zero-shot lab's soft labels looked up from the labels; evaluation stays cross-entropy
+    and accuracy against the labels.
     """
     name, source, (x_train, y_train), (x_test, y_test) = _handle_parts(handle)
     n_train = len(x_train)
@@ -226,6 +230,9 @@ def train(handle, batch_size: int = 32, lr: float = 0.05, steps: int | None = No
     do_augment = (m > 1) if augment is None else bool(augment)
     total = p["total_steps"]
     _lr_at(lr_schedule, 1.0, 0, total)  # validates the schedule name
+    if loss_fn is not None and not callable(loss_fn):
+        raise DataError(f"loss_fn must be a callable (logits, labels) -> loss, got {type(loss_fn).__name__}")
+    batch_loss = F.cross_entropy if loss_fn is None else loss_fn
 
     model = dense_copy(source)
     if reinit:
@@ -290,7 +297,7 @@ def train(handle, batch_size: int = 32, lr: float = 0.05, steps: int | None = No
             for group in opt.param_groups:
                 group["lr"] = _lr_at(lr_schedule, p["lr_effective"], step, total)
             opt.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(model(xb), yb)
+            loss = batch_loss(model(xb), yb)
             if not torch.isfinite(loss):
                 raise DataError(f"{name}: the training loss became {float(loss)} at step {step + 1} "
                                 f"(lr {opt.param_groups[0]['lr']:.3g}, batch {batch_size}); lower the learning rate")
@@ -320,7 +327,8 @@ def train(handle, batch_size: int = 32, lr: float = 0.05, steps: int | None = No
               "ghost_batch": ghost_batch, "lr_scaling": lr_scaling, "base_batch": int(base_batch),
               "regime_adaptation": bool(regime_adaptation), "batch_augmentation": m, "augment": do_augment,
               "hadamard_classifier": bool(hadamard_classifier), "seed": int(seed), "reinit": bool(reinit),
-              "momentum": momentum, "weight_decay": weight_decay, "lr_schedule": lr_schedule, **p}
+              "momentum": momentum, "weight_decay": weight_decay, "lr_schedule": lr_schedule,
+              "loss_fn": None if loss_fn is None else getattr(loss_fn, "__name__", type(loss_fn).__name__), **p}
     return TrainResult(distances=tracker.frame(), metrics=pd.DataFrame(metrics, columns=METRIC_COLUMNS),
                        model=model, config=config, steps=step, stopped=stopped, interrupted=interrupted,
                        seconds=time.perf_counter() - t_start)
