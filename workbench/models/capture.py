@@ -103,7 +103,7 @@ def capture(
     - ``keep``: ``"inputs"``, ``"outputs"`` or ``"both"``.
     - ``stop_early``: end each batch's forward pass once every layer has been captured for it (only for layers
       called once per forward pass; what ``run`` would have returned is not computed).
-    - ``finite``: raise :class:`~workbench.errors.NonFiniteError` naming the layer when a captured tensor holds
+    - ``finite``: raise :class:`~workbench.errors.NonFiniteError` naming the layer when a kept tensor holds
       NaN/inf (``context`` is appended to the message, e.g. ``" with format 'int8'"``).
     - ``grad``: keep the autograd graph (default: run under ``torch.no_grad()`` and store detached tensors).
 
@@ -124,9 +124,9 @@ def capture(
         def hook(_mod: nn.Module, args: Any, out: Any) -> None:
             x, y = _first_tensor(args), _first_tensor(out)
             if finite:
-                if x is not None:
+                if want_x and x is not None:
                     _check_finite(x, name, "input", context)
-                if y is not None:
+                if want_y and y is not None:
                     _check_finite(y, name, "output", context)
             if want_x and x is not None:
                 got.inputs[name].append(x if grad else x.detach())
