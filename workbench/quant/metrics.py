@@ -86,8 +86,8 @@ def unformatted_weight(module: nn.Module) -> torch.Tensor:
 def weight_sqnr_table(
     model: nn.Module,
     layers: Mapping[str, str] | None = None,
-    *,
     cache: dict[tuple[str, str], float] | None = None,
+    *,
     check: Callable[[], None] | None = None,
 ) -> pd.DataFrame:
     """One row per layer: ``layer, format, sqnr_db``, the SQNR of the weight the model now computes with against
