@@ -33,7 +33,7 @@ from workbench.kernels.api import (
 from workbench.kernels.reference import linear_reference, xnor_gemm_reference
 
 # errors
-from workbench.kernels._errors import DeviceError, DTypeError
+from workbench.errors import DeviceError, DTypeError
 
 __all__ = [
     "FORMATS",

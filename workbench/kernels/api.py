@@ -23,7 +23,7 @@ from typing import Literal
 
 import torch
 
-from workbench.kernels._errors import DeviceError, DTypeError, FormatError, ShapeError
+from workbench.errors import DeviceError, DTypeError, FormatError, ShapeError
 from workbench.kernels.bits import pack_signs, tail_mask, unpack_positions, unpack_signs, words_for  # pack_signs: doctests
 from workbench.kernels.packing import PackedWeight, check_packed, pack, unpack  # pack: doctests
 from workbench.kernels.reference import linear_reference, xnor_gemm_reference

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from workbench.kernels._errors import DTypeError, ShapeError
+from workbench.errors import DTypeError, ShapeError
 
 _WORD = 32
 

@@ -36,7 +36,7 @@ from typing import Any
 
 import torch
 
-from workbench.kernels._errors import DTypeError, FormatError, ShapeError
+from workbench.errors import DTypeError, FormatError, ShapeError
 from workbench.kernels.bits import pack_positions, pack_signs, unpack_positions, unpack_signs, words_for
 
 FORMATS: tuple[str, ...] = ("2:4", "fp8_e4m3", "2:4+fp8_e4m3", "binary")
@@ -207,7 +207,7 @@ def check_packed(packed: Any, where: str = "linear") -> PackedWeight:
                 f"expected {shape} {dtype} (was it packed for another format?)"
             )
         if t.device != packed.values.device:
-            from workbench.kernels._errors import DeviceError
+            from workbench.errors import DeviceError
 
             raise DeviceError(f"{where}: {fmt!r} packed weight {packed.shape} has tensors on different devices")
     extra = set(tensors) - set(expect)

@@ -9,8 +9,8 @@ Following Hubara, Courbariaux, Soudry, El-Yaniv, Bengio 2016, "Binarized Neural 
 - BatchNorm after every binary layer keeps the pre-activations centred around 0, where the sign is informative.
 
 For ``a, b ∈ {−1, +1}^n`` packed as bits (1 for +1), ``a·b = n − 2·popcount(a XOR b)``: each differing position
-contributes −1 and each equal one +1. :func:`xnor_popcount_dot` is the small reference of that identity; the GPU
-kernel is ``workbench.kernels.xnor_gemm``.
+contributes −1 and each equal one +1. :func:`xnor_popcount_dot` shows that identity on the kernels' packing
+(:func:`workbench.kernels.bits.pack_signs`, 32 signs per int32 word); the GPU kernel is ``workbench.kernels.xnor_gemm``.
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ import pandas as pd
 import torch
 from torch import nn
 
-from workbench.errors import ShapeError
+from workbench.errors import DTypeError, ShapeError
+from workbench.kernels.bits import pack_signs  # the one sign packing (kernels' layout)
 
 __all__ = [
     "sign_ste",
     "pack_signs",
-    "popcount",
     "xnor_popcount_dot",
     "BinaryLinear",
     "BinarizedMLP",
@@ -40,47 +40,39 @@ __all__ = [
 # ----------------------------------------------------------------------------------------------------------------
 # the XNOR-popcount identity
 
-_POPCOUNT8 = torch.tensor([bin(i).count("1") for i in range(256)], dtype=torch.int64)
-
-
-def pack_signs(x: torch.Tensor) -> torch.Tensor:
-    """Pack the signs of ``x`` (last dimension, ``x ≥ 0`` → bit 1) into uint8 bytes, zero-padded to a multiple of 8.
-
-    >>> pack_signs(torch.tensor([1., -1., 1., 1., -1., -1., -1., 1.]))
-    tensor([141], dtype=torch.uint8)
-    """
-    bits = (x >= 0).to(torch.uint8)
-    n = bits.shape[-1]
-    pad = (-n) % 8
-    if pad:
-        bits = torch.nn.functional.pad(bits, (0, pad))
-    bits = bits.reshape(*bits.shape[:-1], -1, 8)
-    weights = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.uint8)
-    return (bits * weights).sum(-1, dtype=torch.int64).to(torch.uint8)
-
-
-def popcount(b: torch.Tensor) -> torch.Tensor:
-    """Number of set bits of uint8 ``b``, summed over the last dimension (a 256-entry lookup table)."""
-    return _POPCOUNT8[b.long()].sum(-1)
-
-
 def xnor_popcount_dot(a_bits: torch.Tensor, b_bits: torch.Tensor, n: int) -> torch.Tensor:
     """All dot products between rows of ±1 matrices given as packed bits: ``n − 2·popcount(a XOR b)``.
 
-    ``a_bits`` (..., P, n/8) and ``b_bits`` (Q, n/8) from :func:`pack_signs`; returns int64 (..., P, Q), equal to
-    ``sign(a) @ sign(b).T``. The padding bits are 0 in both operands, so they never count as a difference.
+    ``a_bits`` (..., P, W) and ``b_bits`` (Q, W) are int32 words from :func:`workbench.kernels.bits.pack_signs`
+    (the kernels' layout: 32 signs a word, ``W = ceil(n/32)``, padding bits 0); returns int64 (..., P, Q), equal to
+    ``sign(a) @ sign(b).T``. Computed by :func:`workbench.kernels.xnor_gemm_reference`, the reference of the GPU
+    kernel ``workbench.kernels.xnor_gemm``.
 
     >>> a, b = torch.tensor([[1., -1., 1.]]), torch.tensor([[1., 1., -1.], [1., -1., 1.]])
     >>> xnor_popcount_dot(pack_signs(a), pack_signs(b), 3)
     tensor([[-1,  3]])
     """
-    if a_bits.shape[-1] != b_bits.shape[-1] or b_bits.dim() != 2:
+    from workbench.kernels.bits import tail_mask, words_for
+    from workbench.kernels.reference import xnor_gemm_reference
+
+    for name, t in (("a_bits", a_bits), ("b_bits", b_bits)):
+        if not torch.is_tensor(t) or t.dtype != torch.int32:
+            raise DTypeError(f"xnor_popcount_dot: {name} must be int32 words from pack_signs, got "
+                             f"{getattr(t, 'dtype', type(t).__name__)}")
+    if a_bits.dim() < 2 or b_bits.dim() != 2 or a_bits.shape[-1] != b_bits.shape[-1]:
         raise ShapeError(f"xnor_popcount_dot: packed shapes {tuple(a_bits.shape)} and {tuple(b_bits.shape)} do not "
-                         "match (want (..., P, B) and (Q, B))")
-    if not 0 < n <= 8 * a_bits.shape[-1] or n <= 8 * (a_bits.shape[-1] - 1):
-        raise ShapeError(f"xnor_popcount_dot: n={n} does not fit {a_bits.shape[-1]} packed bytes")
-    x = torch.bitwise_xor(a_bits.unsqueeze(-2), b_bits)  # (..., P, Q, B)
-    return n - 2 * popcount(x)
+                         "match (want (..., P, W) and (Q, W))")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1 or words_for(n) != a_bits.shape[-1]:
+        raise ShapeError(f"xnor_popcount_dot: n={n!r} does not fit {a_bits.shape[-1]} packed words "
+                         f"(n must be a positive int with ceil(n/32) = {a_bits.shape[-1]})")
+    spill = ~tail_mask(n)
+    for name, t in (("a_bits", a_bits), ("b_bits", b_bits)):
+        if t.numel() and bool((t[..., -1] & spill).any()):
+            raise ShapeError(f"xnor_popcount_dot: {name} has set bits beyond n={n}: its rows were packed from "
+                             f"longer rows and do not match n")
+    flat = a_bits.reshape(-1, a_bits.shape[-1])
+    out = xnor_gemm_reference(flat, b_bits, n).to(torch.int64)
+    return out.reshape(*a_bits.shape[:-1], b_bits.shape[0])
 
 
 # ----------------------------------------------------------------------------------------------------------------
