@@ -52,7 +52,11 @@ LR_SCALINGS = (None, "sqrt", "linear")
 
 @dataclass
 class TrainResult:
-    """What :func:`train` returns: tidy frames plus the trained copy of the model."""
+    """What a training run returns (:func:`train`, and the quantization lab's
+    :func:`workbench.quant.binarized.train_digits_mlp`): tidy frames plus the trained model.
+
+    ``table`` is ``metrics``: one row per evaluation with :data:`METRIC_COLUMNS`.
+    """
 
     distances: pd.DataFrame  # step, layer, distance, travelled, init_norm (tracker rows)
     metrics: pd.DataFrame  # one row per evaluation: METRIC_COLUMNS
@@ -63,6 +67,16 @@ class TrainResult:
     interrupted: bool = False  # KeyboardInterrupt
     seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """The metrics table (the lab-wide ``.table`` of a result object)."""
+        return self.metrics
+
+    @property
+    def test_accuracy(self) -> float:
+        """The last evaluation's test accuracy (NaN before any)."""
+        return float(self.metrics["test_acc"].iloc[-1]) if len(self.metrics) else float("nan")
 
     def final(self) -> dict[str, float]:
         """The last evaluation row as a dict (test_acc, test_loss, train_acc, ...)."""

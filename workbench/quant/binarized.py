@@ -15,7 +15,7 @@ contributes −1 and each equal one +1. :func:`xnor_popcount_dot` shows that ide
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,9 @@ from torch import nn
 from workbench.errors import DTypeError, ShapeError
 from workbench.kernels.bits import pack_signs  # the one sign packing (kernels' layout)
 
+if TYPE_CHECKING:
+    from workbench.dynamics.train import TrainResult
+
 __all__ = [
     "sign_ste",
     "pack_signs",
@@ -32,7 +35,6 @@ __all__ = [
     "BinaryLinear",
     "BinarizedMLP",
     "FloatMLP",
-    "TrainResult",
     "train_digits_mlp",
 ]
 
@@ -171,21 +173,6 @@ class FloatMLP(nn.Module):
         pass
 
 
-@dataclass
-class TrainResult:
-    """A trained model, its per-epoch history (``epoch, loss, train_accuracy, test_accuracy``) and final accuracy."""
-
-    model: nn.Module
-    history: pd.DataFrame
-    test_accuracy: float
-
-
-@torch.no_grad()
-def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    model.eval()
-    return float((model(x).argmax(1) == y).float().mean())
-
-
 def train_digits_mlp(
     binary: bool = True,
     *,
@@ -195,30 +182,47 @@ def train_digits_mlp(
     batch_size: int = 64,
     lr: float = 1e-2,
     seed: int = 0,
-    progress: bool = False,
-) -> TrainResult:
+    progress: bool = True,
+) -> "TrainResult":
     """Train a binarized (``binary=True``) or float MLP on the fixed digits split; Adam, cosine-decayed lr.
 
-    Latent weights are clipped to [−1, 1] after every step (binary only). Returns the model in eval mode with its
-    history; measured on this split: binarized ≈ 0.9+, float ≈ 0.97 (see benchmarks/RESULTS.quant.md).
+    Latent weights are clipped to [−1, 1] after every step (binary only). Returns the lab-wide
+    :class:`workbench.dynamics.train.TrainResult` (model in eval mode, ``metrics`` one row per epoch, train and
+    test loss/accuracy by :func:`workbench.dynamics.train.evaluate`); measured on this split: binarized ≈ 0.9+,
+    float ≈ 0.97 (see benchmarks/RESULTS.quant.md).
     """
+    import time
+
     from tqdm.auto import tqdm
 
+    from workbench.checks import integer, number
     from workbench.data import digits_split
+    from workbench.dynamics.train import METRIC_COLUMNS, TrainResult, evaluate
 
+    epochs = integer("epochs", epochs, low=0, where="train_digits_mlp")
+    batch_size = integer("batch_size", batch_size, low=2, where="train_digits_mlp")
+    lr = number("lr", lr, low=0, low_open=True, where="train_digits_mlp")
+    hidden = tuple(integer("hidden", h, low=1, where="train_digits_mlp") for h in hidden)
     torch.manual_seed(seed)
     s = digits_split()
+    if batch_size > len(s.x_train):
+        from workbench.errors import DataError
+
+        raise DataError(f"train_digits_mlp: batch_size={batch_size} is larger than the training set of "
+                        f"{len(s.x_train)} samples; use at most {len(s.x_train)}")
     sizes = (64, *hidden, 10)
     model: nn.Module = BinarizedMLP(sizes, batchnorm=batchnorm) if binary else FloatMLP(sizes)
-    opt = torch.optim.Adam(model.parameters(), lr=lr if binary else lr / 10)
+    base_lr = lr if binary else lr / 10
+    opt = torch.optim.Adam(model.parameters(), lr=base_lr)
     steps = epochs * ((len(s.x_train) + batch_size - 1) // batch_size)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
     g = torch.Generator().manual_seed(seed)
     rows = []
+    step = 0
+    t0 = time.perf_counter()
     for epoch in tqdm(range(epochs), desc="binarized" if binary else "float", disable=not progress):
         model.train()
         perm = torch.randperm(len(s.x_train), generator=g)
-        total, count = 0.0, 0
         for i in range(0, len(perm), batch_size):
             idx = perm[i:i + batch_size]
             if len(idx) < 2:
@@ -229,14 +233,19 @@ def train_digits_mlp(
             opt.step()
             sched.step()
             model.clip_()  # type: ignore[operator]
-            total += float(loss.detach()) * len(idx)
-            count += len(idx)
-        rows.append({"epoch": epoch + 1, "loss": total / max(count, 1),
-                     "train_accuracy": _accuracy(model, s.x_train, s.y_train),
-                     "test_accuracy": _accuracy(model, s.x_test, s.y_test)})
+            step += 1
+        train_loss, train_acc = evaluate(model, s.x_train, s.y_train)
+        test_loss, test_acc = evaluate(model, s.x_test, s.y_test)
+        rows.append({"step": step, "epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "train_loss": train_loss,
+                     "train_acc": train_acc, "test_loss": test_loss, "test_acc": test_acc,
+                     "seconds": time.perf_counter() - t0})
     model.eval()
-    hist = pd.DataFrame(rows)
-    return TrainResult(model, hist, float(hist["test_accuracy"].iloc[-1]) if rows else float("nan"))
+    config = {"model": "binarized-mlp" if binary else "float-mlp", "binary": binary, "batchnorm": batchnorm,
+              "hidden": hidden, "epochs": epochs, "batch_size": batch_size, "lr": base_lr, "seed": seed,
+              "optimizer": "adam", "lr_schedule": "cosine"}
+    return TrainResult(distances=pd.DataFrame(columns=["step", "layer", "distance"]),
+                       metrics=pd.DataFrame(rows, columns=METRIC_COLUMNS), model=model, config=config, steps=step,
+                       seconds=time.perf_counter() - t0)
 
 
 def binary_weight_fraction(model: nn.Module) -> float:
