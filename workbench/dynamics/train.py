@@ -165,34 +165,40 @@ def _handle_parts(handle) -> tuple[str, nn.Module, tuple, tuple]:
 def plan(batch_size: int, lr: float, steps: int | None, epochs: float | None, n_train: int,
          lr_scaling: str | None, base_batch: int, regime_adaptation: bool) -> dict[str, Any]:
     """The effective learning rate, epochs and number of updates a configuration implies (checks the inputs)."""
-    if int(batch_size) < 1:
-        raise DataError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if not lr > 0 or not math.isfinite(lr):
-        raise DataError(f"lr must be positive and finite, got {lr!r}")
-    if lr_scaling not in LR_SCALINGS:
-        raise DataError(f"lr_scaling must be one of {LR_SCALINGS}, got {lr_scaling!r}")
-    if int(base_batch) < 1:
-        raise DataError(f"base_batch must be a positive integer, got {base_batch!r}")
+    from workbench.checks import integer, number, option
+
+    where = "train"
+    n_train = integer("the training set size", n_train, low=1, where=where)
+    batch_size = integer("batch_size", batch_size, low=1, where=where)
+    if batch_size > n_train:
+        raise DataError(f"{where}: batch_size={batch_size} is larger than the training set of {n_train} samples; "
+                        f"use a batch_size of at most {n_train}")
+    lr = number("lr", lr, low=0, low_open=True, where=where)
+    option("lr_scaling", lr_scaling, LR_SCALINGS, where=where)
+    base_batch = integer("base_batch", base_batch, low=1, where=where)
     if steps is not None and epochs is not None:
         raise DataError(f"give steps or epochs, not both (got steps={steps}, epochs={epochs})")
     if steps is None and epochs is None:
         epochs = 10
+    if steps is not None:
+        steps = integer("steps", steps, low=1, where=where)
+    else:
+        epochs = number("epochs", epochs, low=0, low_open=True, where=where)
     ratio = batch_size / base_batch
     lr_eff = lr * (math.sqrt(ratio) if lr_scaling == "sqrt" else ratio if lr_scaling == "linear" else 1.0)
     if steps is not None:
-        if int(steps) < 1 or int(steps) != steps:
-            raise DataError(f"steps must be a positive integer, got {steps!r}")
         if regime_adaptation:
             raise DataError("regime_adaptation rescales an epoch budget (epochs × B/b); with steps= the number of "
                             "updates is already fixed: pass epochs= instead")
         total = int(steps)
         epochs_eff = total * batch_size / n_train
     else:
-        if not epochs > 0:  # type: ignore[operator]
-            raise DataError(f"epochs must be positive, got {epochs!r}")
         epochs_eff = float(epochs) * (ratio if regime_adaptation else 1.0)  # type: ignore[arg-type]
         total = max(1, math.ceil(epochs_eff * n_train / batch_size))
     return {"lr_effective": lr_eff, "epochs_effective": epochs_eff, "total_steps": total, "ratio": ratio}
+
+
+LR_SCHEDULES = ("constant", "step", "cosine")
 
 
 def _lr_at(schedule: str, base: float, step: int, total: int) -> float:
@@ -202,7 +208,10 @@ def _lr_at(schedule: str, base: float, step: int, total: int) -> float:
         return base * (0.1 if step >= 0.5 * total else 1.0) * (0.1 if step >= 0.75 * total else 1.0)
     if schedule == "cosine":
         return base * 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
-    raise DataError(f"lr_schedule must be 'constant', 'step' or 'cosine', got {schedule!r}")
+    from workbench.checks import option
+
+    option("lr_schedule", schedule, LR_SCHEDULES, where="train")
+    raise AssertionError(schedule)  # unreachable: option() refused it
 
 
 def train(handle, batch_size: int = 32, lr: float = 0.05, steps: int | None = None, epochs: float | None = None, *,
@@ -226,20 +235,26 @@ def train(handle, batch_size: int = 32, lr: float = 0.05, steps: int | None = No
     if n_train == 0:
         raise DataError(f"{name}: the training set is empty")
     p = plan(batch_size, lr, steps, epochs, n_train, lr_scaling, base_batch, regime_adaptation)
-    m = int(batch_augmentation)
-    if m < 1:
-        raise DataError(f"batch_augmentation must be a positive integer (copies per sample), got {batch_augmentation!r}")
+    from workbench.checks import integer, number, option
+
+    where = "train"
+    momentum = number("momentum", momentum, low=0, high=1, high_open=True, where=where)
+    weight_decay = number("weight_decay", weight_decay, low=0, where=where)
+    eval_every = number("eval_every", eval_every, low=0, low_open=True, where=where)
+    seed = integer("seed", seed, where=where)
+    option("lr_schedule", lr_schedule, LR_SCHEDULES, where=where)
+    if track_every != "log":
+        track_every = integer("track_every", track_every, low=1, where=where)
+    track_points = integer("track_points", track_points, low=2, where=where)
+    m = integer("batch_augmentation", batch_augmentation, low=1, where=where)
     forward_batch = int(batch_size) * m
     if ghost_batch is not None:
-        g = int(ghost_batch)
-        if g < 1 or g > forward_batch or forward_batch % g != 0:
+        g = integer("ghost_batch", ghost_batch, low=1, where=where)
+        if g > forward_batch or forward_batch % g != 0:
             raise DataError(f"ghost_batch={ghost_batch} must be a positive divisor of the batch of {forward_batch} "
                             f"samples (batch_size {batch_size} × batch_augmentation {m}) and not larger than it")
-    if not eval_every > 0:
-        raise DataError(f"eval_every must be a positive number of epochs, got {eval_every!r}")
     do_augment = (m > 1) if augment is None else bool(augment)
     total = p["total_steps"]
-    _lr_at(lr_schedule, 1.0, 0, total)  # validates the schedule name
 
     model = dense_copy(source)
     if reinit:

@@ -382,11 +382,16 @@ class PTQResult:
     adaquant: pd.DataFrame | None = None
     steps: list[str] = field(default_factory=list)
 
+    @property
+    def table(self) -> pd.DataFrame:
+        """One row: the metrics of the quantized copy and the steps that ran (the lab-wide ``.table``)."""
+        return pd.DataFrame([{**self.metrics, "steps": ", ".join(self.steps)}])
+
 
 def post_training_quantize(handle: Any, fmt: str, batches: Iterable[Any] | None = None, *,
                            activations: bool = True, method: Method = "max", percentile: float = 99.99,
                            use_adaquant: bool = False, bn_reestimate: bool = False, adaquant_steps: int = 200,
-                           progress: bool = False) -> PTQResult:
+                           progress: bool = True) -> PTQResult:
     """Quantize a copy of the model with ``fmt`` using ``batches`` as calibration data (real, or synthesized by
     :func:`workbench.quant.datafree.synthesize`): static activation scales (``method``), optional AdaQuant, optional
     BatchNorm re-estimation; then ``handle.evaluate`` on the copy."""

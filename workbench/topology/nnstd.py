@@ -278,6 +278,11 @@ class NNSTDResult:
         yield self.mean
 
     @property
+    def table(self) -> pd.DataFrame:
+        """The per-layer table (the lab-wide ``.table`` of a result object)."""
+        return self.layers
+
+    @property
     def distances(self) -> np.ndarray:
         """Layer distances in order, as a numpy array."""
         return self.layers["distance"].to_numpy()
