@@ -252,6 +252,19 @@ def allocate_exhaustive(sensitivity: pd.DataFrame, sizes: pd.DataFrame | Mapping
     return {la: fmts[j] for la, j in zip(layers, best)}
 
 
+def _sizes_for(sensitivity: pd.DataFrame, sizes: pd.DataFrame | Mapping | None, handle: Any,
+               where: str) -> pd.DataFrame | Mapping:
+    """``sizes`` as given, or :func:`layer_sizes` of the sensitivity table's layers and formats on ``handle``."""
+    if sizes is not None:
+        return sizes
+    if handle is None:
+        raise DataError(f"{where}: give sizes (see layer_sizes()) or a handle to compute them")
+    if not isinstance(sensitivity, pd.DataFrame) or not {"layer", "format"} <= set(sensitivity.columns):
+        raise DataError(f"{where}: sensitivity must be a DataFrame with columns layer, format, delta_loss "
+                        "(as returned by sensitivity())")
+    return layer_sizes(handle, list(dict.fromkeys(sensitivity["format"])), list(dict.fromkeys(sensitivity["layer"])))
+
+
 def measure_assignment(handle: Any, assignment: Mapping[str, str]) -> dict[str, float]:
     """``handle.evaluate()`` with each layer in its assigned format (and every other layer without one); the
     model gets back the formats it had."""
@@ -286,11 +299,7 @@ def allocate_bits(
     >>> allocate_bits(s, z, 12).assignment
     {'a': 'int8', 'b': 'int4'}
     """
-    if sizes is None:
-        if handle is None:
-            raise DataError("allocate_bits: give sizes (see layer_sizes()) or a handle to compute them")
-        sizes = layer_sizes(handle, list(dict.fromkeys(sensitivity["format"])),
-                            list(dict.fromkeys(sensitivity["layer"])))
+    sizes = _sizes_for(sensitivity, sizes, handle, "allocate_bits")
     layers, fmts, dl, sz = _tables(sensitivity, sizes)
     budget = float(budget)
     _check_budget(budget, sz)
@@ -347,12 +356,11 @@ def frontier(
     """
     from tqdm.auto import tqdm
 
-    if sizes is None:
-        if handle is None:
-            raise DataError("frontier: give sizes (see layer_sizes()) or a handle to compute them")
-        sizes = layer_sizes(handle, list(dict.fromkeys(sensitivity["format"])),
-                            list(dict.fromkeys(sensitivity["layer"])))
+    sizes = _sizes_for(sensitivity, sizes, handle, "frontier")
     _, _, _, sz = _tables(sensitivity, sizes)
+    if isinstance(budgets, int) and (isinstance(budgets, bool) or budgets < 1):
+        raise DataError(f"frontier: budgets must be a positive number of budgets or a list of byte budgets, "
+                        f"got {budgets!r}")
     lo, hi = _feasible_range(sz)
     if isinstance(budgets, int):
         budgets = np.linspace(lo, hi, budgets)
