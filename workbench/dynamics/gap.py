@@ -62,7 +62,7 @@ def compare_regimes(handle, small_batch: int = 32, large_batch: int = 512, epoch
     if large_batch <= small_batch:
         raise DataError(f"large_batch ({large_batch}) must be larger than small_batch ({small_batch})")
     seeds = [integer("seed", s, where="compare_regimes") for s in seeds]
-    name, _, (x_train, _), _ = _handle_parts(handle)
+    _, _, (x_train, _), _, handle = _handle_parts(handle)
     for regime in regimes:
         kw = regime_settings(regime, small_batch, large_batch, ghost_batch)
         plan(kw["batch_size"], lr, None, epochs, len(x_train), kw.get("lr_scaling"), kw["base_batch"],

@@ -18,8 +18,8 @@ The handle's model is never touched: training runs on a deep copy, by default re
 architecture with ``seed`` (``reinit=True``), since the point is the distance from initialization. Formats applied
 to the handle (sparsity or number-format parametrizations) are removed from the copy: it trains dense. Batches are
 drawn from a stream of seeded random permutations of the training set, so every batch has exactly ``B`` samples and
-an epoch is ``N/B`` updates. The model is evaluated (train and test loss/accuracy, in eval mode, on the full sets)
-every ``eval_every`` epochs and at the end. Training stops early, keeping everything recorded, when ``stop()`` is
+an epoch is ``N/B`` updates. The model is evaluated (train and test loss/accuracy, in eval mode, on the full sets;
+the test metrics are the handle's own ``evaluate(model=...)``) every ``eval_every`` epochs and at the end. Training stops early, keeping everything recorded, when ``stop()`` is
 true (a callable or a ``threading.Event``) or on ``KeyboardInterrupt``.
 """
 
@@ -149,7 +149,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 20
     return loss / len(x), correct / len(x)
 
 
-def _handle_parts(handle) -> tuple[str, nn.Module, tuple, tuple]:
+def _handle_parts(handle) -> tuple[str, nn.Module, tuple, tuple, Any]:
     if isinstance(handle, str):
         import workbench
 
@@ -159,7 +159,7 @@ def _handle_parts(handle) -> tuple[str, nn.Module, tuple, tuple]:
             raise DataError(f"train needs a classification handle with .model, .train_data() and .test_data(); "
                             f"{type(handle).__name__} has no {attr!r}")
     name = str(getattr(handle, "name", type(handle.model).__name__))
-    return name, handle.model, tuple(handle.train_data()), tuple(handle.test_data())
+    return name, handle.model, tuple(handle.train_data()), tuple(handle.test_data()), handle
 
 
 def plan(batch_size: int, lr: float, steps: int | None, epochs: float | None, n_train: int,
@@ -230,7 +230,8 @@ def train(handle, batch_size: int = 32, lr: float = 0.05, steps: int | None = No
     curves are read on a log axis). ``on_record(rows)`` receives each batch of new distance rows (dicts) as they
     are recorded, ``on_metrics(row)`` each evaluation row: the live widget listens to both.
     """
-    name, source, (x_train, y_train), (x_test, y_test) = _handle_parts(handle)
+    name, source, (x_train, y_train), (x_test, y_test), handle = _handle_parts(handle)
+    task_metrics = getattr(handle, "evaluate", None)  # the handle's task metric on its held-out split
     n_train = len(x_train)
     if n_train == 0:
         raise DataError(f"{name}: the training set is empty")
@@ -279,7 +280,11 @@ def train(handle, batch_size: int = 32, lr: float = 0.05, steps: int | None = No
 
     def log_metrics(step: int) -> None:
         tl, ta = evaluate(model, x_train, y_train)
-        vl, va = evaluate(model, x_test, y_test)
+        res = task_metrics(model=model) if callable(task_metrics) else {}
+        if "accuracy" in res and "loss" in res:
+            vl, va = float(res["loss"]), float(res["accuracy"])
+        else:
+            vl, va = evaluate(model, x_test, y_test)
         row = {"step": step, "epoch": step * batch_size / n_train, "lr": opt.param_groups[0]["lr"],
                "train_loss": tl, "train_acc": ta, "test_loss": vl, "test_acc": va,
                "seconds": time.perf_counter() - t_start}
