@@ -41,3 +41,16 @@ def test_options_and_sizes() -> None:
         set_prune_regrow(net.layers[0], math.nan, np.random.default_rng(0))
     with pytest.raises(DataError, match="fraction"):
         prune_neurons(net, math.nan)
+
+
+def test_layer_sizes_density_and_jobs() -> None:
+    from workbench.topology import SparseLinear, erdos_renyi_density, nnstd_matrix
+
+    with pytest.raises(ShapeError, match="positive integers"):
+        erdos_renyi_density(4.5, 8)
+    with pytest.raises(DataError, match="epsilon"):
+        erdos_renyi_density(4, 8, math.nan)
+    with pytest.raises(DataError, match="density"):
+        SparseLinear(4, 3, density=math.nan)
+    with pytest.raises(DataError, match="n_jobs"):
+        nnstd_matrix([np.eye(3), np.eye(3)], n_jobs=0)

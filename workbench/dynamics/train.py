@@ -19,7 +19,8 @@ architecture with ``seed`` (``reinit=True``), since the point is the distance fr
 to the handle (sparsity or number-format parametrizations) are removed from the copy: it trains dense. Batches are
 drawn from a stream of seeded random permutations of the training set, so every batch has exactly ``B`` samples and
 an epoch is ``N/B`` updates. The model is evaluated (train and test loss/accuracy, in eval mode, on the full sets;
-the test metrics are the handle's own ``evaluate(model=...)``) every ``eval_every`` epochs and at the end. Training stops early, keeping everything recorded, when ``stop()`` is
+the test metrics are the handle's own ``evaluate(model=...)``) every ``eval_every`` epochs and at the end.
+Training stops early, keeping everything recorded, when ``stop()`` is
 true (a callable or a ``threading.Event``) or on ``KeyboardInterrupt``.
 """
 
