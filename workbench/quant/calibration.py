@@ -154,9 +154,12 @@ class DelayedScaling:
         amax = float(x.detach().abs().amax())
         if not math.isfinite(amax):
             raise NonFiniteError(f"delayed scaling ({self.fmt}): tensor of shape {tuple(x.shape)} has NaN/inf")
-        if not self.history:
+        first = not self.history
+        if first:  # no history yet: this tensor's own amax (recorded once, below)
             self.history.append(amax)
         scale = self.scale
+        if first:
+            self.history.clear()
         self.overflow.append(float((x.detach().abs() > scale * _fmax(self.number)).float().mean()))
         q = round_number(x, self.number, torch.tensor(scale, dtype=torch.float32)).to(x.dtype)
         self.history.append(amax)

@@ -204,7 +204,7 @@ def layer_error(
     ``handle.calibration_batches()``; ``evaluate=False`` skips the model-level columns (NaN). Measured on the
     model without the formats it carries (:func:`workbench.formats.suspended`), which it gets back unchanged.
 
-    >>> # layer_error(load_model("digits-mlp"), ["int8", "int4"], mode="cumulative")   # doctest: +SKIP
+    >>> # layer_error(load_model("digits-mlp"), ["int8", "int4"], mode="cumulative")
     """
     from workbench.formats import suspended
 

@@ -64,7 +64,7 @@ def sensitivity(
     Returns one row per layer × format with columns ``layer, format, loss, delta_loss, metric, value,
     delta_value`` (``metric`` is ``"accuracy"`` or ``"cosine"``; ``value`` its measured value).
 
-    >>> # s = sensitivity(load_model("digits-mlp"), ["int8", "int4"])   # doctest: +SKIP
+    >>> # s = sensitivity(load_model("digits-mlp"), ["int8", "int4"])
     """
     from tqdm.auto import tqdm
 
