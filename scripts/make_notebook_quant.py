@@ -407,9 +407,9 @@ runs = {
     "float": train_digits_mlp(False, hidden=tuple(hidden), epochs=n_epochs, seed=seed),
 }
 summary = pd.DataFrame([{"run": k, "test accuracy": r.test_accuracy,
-                         "best test accuracy": r.history.test_accuracy.max()} for k, r in runs.items()])
+                         "best test accuracy": r.metrics.test_acc.max()} for k, r in runs.items()])
 display(summary)
-training_curves({k: r.history for k, r in runs.items()}).show()
+training_curves({k: r.metrics for k, r in runs.items()}, y="test_acc").show()
 """),
     md(r"""
 ## What the binary network stores

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from test_kernels_support import assert_close_to_exact, exact_weight  # sets TRITON_INTERPRET=1 without CUDA
-from workbench.errors import FormatError, ShapeError, WorkbenchError
+from workbench.errors import FormatError, OptionError, ShapeError, WorkbenchError
 from workbench.kernels import FORMATS, DeviceError, DTypeError, interpreter_mode, linear, linear_path, pack, unpack
 
 CUDA = torch.cuda.is_available()
@@ -102,7 +102,7 @@ def test_empty_batch():
         (lambda p: linear(torch.ones(2, 16, dtype=torch.int32), p), DTypeError, "int32"),
         (lambda p: linear(torch.randn(2, 12), p), ShapeError, "in_features=16"),
         (lambda p: linear(torch.randn(2, 16), p, bias=torch.randn(7)), ShapeError, r"\(8,\)"),
-        (lambda p: linear(torch.randn(2, 16), p, backend="cuda"), FormatError, "backend"),
+        (lambda p: linear(torch.randn(2, 16), p, backend="cuda"), OptionError, "backend.*'torch'"),
         (lambda p: linear(torch.randn(2, 16), torch.randn(8, 16)), FormatError, "PackedWeight"),
         (lambda p: linear(torch.randn(2, 16), p, backend="emulated", out=torch.empty(3, 8)), ShapeError, "out"),
     ],

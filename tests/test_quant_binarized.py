@@ -37,8 +37,19 @@ def test_xnor_extremes() -> None:
 def test_xnor_shape_errors() -> None:
     with pytest.raises(ShapeError, match="do not match"):
         xnor_popcount_dot(pack_signs(torch.ones(2, 16)), pack_signs(torch.ones(2, 24)), 16)
-    with pytest.raises(ShapeError, match="n=30"):
-        xnor_popcount_dot(pack_signs(torch.ones(2, 16)), pack_signs(torch.ones(2, 16)), 30)
+    # the kernels' layout packs 32 signs a word: 16 signs take one word, which cannot hold n=40
+    with pytest.raises(ShapeError, match="n=40"):
+        xnor_popcount_dot(pack_signs(torch.ones(2, 16)), pack_signs(torch.ones(2, 16)), 40)
+    with pytest.raises(ShapeError, match="n=8"):  # rows packed from 16 signs do not match n=8
+        xnor_popcount_dot(pack_signs(torch.ones(2, 16)), pack_signs(torch.ones(2, 16)), 8)
+
+
+def test_pack_signs_is_the_kernels_layout() -> None:
+    from workbench.kernels.bits import pack_signs as kernels_pack_signs
+
+    assert pack_signs is kernels_pack_signs
+    x = torch.tensor([[1.0, -1.0, 0.0, -2.0] * 9])  # 36 signs: bits 0, 2 of every 4 set, two words
+    assert pack_signs(x).tolist() == [[0x55555555, 0x5]]
 
 
 def test_sign_ste_forward_and_gradient() -> None:

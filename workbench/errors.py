@@ -43,6 +43,11 @@ class DataError(WorkbenchError, ValueError):
     """Empty or malformed data (calibration sets, evaluation sets, parameters)."""
 
 
+class OptionError(DataError):
+    """An argument that takes one of a fixed set of options (a mode, a method, a backend) got something else; the
+    message names the argument, the value and lists the options (see :func:`workbench.checks.option`)."""
+
+
 class ParameterError(WorkbenchError, ValueError):
     """A report parameter that the notebook does not declare, or a value of the wrong type."""
 
@@ -72,6 +77,7 @@ __all__ = [
     "NonFiniteError",
     "UnsafeCheckpointError",
     "DataError",
+    "OptionError",
     "ParameterError",
     "ReportFailedError",
     "DTypeError",

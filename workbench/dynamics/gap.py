@@ -41,8 +41,9 @@ def regime_settings(regime: str, small_batch: int, large_batch: int, ghost_batch
                             "regime_adaptation": True},
         "large+GBN+RA": {"batch_size": large_batch, "ghost_batch": g, "regime_adaptation": True},
     }
-    if regime not in table:
-        raise DataError(f"unknown regime {regime!r}; known: {', '.join(table)}")
+    from workbench.checks import option
+
+    option("regime", regime, tuple(table), where="regime_settings")
     return {"base_batch": small_batch, **table[regime]}
 
 
@@ -50,9 +51,22 @@ def compare_regimes(handle, small_batch: int = 32, large_batch: int = 512, epoch
                     seeds: Iterable[int] = (0, 1, 2), regimes: Sequence[str] = REGIMES,
                     ghost_batch: int | None = None, stop=None, on_result: Callable[[dict], None] | None = None,
                     progress: bool = True, **train_kwargs) -> pd.DataFrame:
-    """Train every regime for every seed; one row per run with its final metrics and settings."""
+    """Train every regime for every seed; one row per run with its final metrics and settings.
+
+    Every run's settings are checked (:func:`~workbench.dynamics.train.plan`) before the first one trains."""
+    from workbench.checks import integer
+    from workbench.dynamics.train import _handle_parts, plan
+
+    small_batch = integer("small_batch", small_batch, low=1, where="compare_regimes")
+    large_batch = integer("large_batch", large_batch, low=1, where="compare_regimes")
     if large_batch <= small_batch:
         raise DataError(f"large_batch ({large_batch}) must be larger than small_batch ({small_batch})")
+    seeds = [integer("seed", s, where="compare_regimes") for s in seeds]
+    _, _, (x_train, _), _, handle = _handle_parts(handle)
+    for regime in regimes:
+        kw = regime_settings(regime, small_batch, large_batch, ghost_batch)
+        plan(kw["batch_size"], lr, None, epochs, len(x_train), kw.get("lr_scaling"), kw["base_batch"],
+             kw.get("regime_adaptation", False))
     should_stop = _stop_fn(stop)
     train_kwargs.setdefault("track_points", 32)
     rows = []

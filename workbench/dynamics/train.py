@@ -18,8 +18,9 @@ The handle's model is never touched: training runs on a deep copy, by default re
 architecture with ``seed`` (``reinit=True``), since the point is the distance from initialization. Formats applied
 to the handle (sparsity or number-format parametrizations) are removed from the copy: it trains dense. Batches are
 drawn from a stream of seeded random permutations of the training set, so every batch has exactly ``B`` samples and
-an epoch is ``N/B`` updates. The model is evaluated (train and test loss/accuracy, in eval mode, on the full sets)
-every ``eval_every`` epochs and at the end. Training stops early, keeping everything recorded, when ``stop()`` is
+an epoch is ``N/B`` updates. The model is evaluated (train and test loss/accuracy, in eval mode, on the full sets;
+the test metrics are the handle's own ``evaluate(model=...)``) every ``eval_every`` epochs and at the end.
+Training stops early, keeping everything recorded, when ``stop()`` is
 true (a callable or a ``threading.Event``) or on ``KeyboardInterrupt``.
 """
 
@@ -52,7 +53,11 @@ LR_SCALINGS = (None, "sqrt", "linear")
 
 @dataclass
 class TrainResult:
-    """What :func:`train` returns: tidy frames plus the trained copy of the model."""
+    """What a training run returns (:func:`train`, and the quantization lab's
+    :func:`workbench.quant.binarized.train_digits_mlp`): tidy frames plus the trained model.
+
+    ``table`` is ``metrics``: one row per evaluation with :data:`METRIC_COLUMNS`.
+    """
 
     distances: pd.DataFrame  # step, layer, distance, travelled, init_norm (tracker rows)
     metrics: pd.DataFrame  # one row per evaluation: METRIC_COLUMNS
@@ -63,6 +68,16 @@ class TrainResult:
     interrupted: bool = False  # KeyboardInterrupt
     seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """The metrics table (the lab-wide ``.table`` of a result object)."""
+        return self.metrics
+
+    @property
+    def test_accuracy(self) -> float:
+        """The last evaluation's test accuracy (NaN before any)."""
+        return float(self.metrics["test_acc"].iloc[-1]) if len(self.metrics) else float("nan")
 
     def final(self) -> dict[str, float]:
         """The last evaluation row as a dict (test_acc, test_loss, train_acc, ...)."""
@@ -135,7 +150,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 20
     return loss / len(x), correct / len(x)
 
 
-def _handle_parts(handle) -> tuple[str, nn.Module, tuple, tuple]:
+def _handle_parts(handle) -> tuple[str, nn.Module, tuple, tuple, Any]:
     if isinstance(handle, str):
         import workbench
 
@@ -145,40 +160,46 @@ def _handle_parts(handle) -> tuple[str, nn.Module, tuple, tuple]:
             raise DataError(f"train needs a classification handle with .model, .train_data() and .test_data(); "
                             f"{type(handle).__name__} has no {attr!r}")
     name = str(getattr(handle, "name", type(handle.model).__name__))
-    return name, handle.model, tuple(handle.train_data()), tuple(handle.test_data())
+    return name, handle.model, tuple(handle.train_data()), tuple(handle.test_data()), handle
 
 
 def plan(batch_size: int, lr: float, steps: int | None, epochs: float | None, n_train: int,
          lr_scaling: str | None, base_batch: int, regime_adaptation: bool) -> dict[str, Any]:
     """The effective learning rate, epochs and number of updates a configuration implies (checks the inputs)."""
-    if int(batch_size) < 1:
-        raise DataError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if not lr > 0 or not math.isfinite(lr):
-        raise DataError(f"lr must be positive and finite, got {lr!r}")
-    if lr_scaling not in LR_SCALINGS:
-        raise DataError(f"lr_scaling must be one of {LR_SCALINGS}, got {lr_scaling!r}")
-    if int(base_batch) < 1:
-        raise DataError(f"base_batch must be a positive integer, got {base_batch!r}")
+    from workbench.checks import integer, number, option
+
+    where = "train"
+    n_train = integer("the training set size", n_train, low=1, where=where)
+    batch_size = integer("batch_size", batch_size, low=1, where=where)
+    if batch_size > n_train:
+        raise DataError(f"{where}: batch_size={batch_size} is larger than the training set of {n_train} samples; "
+                        f"use a batch_size of at most {n_train}")
+    lr = number("lr", lr, low=0, low_open=True, where=where)
+    option("lr_scaling", lr_scaling, LR_SCALINGS, where=where)
+    base_batch = integer("base_batch", base_batch, low=1, where=where)
     if steps is not None and epochs is not None:
         raise DataError(f"give steps or epochs, not both (got steps={steps}, epochs={epochs})")
     if steps is None and epochs is None:
         epochs = 10
+    if steps is not None:
+        steps = integer("steps", steps, low=1, where=where)
+    else:
+        epochs = number("epochs", epochs, low=0, low_open=True, where=where)
     ratio = batch_size / base_batch
     lr_eff = lr * (math.sqrt(ratio) if lr_scaling == "sqrt" else ratio if lr_scaling == "linear" else 1.0)
     if steps is not None:
-        if int(steps) < 1 or int(steps) != steps:
-            raise DataError(f"steps must be a positive integer, got {steps!r}")
         if regime_adaptation:
             raise DataError("regime_adaptation rescales an epoch budget (epochs × B/b); with steps= the number of "
                             "updates is already fixed: pass epochs= instead")
         total = int(steps)
         epochs_eff = total * batch_size / n_train
     else:
-        if not epochs > 0:  # type: ignore[operator]
-            raise DataError(f"epochs must be positive, got {epochs!r}")
         epochs_eff = float(epochs) * (ratio if regime_adaptation else 1.0)  # type: ignore[arg-type]
         total = max(1, math.ceil(epochs_eff * n_train / batch_size))
     return {"lr_effective": lr_eff, "epochs_effective": epochs_eff, "total_steps": total, "ratio": ratio}
+
+
+LR_SCHEDULES = ("constant", "step", "cosine")
 
 
 def _lr_at(schedule: str, base: float, step: int, total: int) -> float:
@@ -188,7 +209,10 @@ def _lr_at(schedule: str, base: float, step: int, total: int) -> float:
         return base * (0.1 if step >= 0.5 * total else 1.0) * (0.1 if step >= 0.75 * total else 1.0)
     if schedule == "cosine":
         return base * 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
-    raise DataError(f"lr_schedule must be 'constant', 'step' or 'cosine', got {schedule!r}")
+    from workbench.checks import option
+
+    option("lr_schedule", schedule, LR_SCHEDULES, where="train")
+    raise AssertionError(schedule)  # unreachable: option() refused it
 
 
 def train(handle, batch_size: int = 32, lr: float = 0.05, steps: int | None = None, epochs: float | None = None, *,
@@ -211,25 +235,32 @@ def train(handle, batch_size: int = 32, lr: float = 0.05, steps: int | None = No
     not one-hot, such as the zero-shot lab's soft labels looked up from the labels; evaluation stays cross-entropy
     and accuracy against the labels.
     """
-    name, source, (x_train, y_train), (x_test, y_test) = _handle_parts(handle)
+    name, source, (x_train, y_train), (x_test, y_test), handle = _handle_parts(handle)
+    task_metrics = getattr(handle, "evaluate", None)  # the handle's task metric on its held-out split
     n_train = len(x_train)
     if n_train == 0:
         raise DataError(f"{name}: the training set is empty")
     p = plan(batch_size, lr, steps, epochs, n_train, lr_scaling, base_batch, regime_adaptation)
-    m = int(batch_augmentation)
-    if m < 1:
-        raise DataError(f"batch_augmentation must be a positive integer (copies per sample), got {batch_augmentation!r}")
+    from workbench.checks import integer, number, option
+
+    where = "train"
+    momentum = number("momentum", momentum, low=0, high=1, high_open=True, where=where)
+    weight_decay = number("weight_decay", weight_decay, low=0, where=where)
+    eval_every = number("eval_every", eval_every, low=0, low_open=True, where=where)
+    seed = integer("seed", seed, where=where)
+    option("lr_schedule", lr_schedule, LR_SCHEDULES, where=where)
+    if track_every != "log":
+        track_every = integer("track_every", track_every, low=1, where=where)
+    track_points = integer("track_points", track_points, low=2, where=where)
+    m = integer("batch_augmentation", batch_augmentation, low=1, where=where)
     forward_batch = int(batch_size) * m
     if ghost_batch is not None:
-        g = int(ghost_batch)
-        if g < 1 or g > forward_batch or forward_batch % g != 0:
+        g = integer("ghost_batch", ghost_batch, low=1, where=where)
+        if g > forward_batch or forward_batch % g != 0:
             raise DataError(f"ghost_batch={ghost_batch} must be a positive divisor of the batch of {forward_batch} "
                             f"samples (batch_size {batch_size} × batch_augmentation {m}) and not larger than it")
-    if not eval_every > 0:
-        raise DataError(f"eval_every must be a positive number of epochs, got {eval_every!r}")
     do_augment = (m > 1) if augment is None else bool(augment)
     total = p["total_steps"]
-    _lr_at(lr_schedule, 1.0, 0, total)  # validates the schedule name
     if loss_fn is not None and not callable(loss_fn):
         raise DataError(f"loss_fn must be a callable (logits, labels) -> loss, got {type(loss_fn).__name__}")
     batch_loss = F.cross_entropy if loss_fn is None else loss_fn
@@ -257,7 +288,11 @@ def train(handle, batch_size: int = 32, lr: float = 0.05, steps: int | None = No
 
     def log_metrics(step: int) -> None:
         tl, ta = evaluate(model, x_train, y_train)
-        vl, va = evaluate(model, x_test, y_test)
+        res = task_metrics(model=model) if callable(task_metrics) else {}
+        if "accuracy" in res and "loss" in res:
+            vl, va = float(res["loss"]), float(res["accuracy"])
+        else:
+            vl, va = evaluate(model, x_test, y_test)
         row = {"step": step, "epoch": step * batch_size / n_train, "lr": opt.param_groups[0]["lr"],
                "train_loss": tl, "train_acc": ta, "test_loss": vl, "test_acc": va,
                "seconds": time.perf_counter() - t_start}

@@ -45,7 +45,11 @@ def fractional_brownian_motion(n: int, hurst: float, size: int, rng: np.random.G
     in a circulant of size 2n whose eigenvalues (an FFT) are non-negative for fGn; complex Gaussian weights give two
     exact samples per transform.
     """
-    if not 0.0 < hurst < 1.0:
+    from workbench.checks import integer, number
+
+    n = integer("n", n, low=1, where="fractional_brownian_motion")
+    size = integer("size", size, low=1, where="fractional_brownian_motion")
+    if not isinstance(hurst, (int, float)) or not 0.0 < hurst < 1.0:
         raise DataError(f"fractional Brownian motion needs 0 < H < 1, got H={hurst}")
     k = np.arange(n + 1, dtype=float)
     gamma = 0.5 * (np.abs(k + 1) ** (2 * hurst) - 2 * k ** (2 * hurst) + np.abs(k - 1) ** (2 * hurst))
@@ -120,6 +124,9 @@ def _landscape(dim: int, steps: int, alpha: float, temperature: float, sigma: fl
     return out
 
 
+KINDS = ("free", "random_landscape")
+
+
 def simulate_walk(kind: str = "free", dim: int = 100, steps: int = 100_000, alpha: float = 1.0, seed: int = 0,
                   temperature: float = 1.0, sigma: float = 1.0, step_size: float = 1.0, points: int = 200,
                   half_width: int | None = None, progress: bool = True) -> pd.DataFrame:
@@ -127,17 +134,24 @@ def simulate_walk(kind: str = "free", dim: int = 100, steps: int = 100_000, alph
 
     ``alpha`` (0 < α < 2) sets the landscape's roughness E[(L(w1) − L(w2))²] ~ ‖w1 − w2‖^α (ignored for the free
     walk); ``temperature`` and ``sigma`` the Metropolis temperature and the potential's scale (only their ratio
-    matters); ``points`` how many log-spaced steps are recorded (plus step 0).
+    matters); ``points`` how many log-spaced steps are recorded (plus step 0); ``half_width`` the lattice's
+    half width in sites (default: wide enough that no walker reaches the edge).
     """
-    if kind not in ("free", "random_landscape"):
-        raise DataError(f"simulate_walk: kind must be 'free' or 'random_landscape', got {kind!r}")
-    if int(dim) < 1 or int(steps) < 1:
-        raise DataError(f"simulate_walk needs dim ≥ 1 and steps ≥ 1, got dim={dim}, steps={steps}")
-    if kind == "random_landscape" and not 0.0 < alpha < 2.0:
-        raise DataError(f"simulate_walk: alpha must lie in (0, 2) for a random landscape, got {alpha}")
-    if temperature <= 0 or sigma <= 0 or step_size <= 0:
-        raise DataError(f"simulate_walk: temperature, sigma and step_size must be positive, got "
-                        f"{temperature}, {sigma}, {step_size}")
+    from workbench.checks import integer, number, option
+
+    where = "simulate_walk"
+    option("kind", kind, KINDS, where=where)
+    dim = integer("dim", dim, low=1, where=where)
+    steps = integer("steps", steps, low=1, where=where)
+    points = integer("points", points, low=2, where=where)
+    seed = integer("seed", seed, where=where)
+    if kind == "random_landscape":
+        alpha = number("alpha", alpha, low=0, high=2, low_open=True, high_open=True, where=where)
+    temperature = number("temperature", temperature, low=0, low_open=True, where=where)
+    sigma = number("sigma", sigma, low=0, low_open=True, where=where)
+    step_size = number("step_size", step_size, low=0, low_open=True, where=where)
+    if half_width is not None:
+        half_width = integer("half_width", half_width, low=1, where=where)
     rng = np.random.default_rng(seed)
     rec = _record_steps(int(steps), int(points))
     if kind == "free":

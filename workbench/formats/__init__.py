@@ -39,6 +39,7 @@ from workbench.formats.api import (
     eligible_layers,
     format_table,
     restore,
+    suspended,
 )
 from workbench.formats.parametrize import ActivationQuantizer, FormatParametrization
 
@@ -49,6 +50,7 @@ __all__ = [
     "FLOAT_DTYPES", "Format", "Number", "Sparsity", "list_formats", "parse_format", "register_number_format",
     "Granularity", "compute_scale", "from_matrix", "quantize", "representable_values", "round_number", "to_matrix",
     "activation_quantizer", "apply", "clear_cache", "current_formats", "eligible_layers", "format_table", "restore",
+    "suspended",
     "ActivationQuantizer", "FormatParametrization",
     "bits_per_weight", "layer_size_bits", "model_size_bytes",
 ]

@@ -25,7 +25,8 @@ import re
 import warnings
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Union
 
 import pandas as pd
@@ -295,6 +296,39 @@ def restore(model: nn.Module, layers: LayerSelector = None) -> list[str]:
     return [name for name in chosen if _remove(eligible[name])]
 
 
+@contextmanager
+def suspended(model: nn.Module) -> Iterator[nn.Module]:
+    """Within the block the model computes without any format (dense weights, no activation quantizers); on exit
+    every layer gets back exactly what it had: the same parametrization objects (masks, scales) and the same
+    activation quantizers (static scales included), and nothing an analysis applied inside the block stays.
+
+    Analyses use it so that they leave a user's model as they found it:
+
+    >>> import torch.nn as nn
+    >>> net = nn.Sequential(nn.Linear(8, 4))
+    >>> _ = apply(net, "int4")
+    >>> with suspended(net):
+    ...     current_formats(net)
+    {}
+    >>> current_formats(net)
+    {'0': 'int4'}
+    """
+    eligible = eligible_layers(model)
+    saved = {name: _snapshot(mod) for name, mod in eligible.items()}
+    saved = {name: snap for name, snap in saved.items() if snap != (None, None)}
+    for name in saved:
+        _remove(eligible[name])
+    try:
+        yield model
+    finally:
+        for mod in eligible.values():
+            _remove(mod)
+        for name, snap in saved.items():
+            _reinstate(eligible[name], snap)
+            if snap[0] is not None:
+                _remember(eligible[name].parametrizations.weight.original)
+
+
 def current_formats(model: nn.Module) -> dict[str, str]:
     """``{layer: format name}`` for every layer whose weight carries a format."""
     out = {}
@@ -327,6 +361,7 @@ __all__ = [
     "eligible_layers",
     "apply",
     "restore",
+    "suspended",
     "current_formats",
     "activation_quantizer",
     "format_table",

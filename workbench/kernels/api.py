@@ -23,7 +23,7 @@ from typing import Literal
 
 import torch
 
-from workbench.errors import DeviceError, DTypeError, FormatError, ShapeError
+from workbench.errors import DeviceError, DTypeError, ShapeError
 from workbench.kernels.bits import pack_signs, tail_mask, unpack_positions, unpack_signs, words_for  # pack_signs: doctests
 from workbench.kernels.packing import PackedWeight, check_packed, pack, unpack  # pack: doctests
 from workbench.kernels.reference import linear_reference, xnor_gemm_reference
@@ -69,8 +69,9 @@ def _ensure_interpreter(what: str) -> None:
 
 
 def _check_backend(backend: str) -> None:
-    if backend not in BACKENDS:
-        raise FormatError(f"backend must be one of {', '.join(map(repr, BACKENDS))}, got {backend!r}")
+    from workbench.checks import option
+
+    option("backend", backend, BACKENDS, where="kernels")
 
 
 def _need_triton(what: str) -> None:
@@ -266,11 +267,15 @@ def linear(
 XnorMethod = Literal["auto", "popcount", "mma", "int8"]
 
 
+XNOR_METHODS = ("auto", "popcount", "mma", "int8")
+
+
 def xnor_path(a_bits: torch.Tensor, b_bits: torch.Tensor, backend: Backend = "auto", method: XnorMethod = "auto") -> str:
     """``"torch"``, or ``"<triton|interpreter>:<popcount|mma>"``: the path :func:`xnor_gemm` takes."""
     _check_backend(backend)
-    if method not in ("auto", "popcount", "mma", "int8"):
-        raise FormatError(f"xnor_gemm method must be 'auto', 'popcount', 'mma' or 'int8', got {method!r}")
+    from workbench.checks import option
+
+    option("method", method, XNOR_METHODS, where="xnor_gemm")
     if backend == "torch" or (
         backend == "auto" and (a_bits.device.type != "cuda" or not triton_available() or interpreter_mode())
     ):

@@ -9,30 +9,32 @@ Following Hubara, Courbariaux, Soudry, El-Yaniv, Bengio 2016, "Binarized Neural 
 - BatchNorm after every binary layer keeps the pre-activations centred around 0, where the sign is informative.
 
 For ``a, b ∈ {−1, +1}^n`` packed as bits (1 for +1), ``a·b = n − 2·popcount(a XOR b)``: each differing position
-contributes −1 and each equal one +1. :func:`xnor_popcount_dot` is the small reference of that identity; the GPU
-kernel is ``workbench.kernels.xnor_gemm``.
+contributes −1 and each equal one +1. :func:`xnor_popcount_dot` shows that identity on the kernels' packing
+(:func:`workbench.kernels.bits.pack_signs`, 32 signs per int32 word); the GPU kernel is ``workbench.kernels.xnor_gemm``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
-from workbench.errors import ShapeError
+from workbench.errors import DTypeError, ShapeError
+from workbench.kernels.bits import pack_signs  # the one sign packing (kernels' layout)
+
+if TYPE_CHECKING:
+    from workbench.dynamics.train import TrainResult
 
 __all__ = [
     "sign_ste",
     "pack_signs",
-    "popcount",
     "xnor_popcount_dot",
     "BinaryLinear",
     "BinarizedMLP",
     "FloatMLP",
-    "TrainResult",
     "train_digits_mlp",
 ]
 
@@ -40,47 +42,39 @@ __all__ = [
 # ----------------------------------------------------------------------------------------------------------------
 # the XNOR-popcount identity
 
-_POPCOUNT8 = torch.tensor([bin(i).count("1") for i in range(256)], dtype=torch.int64)
-
-
-def pack_signs(x: torch.Tensor) -> torch.Tensor:
-    """Pack the signs of ``x`` (last dimension, ``x ≥ 0`` → bit 1) into uint8 bytes, zero-padded to a multiple of 8.
-
-    >>> pack_signs(torch.tensor([1., -1., 1., 1., -1., -1., -1., 1.]))
-    tensor([141], dtype=torch.uint8)
-    """
-    bits = (x >= 0).to(torch.uint8)
-    n = bits.shape[-1]
-    pad = (-n) % 8
-    if pad:
-        bits = torch.nn.functional.pad(bits, (0, pad))
-    bits = bits.reshape(*bits.shape[:-1], -1, 8)
-    weights = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.uint8)
-    return (bits * weights).sum(-1, dtype=torch.int64).to(torch.uint8)
-
-
-def popcount(b: torch.Tensor) -> torch.Tensor:
-    """Number of set bits of uint8 ``b``, summed over the last dimension (a 256-entry lookup table)."""
-    return _POPCOUNT8[b.long()].sum(-1)
-
-
 def xnor_popcount_dot(a_bits: torch.Tensor, b_bits: torch.Tensor, n: int) -> torch.Tensor:
     """All dot products between rows of ±1 matrices given as packed bits: ``n − 2·popcount(a XOR b)``.
 
-    ``a_bits`` (..., P, n/8) and ``b_bits`` (Q, n/8) from :func:`pack_signs`; returns int64 (..., P, Q), equal to
-    ``sign(a) @ sign(b).T``. The padding bits are 0 in both operands, so they never count as a difference.
+    ``a_bits`` (..., P, W) and ``b_bits`` (Q, W) are int32 words from :func:`workbench.kernels.bits.pack_signs`
+    (the kernels' layout: 32 signs a word, ``W = ceil(n/32)``, padding bits 0); returns int64 (..., P, Q), equal to
+    ``sign(a) @ sign(b).T``. Computed by :func:`workbench.kernels.xnor_gemm_reference`, the reference of the GPU
+    kernel ``workbench.kernels.xnor_gemm``.
 
     >>> a, b = torch.tensor([[1., -1., 1.]]), torch.tensor([[1., 1., -1.], [1., -1., 1.]])
     >>> xnor_popcount_dot(pack_signs(a), pack_signs(b), 3)
     tensor([[-1,  3]])
     """
-    if a_bits.shape[-1] != b_bits.shape[-1] or b_bits.dim() != 2:
+    from workbench.kernels.bits import tail_mask, words_for
+    from workbench.kernels.reference import xnor_gemm_reference
+
+    for name, t in (("a_bits", a_bits), ("b_bits", b_bits)):
+        if not torch.is_tensor(t) or t.dtype != torch.int32:
+            raise DTypeError(f"xnor_popcount_dot: {name} must be int32 words from pack_signs, got "
+                             f"{getattr(t, 'dtype', type(t).__name__)}")
+    if a_bits.dim() < 2 or b_bits.dim() != 2 or a_bits.shape[-1] != b_bits.shape[-1]:
         raise ShapeError(f"xnor_popcount_dot: packed shapes {tuple(a_bits.shape)} and {tuple(b_bits.shape)} do not "
-                         "match (want (..., P, B) and (Q, B))")
-    if not 0 < n <= 8 * a_bits.shape[-1] or n <= 8 * (a_bits.shape[-1] - 1):
-        raise ShapeError(f"xnor_popcount_dot: n={n} does not fit {a_bits.shape[-1]} packed bytes")
-    x = torch.bitwise_xor(a_bits.unsqueeze(-2), b_bits)  # (..., P, Q, B)
-    return n - 2 * popcount(x)
+                         "match (want (..., P, W) and (Q, W))")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1 or words_for(n) != a_bits.shape[-1]:
+        raise ShapeError(f"xnor_popcount_dot: n={n!r} does not fit {a_bits.shape[-1]} packed words "
+                         f"(n must be a positive int with ceil(n/32) = {a_bits.shape[-1]})")
+    spill = ~tail_mask(n)
+    for name, t in (("a_bits", a_bits), ("b_bits", b_bits)):
+        if t.numel() and bool((t[..., -1] & spill).any()):
+            raise ShapeError(f"xnor_popcount_dot: {name} has set bits beyond n={n}: its rows were packed from "
+                             f"longer rows and do not match n")
+    flat = a_bits.reshape(-1, a_bits.shape[-1])
+    out = xnor_gemm_reference(flat, b_bits, n).to(torch.int64)
+    return out.reshape(*a_bits.shape[:-1], b_bits.shape[0])
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -179,21 +173,6 @@ class FloatMLP(nn.Module):
         pass
 
 
-@dataclass
-class TrainResult:
-    """A trained model, its per-epoch history (``epoch, loss, train_accuracy, test_accuracy``) and final accuracy."""
-
-    model: nn.Module
-    history: pd.DataFrame
-    test_accuracy: float
-
-
-@torch.no_grad()
-def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    model.eval()
-    return float((model(x).argmax(1) == y).float().mean())
-
-
 def train_digits_mlp(
     binary: bool = True,
     *,
@@ -203,30 +182,47 @@ def train_digits_mlp(
     batch_size: int = 64,
     lr: float = 1e-2,
     seed: int = 0,
-    progress: bool = False,
-) -> TrainResult:
+    progress: bool = True,
+) -> "TrainResult":
     """Train a binarized (``binary=True``) or float MLP on the fixed digits split; Adam, cosine-decayed lr.
 
-    Latent weights are clipped to [−1, 1] after every step (binary only). Returns the model in eval mode with its
-    history; measured on this split: binarized ≈ 0.9+, float ≈ 0.97 (see benchmarks/RESULTS.quant.md).
+    Latent weights are clipped to [−1, 1] after every step (binary only). Returns the lab-wide
+    :class:`workbench.dynamics.train.TrainResult` (model in eval mode, ``metrics`` one row per epoch, train and
+    test loss/accuracy by :func:`workbench.dynamics.train.evaluate`); measured on this split: binarized ≈ 0.9+,
+    float ≈ 0.97 (see benchmarks/RESULTS.quant.md).
     """
+    import time
+
     from tqdm.auto import tqdm
 
+    from workbench.checks import integer, number
     from workbench.data import digits_split
+    from workbench.dynamics.train import METRIC_COLUMNS, TrainResult, evaluate
 
+    epochs = integer("epochs", epochs, low=0, where="train_digits_mlp")
+    batch_size = integer("batch_size", batch_size, low=2, where="train_digits_mlp")
+    lr = number("lr", lr, low=0, low_open=True, where="train_digits_mlp")
+    hidden = tuple(integer("hidden", h, low=1, where="train_digits_mlp") for h in hidden)
     torch.manual_seed(seed)
     s = digits_split()
+    if batch_size > len(s.x_train):
+        from workbench.errors import DataError
+
+        raise DataError(f"train_digits_mlp: batch_size={batch_size} is larger than the training set of "
+                        f"{len(s.x_train)} samples; use at most {len(s.x_train)}")
     sizes = (64, *hidden, 10)
     model: nn.Module = BinarizedMLP(sizes, batchnorm=batchnorm) if binary else FloatMLP(sizes)
-    opt = torch.optim.Adam(model.parameters(), lr=lr if binary else lr / 10)
+    base_lr = lr if binary else lr / 10
+    opt = torch.optim.Adam(model.parameters(), lr=base_lr)
     steps = epochs * ((len(s.x_train) + batch_size - 1) // batch_size)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
     g = torch.Generator().manual_seed(seed)
     rows = []
+    step = 0
+    t0 = time.perf_counter()
     for epoch in tqdm(range(epochs), desc="binarized" if binary else "float", disable=not progress):
         model.train()
         perm = torch.randperm(len(s.x_train), generator=g)
-        total, count = 0.0, 0
         for i in range(0, len(perm), batch_size):
             idx = perm[i:i + batch_size]
             if len(idx) < 2:
@@ -237,14 +233,19 @@ def train_digits_mlp(
             opt.step()
             sched.step()
             model.clip_()  # type: ignore[operator]
-            total += float(loss.detach()) * len(idx)
-            count += len(idx)
-        rows.append({"epoch": epoch + 1, "loss": total / max(count, 1),
-                     "train_accuracy": _accuracy(model, s.x_train, s.y_train),
-                     "test_accuracy": _accuracy(model, s.x_test, s.y_test)})
+            step += 1
+        train_loss, train_acc = evaluate(model, s.x_train, s.y_train)
+        test_loss, test_acc = evaluate(model, s.x_test, s.y_test)
+        rows.append({"step": step, "epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "train_loss": train_loss,
+                     "train_acc": train_acc, "test_loss": test_loss, "test_acc": test_acc,
+                     "seconds": time.perf_counter() - t0})
     model.eval()
-    hist = pd.DataFrame(rows)
-    return TrainResult(model, hist, float(hist["test_accuracy"].iloc[-1]) if rows else float("nan"))
+    config = {"model": "binarized-mlp" if binary else "float-mlp", "binary": binary, "batchnorm": batchnorm,
+              "hidden": hidden, "epochs": epochs, "batch_size": batch_size, "lr": base_lr, "seed": seed,
+              "optimizer": "adam", "lr_schedule": "cosine"}
+    return TrainResult(distances=pd.DataFrame(columns=["step", "layer", "distance"]),
+                       metrics=pd.DataFrame(rows, columns=METRIC_COLUMNS), model=model, config=config, steps=step,
+                       seconds=time.perf_counter() - t0)
 
 
 def binary_weight_fraction(model: nn.Module) -> float:

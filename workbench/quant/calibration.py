@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from workbench.errors import DataError, LayerError, NonFiniteError
+from workbench.quant.metrics import accumulated_metrics, sqnr_db
 
 __all__ = [
     "compute_scales",
@@ -49,6 +50,9 @@ __all__ = [
 Method = Literal["max", "percentile"]
 
 
+METHODS: tuple[str, ...] = ("max", "percentile")
+
+
 def _number(fmt: str):
     from workbench.formats import parse_format
     from workbench.errors import FormatError
@@ -59,32 +63,50 @@ def _number(fmt: str):
     return f.number
 
 
+def _fmax(number) -> float:
+    """The largest finite value of the unscaled grid; 1 for binary (whose scale is mean|x|, not amax)."""
+    return float(number.fmax) if number.kind != "binary" else 1.0
+
+
+def _check_method(method: str, percentile: float, where: str) -> None:
+    from workbench.checks import number, option
+
+    option("method", method, METHODS, where=where)
+    number("percentile", percentile, low=0, high=100, low_open=True, where=where)
+
+
 def _stat(a: torch.Tensor, method: Method, percentile: float, dim: int | None) -> torch.Tensor:
     a = a.detach().abs().float()
     if method == "max":
         return a.amax() if dim is None else a.reshape(a.shape[0], -1).amax(1)
-    if method == "percentile":
-        q = percentile / 100.0
-        if dim is None:
-            flat = a.flatten()
-            if flat.numel() > 1 << 24:
-                flat = flat[torch.randperm(flat.numel(), generator=torch.Generator().manual_seed(0))[: 1 << 24]]
-            return torch.quantile(flat, q)
-        return torch.quantile(a.reshape(a.shape[0], -1), q, dim=1)
-    raise DataError(f"calibration method must be 'max' or 'percentile', got {method!r}")
+    q = percentile / 100.0
+    if dim is None:
+        flat = a.flatten()
+        if flat.numel() > 1 << 24:
+            flat = flat[torch.randperm(flat.numel(), generator=torch.Generator().manual_seed(0))[: 1 << 24]]
+        return torch.quantile(flat, q)
+    return torch.quantile(a.reshape(a.shape[0], -1), q, dim=1)
 
 
 def compute_scales(x: torch.Tensor, fmt: str, granularity: Literal["tensor", "channel"] = "tensor",
                    method: Method = "max", percentile: float = 99.99) -> torch.Tensor:
-    """The dequantization scale of ``x`` for ``fmt``: ``stat(|x|) / fmax`` per tensor (a scalar) or per channel
-    (one per index of dim 0, shaped to broadcast). A zero stat gives a scale of 1.
+    """The dequantization scale of ``x`` for ``fmt`` per tensor (a scalar) or per channel (one per index of dim 0,
+    shaped to broadcast), with the calibration ``method``: ``"max"`` is exactly
+    :func:`workbench.formats.compute_scale` (amax / fmax; binary: mean|x|, whatever the method);
+    ``"percentile"`` puts the ``percentile``-th percentile of |x| at fmax. A zero scale becomes 1.
 
     >>> compute_scales(torch.tensor([[1.0, -254.0]]), "int8").item()
     2.0
     """
+    from workbench.checks import option
+    from workbench.formats import compute_scale
+
     number = _number(fmt)
-    fmax = float(number.fmax) if number.kind != "binary" else 1.0
-    s = _stat(x, method, percentile, None if granularity == "tensor" else 0) / fmax
+    _check_method(method, percentile, "compute_scales")
+    option("granularity", granularity, ("tensor", "channel"), where="compute_scales")
+    if method == "max" or number.kind == "binary":
+        return compute_scale(x, number, granularity)
+    s = _stat(x, method, percentile, None if granularity == "tensor" else 0) / _fmax(number)
     s = torch.where(s > 0, s, torch.ones_like(s))
     if granularity == "channel":
         s = s.reshape(-1, *([1] * (x.dim() - 1)))
@@ -106,10 +128,16 @@ class DelayedScaling:
     """
 
     def __init__(self, fmt: str, history_len: int = 16, margin: int = 0) -> None:
+        from workbench.checks import integer
+        from workbench.errors import FormatError
+
         self.fmt = fmt
         self.number = _number(fmt)
-        self.history_len = int(history_len)
-        self.margin = int(margin)
+        if self.number.kind == "binary":
+            raise FormatError(f"delayed scaling keeps an amax history, but format {fmt!r} scales by mean|x|; "
+                              "use a format with a largest value (fp8_e4m3, fp8_e5m2, int8, int4)")
+        self.history_len = integer("history_len", history_len, low=1, where="DelayedScaling")
+        self.margin = integer("margin", margin, low=0, where="DelayedScaling")
         self.history: list[float] = []
         self.overflow: list[float] = []
 
@@ -118,8 +146,7 @@ class DelayedScaling:
         if not self.history:
             return float("nan")
         amax = max(self.history)
-        fmax = float(self.number.fmax) if self.number.kind != "binary" else 1.0
-        return amax / fmax / (2.0 ** self.margin) if amax > 0 else 1.0
+        return amax / _fmax(self.number) / (2.0 ** self.margin) if amax > 0 else 1.0
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         from workbench.formats import round_number
@@ -127,11 +154,13 @@ class DelayedScaling:
         amax = float(x.detach().abs().amax())
         if not math.isfinite(amax):
             raise NonFiniteError(f"delayed scaling ({self.fmt}): tensor of shape {tuple(x.shape)} has NaN/inf")
-        if not self.history:
+        first = not self.history
+        if first:  # no history yet: this tensor's own amax (recorded once, below)
             self.history.append(amax)
         scale = self.scale
-        fmax = float(self.number.fmax) if self.number.kind != "binary" else 1.0
-        self.overflow.append(float((x.detach().abs() > scale * fmax).float().mean()))
+        if first:
+            self.history.clear()
+        self.overflow.append(float((x.detach().abs() > scale * _fmax(self.number)).float().mean()))
         q = round_number(x, self.number, torch.tensor(scale, dtype=torch.float32)).to(x.dtype)
         self.history.append(amax)
         self.history = self.history[-self.history_len:]
@@ -158,8 +187,10 @@ def calibrate_activations(handle: Any, fmt: str, batches: Iterable[Any] | None =
     (default the handle's). NaN/inf in an input raises :class:`NonFiniteError` naming the layer.
     """
     from workbench.formats import eligible_layers
+    from workbench.models.capture import capture
 
     number = _number(fmt)
+    _check_method(method, percentile, "calibrate_activations")
     batches = _batches(handle, batches)
     model = handle.model if model is None else model
     eligible = eligible_layers(model)
@@ -167,32 +198,14 @@ def calibrate_activations(handle: Any, fmt: str, batches: Iterable[Any] | None =
     for n in names:
         if n not in eligible:
             raise LayerError(f"no eligible layer named {n!r}; eligible layers: {', '.join(eligible)}")
-    store: dict[str, list[torch.Tensor]] = {n: [] for n in names}
-    hooks = []
-    for n in names:
-        def hook(mod: nn.Module, args: Any, n: str = n) -> None:
-            x = args[0]
-            if not torch.isfinite(x).all():
-                raise NonFiniteError(f"layer {n!r}: input of shape {tuple(x.shape)} contains NaN/inf during "
-                                     f"calibration for format {fmt!r}")
-            store[n].append(x.detach().abs().flatten())
-        hooks.append(eligible[n].register_forward_pre_hook(hook))
-    try:
-        for b in batches:
-            handle.run(b, model=model)
-    finally:
-        for h in hooks:
-            h.remove()
-    fmax = float(number.fmax) if number.kind != "binary" else 1.0
+    got = capture(model, {n: eligible[n] for n in names}, batches, run=lambda b: handle.run(b, model=model),
+                  keep="inputs", finite=True, context=f" during calibration for format {fmt!r}")
     rows = []
     for n in names:
-        a = torch.cat(store[n]) if store[n] else torch.zeros(1)
-        if number.kind == "binary":
-            stat = float(a.mean())
-        else:
-            stat = float(_stat(a, method, percentile, None))
-        rows.append({"layer": n, "format": fmt, "method": method, "stat": stat,
-                     "scale": stat / fmax if stat > 0 else 1.0})
+        a = torch.cat([x.abs().flatten() for x in got.inputs[n]]) if got.inputs[n] else torch.zeros(1)
+        stat = float(a.mean()) if number.kind == "binary" else float(_stat(a, method, percentile, None))
+        scale = float(compute_scales(a, fmt, "tensor", method, percentile))
+        rows.append({"layer": n, "format": fmt, "method": method, "stat": stat, "scale": scale})
     return pd.DataFrame(rows)
 
 
@@ -246,17 +259,11 @@ def reestimate_bn(handle: Any, model: nn.Module, batches: Iterable[Any] | None =
 
 def _collect_inputs(handle: Any, model: nn.Module, name: str, batches: list[Any]) -> list[torch.Tensor]:
     from workbench.formats import eligible_layers
+    from workbench.models.capture import capture
 
     mod = eligible_layers(model)[name]
-    got: list[torch.Tensor] = []
-    h = mod.register_forward_pre_hook(lambda m, a: got.append(a[0].detach()))
-    try:
-        with torch.no_grad():
-            for b in batches:
-                handle.run(b, model=model)
-    finally:
-        h.remove()
-    return got
+    return capture(model, {name: mod}, batches, run=lambda b: handle.run(b, model=model),
+                   keep="inputs").inputs[name]
 
 
 def adaquant(handle: Any, fmt: str, batches: Iterable[Any] | None = None, *, activations: bool = False,
@@ -269,16 +276,26 @@ def adaquant(handle: Any, fmt: str, batches: Iterable[Any] | None = None, *, act
     The copy's latent weights are the optimised ones (``restore`` on the copy gives them back, not the originals);
     the handle's model is not changed.
     """
-    from tqdm.auto import tqdm
-
-    from workbench.formats import activation_quantizer, apply, eligible_layers, parse_format, quantize, restore
-    from workbench.formats.parametrize import straight_through
-    from workbench.quant.error import sqnr_db
+    from workbench.checks import integer, number
+    from workbench.formats import parse_format, suspended
 
     parse_format(fmt)
+    integer("steps", steps, low=0, where="adaquant")
+    number("lr", lr, low=0, low_open=True, where="adaquant")
     batches = _batches(handle, batches)
+    with suspended(handle.model):  # calibrated from the model without the user's formats, which stay
+        return _adaquant(handle, fmt, batches, activations, scales, steps, lr, bias, granularity, seed, progress)
+
+
+def _adaquant(handle: Any, fmt: str, batches: list[Any], activations: bool, scales: pd.DataFrame | None,
+              steps: int, lr: float, bias: bool, granularity: Any, seed: int,
+              progress: bool) -> tuple[nn.Module, pd.DataFrame]:
+    from tqdm.auto import tqdm
+
+    from workbench.formats import activation_quantizer, apply, eligible_layers, quantize
+    from workbench.formats.parametrize import straight_through
+
     torch.manual_seed(seed)
-    restore(handle.model)
     fp = handle.model
     q_model = copy.deepcopy(fp)
     names = list(eligible_layers(fp))
@@ -368,18 +385,31 @@ class PTQResult:
     adaquant: pd.DataFrame | None = None
     steps: list[str] = field(default_factory=list)
 
+    @property
+    def table(self) -> pd.DataFrame:
+        """One row: the metrics of the quantized copy and the steps that ran (the lab-wide ``.table``)."""
+        return pd.DataFrame([{**self.metrics, "steps": ", ".join(self.steps)}])
+
 
 def post_training_quantize(handle: Any, fmt: str, batches: Iterable[Any] | None = None, *,
                            activations: bool = True, method: Method = "max", percentile: float = 99.99,
                            use_adaquant: bool = False, bn_reestimate: bool = False, adaquant_steps: int = 200,
-                           progress: bool = False) -> PTQResult:
+                           progress: bool = True) -> PTQResult:
     """Quantize a copy of the model with ``fmt`` using ``batches`` as calibration data (real, or synthesized by
     :func:`workbench.quant.datafree.synthesize`): static activation scales (``method``), optional AdaQuant, optional
     BatchNorm re-estimation; then ``handle.evaluate`` on the copy."""
-    from workbench.formats import restore
+    from workbench.formats import suspended
 
+    _check_method(method, percentile, "post_training_quantize")
     batches = _batches(handle, batches)
-    restore(handle.model)
+    with suspended(handle.model):  # quantizes a copy of the model without the user's formats, which stay
+        return _post_training_quantize(handle, fmt, batches, activations, method, percentile, use_adaquant,
+                                       bn_reestimate, adaquant_steps, progress)
+
+
+def _post_training_quantize(handle: Any, fmt: str, batches: list[Any], activations: bool, method: Method,
+                            percentile: float, use_adaquant: bool, bn_reestimate: bool, adaquant_steps: int,
+                            progress: bool) -> PTQResult:
     steps = []
     scales = None
     if activations:
@@ -406,12 +436,18 @@ def scaling_comparison(handle: Any, fmt: str, batches: Iterable[Any] | None = No
     the previous batches). One row per layer × scaling: ``layer, format, scaling, sqnr_db, clipped`` (share of
     values beyond the representable range)."""
     from workbench.formats import quantize
-    from workbench.quant.error import _accumulate, capture_layer_io
+    from workbench.quant.error import capture_layer_io
 
+    number = _number(fmt)
+    if number.kind == "binary":
+        from workbench.errors import FormatError
+
+        raise FormatError(f"scaling_comparison compares amax-based scalings, but format {fmt!r} scales by mean|x|; "
+                          "use fp8_e4m3, fp8_e5m2, int8 or int4")
+    _check_method("percentile", percentile, "scaling_comparison")
     batches = _batches(handle, batches)
     io = capture_layer_io(handle, batches, inputs=True)
-    number = _number(fmt)
-    fmax = float(number.fmax) if number.kind != "binary" else 1.0
+    fmax = _fmax(number)
     rows = []
     for name, pairs in io.items():
         xs = [x for x, _ in pairs]
@@ -424,7 +460,7 @@ def scaling_comparison(handle: Any, fmt: str, batches: Iterable[Any] | None = No
         ds = DelayedScaling(fmt, history_len=history_len)
         choices["delayed"] = [ds(x) for x in xs]
         for label, qs in choices.items():
-            m = _accumulate(list(zip(xs, qs)))
+            m = accumulated_metrics(list(zip(xs, qs)))
             if label == "delayed":
                 clipped = float(np.mean(ds.overflow))
             elif label == "dynamic":

@@ -58,7 +58,7 @@ def bn_statistics_loss(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor,
 
 def synthesize(handle: Any, n: int = 256, *, steps: int = 300, lr: float = 0.1, label_weight: float = 0.0,
                input_range: tuple[float, float] | None = None, batch_size: int | None = None, seed: int = 0,
-               progress: bool = False) -> tuple[list[torch.Tensor], pd.DataFrame]:
+               progress: bool = True) -> tuple[list[torch.Tensor], pd.DataFrame]:
     """Synthesize ``n`` inputs from the model's BN statistics; returns ``(batches, history)``.
 
     ``batches`` are shaped like the handle's calibration batches (default batch size: theirs); ``history`` has one
@@ -68,6 +68,22 @@ def synthesize(handle: Any, n: int = 256, *, steps: int = 300, lr: float = 0.1, 
     """
     from tqdm.auto import tqdm
 
+    from workbench.checks import integer, number
+
+    where = "synthesize"
+    n = integer("n", n, low=1, where=where)
+    steps = integer("steps", steps, low=0, where=where)
+    lr = number("lr", lr, low=0, low_open=True, where=where)
+    label_weight = number("label_weight", label_weight, low=0, where=where)
+    seed = integer("seed", seed, where=where)
+    if batch_size is not None:
+        batch_size = integer("batch_size", batch_size, low=1, where=where)
+    if input_range is not None:
+        if not isinstance(input_range, (tuple, list)) or len(input_range) != 2:
+            raise DataError(f"{where}: input_range must be a pair (low, high), got {input_range!r}")
+        lo = number("input_range[0]", input_range[0], where=where)
+        hi = number("input_range[1]", input_range[1], low=lo, low_open=True, where=where)
+        input_range = (lo, hi)
     model = handle.model
     bns = bn_layers(model)
     if not bns:

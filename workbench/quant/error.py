@@ -1,10 +1,7 @@
 """Post-training quantization error, layer by layer.
 
-Metrics (float64) between a reference ``x`` and its quantized counterpart ``q``:
-
-- SQNR (dB) ``= 20·log10(‖x‖ / ‖x − q‖)`` (∞ when ``q = x``),
-- normalized L2 ``= ‖x − q‖ / ‖x‖``,
-- cosine ``= ⟨x, q⟩ / (‖x‖·‖q‖)`` over the flattened tensors.
+Metrics (float64, :mod:`workbench.quant.metrics`) between a reference ``x`` and its quantized counterpart ``q``:
+SQNR (dB) ``= 20·log10(‖x‖ / ‖x − q‖)``, normalized L2 ``= ‖x − q‖ / ‖x‖`` and cosine, over the flattened tensors.
 
 :func:`layer_error` gives one row per layer × format in two modes (as in Hubara et al. 2020's per-layer analysis):
 
@@ -36,6 +33,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from workbench.errors import DataError, FormatError, LayerError, NonFiniteError
+from workbench.quant.metrics import accumulated_metrics, error_metrics, sqnr_db, weight_sqnr_table
 
 __all__ = [
     "sqnr_db",
@@ -48,56 +46,8 @@ __all__ = [
 
 Mode = Literal["isolated", "cumulative"]
 What = Literal["weights", "activations", "both"]
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# metrics
-
-
-def sqnr_db(x: torch.Tensor, q: torch.Tensor) -> float:
-    """Signal-to-quantization-noise ratio in dB, ``20·log10(‖x‖/‖x−q‖)``, computed in float64.
-
-    >>> round(sqnr_db(torch.tensor([3.0, 4.0]), torch.tensor([3.0, 4.5])), 3)
-    20.0
-    """
-    x64, q64 = x.detach().double(), q.detach().double()
-    num = float(x64.norm())
-    den = float((x64 - q64).norm())
-    if den == 0.0:
-        return math.inf
-    if num == 0.0 or not math.isfinite(den):  # an overflow to inf (E5M2's cast) is no signal at all
-        return -math.inf
-    return 20.0 * math.log10(num / den)
-
-
-def error_metrics(x: torch.Tensor, q: torch.Tensor) -> dict[str, float]:
-    """``{"sqnr_db", "nl2", "cosine"}`` between reference ``x`` and quantized ``q`` (flattened, float64)."""
-    x64, q64 = x.detach().double().flatten(), q.detach().double().flatten()
-    nx, nq = float(x64.norm()), float(q64.norm())
-    nd = float((x64 - q64).norm())
-    return {
-        "sqnr_db": sqnr_db(x64, q64),
-        "nl2": nd / nx if nx > 0 else (0.0 if nd == 0 else math.inf),
-        "cosine": float(x64 @ q64) / (nx * nq) if nx > 0 and nq > 0 else float(nx == nq),
-    }
-
-
-def _accumulate(parts: list[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, float]:
-    """Metrics over several batches as if concatenated: sums of ‖x‖², ‖x−q‖², ‖q‖², ⟨x,q⟩ in float64."""
-    sx = sq = sd = sxq = 0.0
-    for x, q in parts:
-        x64, q64 = x.detach().double().flatten(), q.detach().double().flatten()
-        sx += float(x64 @ x64)
-        sq += float(q64 @ q64)
-        d = x64 - q64
-        sd += float(d @ d)
-        sxq += float(x64 @ q64)
-    sqnr = math.inf if sd == 0 else (-math.inf if sx == 0 else 10.0 * math.log10(sx / sd))
-    return {
-        "sqnr_db": sqnr,
-        "nl2": math.sqrt(sd / sx) if sx > 0 else (0.0 if sd == 0 else math.inf),
-        "cosine": sxq / math.sqrt(sx * sq) if sx > 0 and sq > 0 else float(sx == sq),
-    }
+MODES: tuple[str, ...] = ("isolated", "cumulative")
+WHATS: tuple[str, ...] = ("weights", "activations", "both")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -159,65 +109,23 @@ def expected_sqnr_gaussian(fmt: str, scale: float, sigma: float = 1.0) -> float:
 # capture
 
 
-def _first_tensor(args: Any) -> torch.Tensor | None:
-    if torch.is_tensor(args):
-        return args
-    if isinstance(args, (tuple, list)) and args and torch.is_tensor(args[0]):
-        return args[0]
-    return None
-
-
-def _check_finite(t: torch.Tensor, layer: str, where: str, fmt: str | None) -> None:
-    if t.is_floating_point() and not torch.isfinite(t).all():
-        n_bad = int((~torch.isfinite(t)).sum())
-        extra = f" with format {fmt!r}" if fmt else " at full precision"
-        raise NonFiniteError(
-            f"layer {layer!r}: {where} of shape {tuple(t.shape)} contains {n_bad} NaN/inf values{extra} "
-            "during calibration"
-        )
-
-
-@contextmanager
-def _hooks(model: nn.Module, layers: dict[str, nn.Module], store: dict[str, list], inputs: bool,
-           fmt: str | None = None) -> Iterator[None]:
-    handles = []
-
-    def make(name: str):
-        def hook(mod: nn.Module, args: Any, out: Any) -> None:
-            x, y = _first_tensor(args), _first_tensor(out)
-            if x is not None:
-                _check_finite(x, name, "input", fmt)
-            if y is None:
-                return
-            _check_finite(y, name, "output", fmt)
-            store[name].append((x.detach() if (inputs and x is not None) else None, y.detach()))
-        return hook
-
-    for name, mod in layers.items():
-        handles.append(mod.register_forward_hook(make(name)))
-    try:
-        yield
-    finally:
-        for h in handles:
-            h.remove()
-
-
 def capture_layer_io(handle: Any, batches: Sequence[Any], layers: Sequence[str] | None = None, *,
                      inputs: bool = True, fmt: str | None = None) -> dict[str, list[tuple[torch.Tensor, torch.Tensor]]]:
-    """Run ``handle.run`` on each batch and return ``{layer: [(input, output) per call]}`` (inputs optional).
+    """Run ``handle.run`` on each batch and return ``{layer: [(input, output) per call]}`` (inputs ``None`` unless
+    ``inputs``), through :func:`workbench.models.capture.capture` on the eligible layers (default: all of them).
 
     NaN or inf in any captured tensor raises :class:`NonFiniteError` naming the layer.
     """
     from workbench.formats import eligible_layers
+    from workbench.models.capture import capture
 
     eligible = eligible_layers(handle.model)
     names = list(layers) if layers is not None else list(eligible)
-    chosen = {n: eligible[n] for n in names}
-    store: dict[str, list] = {n: [] for n in names}
-    with torch.no_grad(), parametrize.cached(), _hooks(handle.model, chosen, store, inputs, fmt):
-        for b in batches:
-            handle.run(b)
-    return store
+    context = (f" with format {fmt!r}" if fmt else " at full precision") + " during calibration"
+    with parametrize.cached():
+        got = capture(handle.model, {n: eligible[n] for n in names}, list(batches), run=handle.run,
+                      keep="both" if inputs else "outputs", finite=True, context=context)
+    return {n: [(x, y) for x, y in got.pairs(n) if y is not None] for n in names}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -230,27 +138,26 @@ def _metric_of(res: dict) -> str | None:
 
 def _check_args(handle: Any, formats: Sequence[str] | str, mode: str, what: str,
                 layers: Sequence[str] | None) -> tuple[list[str], dict[str, nn.Module]]:
+    from workbench.checks import option
     from workbench.formats import eligible_layers, parse_format
 
+    option("mode", mode, MODES, where="layer_error")
+    option("what", what, WHATS, where="layer_error")
     fmts = [formats] if isinstance(formats, str) else list(formats)
     if not fmts:
-        raise FormatError("layer_error: no formats given")
+        raise FormatError("layer_error: no formats given; pass a format name or a list, e.g. ['int8', 'int4']")
     for f in fmts:
         parsed = parse_format(f)
         if parsed.number is None and what != "weights":
             raise FormatError(f"format {f!r} has no number format, so it cannot quantize activations "
                               f"(what={what!r}); use what='weights'")
-    if mode not in ("isolated", "cumulative"):
-        raise DataError(f"layer_error: mode must be 'isolated' or 'cumulative', got {mode!r}")
-    if what not in ("weights", "activations", "both"):
-        raise DataError(f"layer_error: what must be 'weights', 'activations' or 'both', got {what!r}")
     eligible = eligible_layers(handle.model)
     if layers is None:
         chosen = dict(eligible)
     else:
         chosen = {}
         named = dict(handle.model.named_modules())
-        for name in layers:
+        for name in [layers] if isinstance(layers, str) else layers:
             if name not in eligible:
                 if name in named:
                     raise LayerError(f"layer {name!r} ({type(named[name]).__name__}) has no weight a format can "
@@ -294,23 +201,28 @@ def layer_error(
     Columns: ``layer, format, mode, what, weight_sqnr_db, output_sqnr_db, output_nl2, output_cosine, loss,
     delta_loss, metric, value, delta_value`` (``metric`` is ``"accuracy"`` or ``"cosine"``, ``value`` its value
     under quantization: isolated = only this layer, cumulative = the whole model). ``batches`` default to
-    ``handle.calibration_batches()``; ``evaluate=False`` skips the model-level columns (NaN).
+    ``handle.calibration_batches()``; ``evaluate=False`` skips the model-level columns (NaN). Measured on the
+    model without the formats it carries (:func:`workbench.formats.suspended`), which it gets back unchanged.
 
-    >>> # layer_error(load_model("digits-mlp"), ["int8", "int4"], mode="cumulative")   # doctest: +SKIP
+    >>> # layer_error(load_model("digits-mlp"), ["int8", "int4"], mode="cumulative")
     """
-    from tqdm.auto import tqdm
-
-    from workbench.formats import eligible_layers
+    from workbench.formats import suspended
 
     fmts, chosen = _check_args(handle, formats, mode, what, layers)
     batches = list(handle.calibration_batches() if batches is None else batches)
     if not batches:
         raise DataError(f"layer_error: the calibration data for model {getattr(handle, 'name', '?')!r} is empty")
-    model = handle.model
-    from workbench.formats import restore
+    with suspended(handle.model):
+        return _layer_error(handle, fmts, list(chosen), mode, what, batches, granularity, evaluate, progress)
 
-    restore(model)
-    names = list(chosen)
+
+def _layer_error(handle: Any, fmts: list[str], names: list[str], mode: str, what: str, batches: list[Any],
+                 granularity: Any, evaluate: bool, progress: bool) -> pd.DataFrame:
+    from tqdm.auto import tqdm
+
+    from workbench.formats import eligible_layers
+
+    model = handle.model
     ref = capture_layer_io(handle, batches, names, inputs=(mode == "isolated"))
     for name in names:
         if not ref[name]:
@@ -329,16 +241,20 @@ def layer_error(
 
     eligible = eligible_layers(model)
 
-    def weight_sqnr(mod: nn.Module) -> float:
-        """SQNR of the weight as apply() formats it (call under parametrize.cached(): computed once)."""
-        if what == "activations" or not parametrize.is_parametrized(mod, "weight"):
-            return math.inf
-        return sqnr_db(mod.parametrizations.weight.original, mod.weight)
+    def weight_sqnr(assignment: dict[str, str]) -> dict[str, float]:
+        """SQNR of each weight as apply() formats it (the one weight-SQNR table); inf for activations only."""
+        if what == "activations":
+            return {name: math.inf for name in assignment}
+        table = weight_sqnr_table(model, assignment)
+        return dict(zip(table["layer"], table["sqnr_db"]))
 
     def finite_or_raise(m: dict, parts: list, name: str, f: str) -> None:
-        if not all(math.isfinite(m[k]) or m[k] == math.inf for k in ("sqnr_db",)) or not math.isfinite(m["nl2"]):
+        if not (math.isfinite(m["sqnr_db"]) or m["sqnr_db"] == math.inf) or not math.isfinite(m["nl2"]):
             for _, yq in parts:  # find and name the offending tensor
-                _check_finite(yq, name, "output", f)
+                if yq.is_floating_point() and not torch.isfinite(yq).all():
+                    raise NonFiniteError(f"layer {name!r}: output of shape {tuple(yq.shape)} contains "
+                                         f"{int((~torch.isfinite(yq)).sum())} NaN/inf values with format {f!r} "
+                                         "during calibration")
 
     rows: list[dict] = []
 
@@ -356,14 +272,14 @@ def layer_error(
             with quantized(model, {name: f}, what, granularity):
                 parts = []
                 with torch.no_grad(), parametrize.cached():
-                    wsq = weight_sqnr(mod)
+                    wsq = weight_sqnr({name: f})[name]
                     for x, y in ref[name]:
                         parts.append((y, mod(x)))
                 if not evaluate:
                     res = {}
                 else:
                     res = replay.evaluate(name) if replay is not None else handle.evaluate()
-            m = _accumulate(parts)
+            m = accumulated_metrics(parts)
             finite_or_raise(m, parts, name, f)
             rows.append({"layer": name, "format": f, "mode": mode, "what": what,
                          "weight_sqnr_db": wsq, "output_sqnr_db": m["sqnr_db"],
@@ -373,10 +289,9 @@ def layer_error(
             with quantized(model, {n: f for n in names}, what, granularity):
                 got = capture_layer_io(handle, batches, names, inputs=False, fmt=f)
                 res = handle.evaluate() if evaluate else {}
-                with torch.no_grad(), parametrize.cached():
-                    wsqs = {name: weight_sqnr(eligible[name]) for name in names}
+                wsqs = weight_sqnr({n: f for n in names})
             for name in names:
-                m = _accumulate([(y, yq) for (_, y), (_, yq) in zip(ref[name], got[name])])
+                m = accumulated_metrics([(y, yq) for (_, y), (_, yq) in zip(ref[name], got[name])])
                 rows.append({"layer": name, "format": f, "mode": mode, "what": what,
                              "weight_sqnr_db": wsqs[name], "output_sqnr_db": m["sqnr_db"],
                              "output_nl2": m["nl2"], "output_cosine": m["cosine"], **model_level(res)})

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from workbench.errors import DataError, FormatError
+from workbench.errors import DataError, FormatError, LayerError
 
 __all__ = [
     "Allocation",
@@ -64,31 +64,37 @@ def sensitivity(
     Returns one row per layer × format with columns ``layer, format, loss, delta_loss, metric, value,
     delta_value`` (``metric`` is ``"accuracy"`` or ``"cosine"``; ``value`` its measured value).
 
-    >>> # s = sensitivity(load_model("digits-mlp"), ["int8", "int4"])   # doctest: +SKIP
+    >>> # s = sensitivity(load_model("digits-mlp"), ["int8", "int4"])
     """
     from tqdm.auto import tqdm
 
     from workbench import formats as wf
 
     formats = [formats] if isinstance(formats, str) else list(formats)
+    if not formats:
+        raise FormatError("sensitivity: no formats given; pass a format name or a list, e.g. ['int8', 'int4']")
     for f in formats:
         wf.parse_format(f)  # raises FormatError on unknown names
     model = handle.model
-    layer_names = list(layers) if layers is not None else list(handle.layers["name"])
+    eligible = wf.eligible_layers(model)
+    layer_names = list(eligible) if layers is None else ([layers] if isinstance(layers, str) else list(layers))
     if not layer_names:
         raise DataError(f"sensitivity: model {handle.name!r} has no eligible layers (Linear/Conv with a weight)")
-    wf.restore(model)
+    for name in layer_names:
+        if name not in eligible:
+            raise LayerError(f"sensitivity: no eligible layer named {name!r}; eligible layers: "
+                             f"{', '.join(eligible) or '(none)'}")
     from workbench.quant.replay import UpstreamReplay
 
-    # modules upstream of the quantized layer are replayed from a recorded full-precision pass (checked first)
-    replay: UpstreamReplay | None = UpstreamReplay(handle, layer_names)
-    base = replay.baseline
-    if not replay.check():
-        replay = None
-    metric = _metric_name(base)
     rows = []
-    pairs = [(layer, f) for layer in layer_names for f in formats]
-    try:
+    with wf.suspended(model):  # measured without the user's formats, which come back unchanged
+        # modules upstream of the quantized layer are replayed from a recorded full-precision pass (checked first)
+        replay: UpstreamReplay | None = UpstreamReplay(handle, layer_names)
+        base = replay.baseline
+        if not replay.check():
+            replay = None
+        metric = _metric_name(base)
+        pairs = [(layer, f) for layer in layer_names for f in formats]
         for layer, f in tqdm(pairs, desc="sensitivity", disable=not progress):
             wf.apply(model, {layer: f})
             try:
@@ -106,8 +112,6 @@ def sensitivity(
                     "delta_value": float(res[metric]) - float(base[metric]) if metric else np.nan,
                 }
             )
-    finally:
-        wf.restore(model)
     out = pd.DataFrame(rows)
     out.attrs["baseline"] = dict(base)
     return out
@@ -248,16 +252,27 @@ def allocate_exhaustive(sensitivity: pd.DataFrame, sizes: pd.DataFrame | Mapping
     return {la: fmts[j] for la, j in zip(layers, best)}
 
 
+def _sizes_for(sensitivity: pd.DataFrame, sizes: pd.DataFrame | Mapping | None, handle: Any,
+               where: str) -> pd.DataFrame | Mapping:
+    """``sizes`` as given, or :func:`layer_sizes` of the sensitivity table's layers and formats on ``handle``."""
+    if sizes is not None:
+        return sizes
+    if handle is None:
+        raise DataError(f"{where}: give sizes (see layer_sizes()) or a handle to compute them")
+    if not isinstance(sensitivity, pd.DataFrame) or not {"layer", "format"} <= set(sensitivity.columns):
+        raise DataError(f"{where}: sensitivity must be a DataFrame with columns layer, format, delta_loss "
+                        "(as returned by sensitivity())")
+    return layer_sizes(handle, list(dict.fromkeys(sensitivity["format"])), list(dict.fromkeys(sensitivity["layer"])))
+
+
 def measure_assignment(handle: Any, assignment: Mapping[str, str]) -> dict[str, float]:
-    """``handle.evaluate()`` with each layer in its assigned format (formats restored afterwards)."""
+    """``handle.evaluate()`` with each layer in its assigned format (and every other layer without one); the
+    model gets back the formats it had."""
     from workbench import formats as wf
 
-    wf.restore(handle.model)
-    try:
+    with wf.suspended(handle.model):
         wf.apply(handle.model, dict(assignment))
         return dict(handle.evaluate())
-    finally:
-        wf.restore(handle.model)
 
 
 def allocate_bits(
@@ -284,11 +299,7 @@ def allocate_bits(
     >>> allocate_bits(s, z, 12).assignment
     {'a': 'int8', 'b': 'int4'}
     """
-    if sizes is None:
-        if handle is None:
-            raise DataError("allocate_bits: give sizes (see layer_sizes()) or a handle to compute them")
-        sizes = layer_sizes(handle, list(dict.fromkeys(sensitivity["format"])),
-                            list(dict.fromkeys(sensitivity["layer"])))
+    sizes = _sizes_for(sensitivity, sizes, handle, "allocate_bits")
     layers, fmts, dl, sz = _tables(sensitivity, sizes)
     budget = float(budget)
     _check_budget(budget, sz)
@@ -345,12 +356,11 @@ def frontier(
     """
     from tqdm.auto import tqdm
 
-    if sizes is None:
-        if handle is None:
-            raise DataError("frontier: give sizes (see layer_sizes()) or a handle to compute them")
-        sizes = layer_sizes(handle, list(dict.fromkeys(sensitivity["format"])),
-                            list(dict.fromkeys(sensitivity["layer"])))
+    sizes = _sizes_for(sensitivity, sizes, handle, "frontier")
     _, _, _, sz = _tables(sensitivity, sizes)
+    if isinstance(budgets, int) and (isinstance(budgets, bool) or budgets < 1):
+        raise DataError(f"frontier: budgets must be a positive number of budgets or a list of byte budgets, "
+                        f"got {budgets!r}")
     lo, hi = _feasible_range(sz)
     if isinstance(budgets, int):
         budgets = np.linspace(lo, hi, budgets)

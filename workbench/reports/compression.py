@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 
 from workbench.errors import FormatError, LayerError
+from workbench.quant.metrics import sqnr_db, weight_sqnr_table
 
 
 def _formats_of(formats: Sequence[str] | str) -> list[str]:
@@ -29,18 +30,6 @@ def _formats_of(formats: Sequence[str] | str) -> list[str]:
     if not names:
         raise FormatError("no formats given: pass at least one format name, e.g. ['2:4', 'fp8_e4m3']")
     return [parse_format(f).name for f in names]
-
-
-def sqnr_db(x: torch.Tensor, q: torch.Tensor) -> float:
-    """``20·log10(‖x‖/‖x−q‖)`` in float64; ``inf`` when ``q == x``, ``-inf`` when ``x`` is all zeros and ``q`` not."""
-    x64, q64 = x.detach().double().flatten(), q.detach().double().flatten()
-    noise = torch.linalg.vector_norm(x64 - q64).item()
-    signal = torch.linalg.vector_norm(x64).item()
-    if noise == 0.0:
-        return math.inf
-    if signal == 0.0:
-        return -math.inf
-    return 20.0 * math.log10(signal / noise)
 
 
 def format_tradeoff(handle: Any, formats: Sequence[str] | str) -> pd.DataFrame:
@@ -110,13 +99,14 @@ def weight_error(handle: Any, formats: Sequence[str] | str, layers: Sequence[str
                 table = apply(model, fmt, layers=lambda n, _m, _name=name: n == _name) if fmt != "dense" else None
                 applied = table is None or (table["status"] == "applied").all()
                 q = _effective_weight(mod)
+                sqnr = float(weight_sqnr_table(model, {name: fmt})["sqnr_db"].iloc[0]) if applied else math.nan
                 restore(model)
                 row = {"layer": name, "format": fmt, "status": "applied" if applied else "skipped",
                        "weight_shape": str(tuple(w.shape)), "weight_sqnr_db": math.nan, "kept_fraction": math.nan,
                        "bits_per_weight": bits_per_weight(fmt, w.element_size() * 8),
                        "reason": "" if applied else str(table["reason"].iloc[0])}
                 if applied:
-                    row["weight_sqnr_db"] = sqnr_db(w, q)
+                    row["weight_sqnr_db"] = sqnr
                     row["kept_fraction"] = float((q != 0).sum().item() / max(1, int((w != 0).sum().item())))
                 rows.append(row)
     finally:

@@ -17,47 +17,21 @@ from torch import nn
 from workbench.errors import LayerError
 
 
-class _StopForward(Exception):
-    """Raised by a hook to end a forward pass once everything asked for is captured."""
-
-
 def capture_inputs(
     handle: Any, model: nn.Module, names: Iterable[str], batches: Sequence[Any], *, outputs: bool = False,
     stop_early: bool = False,
 ) -> dict[str, list[torch.Tensor]]:
-    """Inputs (or outputs) of the named modules of ``model`` for each batch run through ``handle.run``.
+    """Inputs (or outputs) of the named modules of ``model`` for each batch run through ``handle.run``
+    (:func:`workbench.models.capture.capture`).
 
     ``stop_early``: end each forward pass as soon as every named module has been captured for the batch (the rest
     of the model is not run; only for modules each called once per forward).
     """
-    mods = dict(model.named_modules())
-    names = list(names)
-    store: dict[str, list[torch.Tensor]] = {}
-    hooks = []
-    seen: set[str] = set()
-    for name in names:
-        if name not in mods:
-            raise LayerError(f"layer {name!r} not found in model {type(model).__name__}")
-        store[name] = []
+    from workbench.models.capture import capture
 
-        def hook(mod, args, out, _name=name):
-            store[_name].append((out if outputs else args[0]).detach())
-            seen.add(_name)
-            if stop_early and len(seen) == len(names):
-                raise _StopForward
-
-        hooks.append(mods[name].register_forward_hook(hook))
-    try:
-        for b in batches:
-            seen.clear()
-            try:
-                handle.run(b, model=model)
-            except _StopForward:
-                pass
-    finally:
-        for h in hooks:
-            h.remove()
-    return store
+    got = capture(model, list(names), list(batches), run=lambda b: handle.run(b, model=model),
+                  keep="outputs" if outputs else "inputs", stop_early=stop_early)
+    return got.outputs if outputs else got.inputs
 
 
 def layer_output(mod: nn.Module, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:

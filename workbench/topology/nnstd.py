@@ -278,6 +278,11 @@ class NNSTDResult:
         yield self.mean
 
     @property
+    def table(self) -> pd.DataFrame:
+        """The per-layer table (the lab-wide ``.table`` of a result object)."""
+        return self.layers
+
+    @property
     def distances(self) -> np.ndarray:
         """Layer distances in order, as a numpy array."""
         return self.layers["distance"].to_numpy()
@@ -375,6 +380,9 @@ def nnstd_matrix(nets: Sequence[Any] | dict[str, Any], names: Sequence[str] | No
     Each unordered pair is computed once (the distance is symmetric). When the networks are big
     (``parallel_min_neurons`` hidden+output neurons or more) the pairs are spread over ``n_jobs`` worker processes.
     """
+    from workbench.checks import integer
+
+    n_jobs = integer("n_jobs", n_jobs, low=1, where="nnstd_matrix")
     if isinstance(nets, dict):
         names = list(nets.keys()) if names is None else list(names)
         nets = list(nets.values())

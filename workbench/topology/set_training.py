@@ -44,6 +44,9 @@ def all_relu(x: torch.Tensor, layer: int, alpha: float = 0.6) -> torch.Tensor:
     return torch.where(x > 0, x, slope * x)
 
 
+MODES = ("sparse", "dense")
+
+
 class SparseMLP(nn.Module):
     """An MLP of sparse layers (``mode="sparse"``: :class:`SparseLinear`; ``"dense"``: :class:`MaskedLinear`) with
     All-ReLU between layers. The same ``seed`` gives the same initial connections and values in both modes.
@@ -56,11 +59,17 @@ class SparseMLP(nn.Module):
     def __init__(self, sizes: Sequence[int], *, mode: str = "sparse", epsilon: float = 20.0, alpha: float = 0.6,
                  seed: int = 0) -> None:
         super().__init__()
+        from workbench.checks import number, option
+
+        if isinstance(sizes, (str, bytes)) or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool)
+                                                      for s in sizes):
+            raise ShapeError(f"SparseMLP: sizes must be a sequence of positive integers, got {sizes!r}")
         sizes = [int(s) for s in sizes]
         if len(sizes) < 2 or min(sizes) <= 0:
             raise ShapeError(f"an MLP needs at least two positive sizes (inputs, outputs), got {sizes}")
-        if mode not in ("sparse", "dense"):
-            raise DataError(f"mode must be 'sparse' (truly sparse) or 'dense' (masked-dense), got {mode!r}")
+        option("mode", mode, MODES, where="SparseMLP (sparse: truly sparse, dense: masked-dense)")
+        epsilon = number("epsilon", epsilon, low=0, low_open=True, where="SparseMLP")
+        alpha = number("alpha", alpha, where="SparseMLP")
         cls = SparseLinear if mode == "sparse" else MaskedLinear
         rng = np.random.default_rng(seed)
         self.sizes, self.mode, self.alpha, self.epsilon = sizes, mode, float(alpha), float(epsilon)
@@ -89,8 +98,10 @@ def set_prune_regrow(layer: SparseLinear | MaskedLinear, zeta: float, rng: np.ra
                      regrow_std: float = 0.1, optimizer: torch.optim.Optimizer | None = None) -> dict[str, int]:
     """One SET step on a layer: remove the fraction ``zeta`` of positive and of negative weights closest to zero
     (and exact zeros), regrow as many at random empty positions between alive neurons. Returns counts."""
-    if not 0 <= zeta < 1:
-        raise DataError(f"zeta must be in [0, 1), got {zeta}")
+    from workbench.checks import number
+
+    zeta = number("zeta", zeta, low=0, high=1, high_open=True, where="set_prune_regrow")
+    regrow_std = number("regrow_std", regrow_std, low=0, where="set_prune_regrow")
     keys = layer.connection_keys()
     vals = layer.connection_values()
     pos = np.flatnonzero(vals > 0)
@@ -135,8 +146,9 @@ def prune_neurons(model: SparseMLP, fraction: float) -> pd.DataFrame:
     """Importance pruning: remove all connections of the ``fraction`` least important alive neurons of each hidden
     layer (incoming in layer ``k``, outgoing in layer ``k + 1``); they are marked dead and get no regrowth. Returns the
     pruned neurons (``layer, neuron, importance``). Parameters are replaced: rebuild the optimizer afterwards."""
-    if not 0 <= fraction < 1:
-        raise DataError(f"neuron fraction must be in [0, 1), got {fraction}")
+    from workbench.checks import number
+
+    fraction = number("fraction (of neurons)", fraction, low=0, high=1, high_open=True, where="prune_neurons")
     imp = neuron_importance(model)
     pruned = []
     for k in range(len(model.layers) - 1):
@@ -169,6 +181,11 @@ class SETRun:
     snapshots: list[Topology]
     seed: int
     config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """The per-epoch history (the lab-wide ``.table`` of a result object)."""
+        return self.history
 
     @property
     def accuracy(self) -> float:
@@ -217,8 +234,22 @@ def train_set(sizes: Sequence[int] = (64, 128, 128, 10), *, epochs: int = 10, ep
     >>> len(run.snapshots), 0 <= run.accuracy <= 1
     (2, True)
     """
-    if epochs < 1:
-        raise DataError(f"epochs must be at least 1, got {epochs}")
+    from workbench.checks import integer, number, option
+
+    where = "train_set"
+    epochs = integer("epochs", epochs, low=1, where=where)
+    number("epsilon", epsilon, low=0, low_open=True, where=where)
+    zeta = number("zeta", zeta, low=0, high=1, high_open=True, where=where)
+    number("alpha", alpha, where=where)
+    lr = number("lr", lr, low=0, low_open=True, where=where)
+    momentum = number("momentum", momentum, low=0, high=1, high_open=True, where=where)
+    weight_decay = number("weight_decay", weight_decay, low=0, where=where)
+    batch_size = integer("batch_size", batch_size, low=1, where=where)
+    option("mode", mode, MODES, where=where)
+    seed = integer("seed", seed, where=where)
+    regrow_std = number("regrow_std", regrow_std, low=0, where=where)
+    neuron_fraction = number("neuron_fraction", neuron_fraction, low=0, high=1, high_open=True, where=where)
+    prune_neurons_at = [integer("prune_neurons_at", e, low=1, where=where) for e in prune_neurons_at]
     if data is None:
         from workbench.data import digits_split
         data = digits_split()
@@ -227,6 +258,9 @@ def train_set(sizes: Sequence[int] = (64, 128, 128, 10), *, epochs: int = 10, ep
         raise DataError("train_set: empty training data")
     if xtr.shape[-1] != sizes[0]:
         raise ShapeError(f"the data has {xtr.shape[-1]} features but the network takes {sizes[0]} inputs")
+    if batch_size > len(xtr):
+        raise DataError(f"{where}: batch_size={batch_size} is larger than the training set of {len(xtr)} samples; "
+                        f"use a batch_size of at most {len(xtr)}")
     tseed = seed if topology_seed is None else topology_seed
     model = SparseMLP(sizes, mode=mode, epsilon=epsilon, alpha=alpha, seed=tseed)
     torch.manual_seed(seed)
@@ -311,7 +345,9 @@ def nnstd_over_epochs(runs: Sequence[SETRun], names: Sequence[str] | None = None
     elif against == "init":
         pairs = [(i, i) for i in range(len(runs))]
     else:
-        raise DataError(f"against must be 'pairs' or 'init', got {against!r}")
+        from workbench.checks import option
+
+        option("against", against, ("pairs", "init"), where="nnstd_over_epochs")
     rows = []
     for e in epochs:
         for i, j in pairs:

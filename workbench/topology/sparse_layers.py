@@ -31,10 +31,11 @@ warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta 
 
 def erdos_renyi_density(n_in: int, n_out: int, epsilon: float = 20.0) -> float:
     """SET's Erdős–Rényi density ``ε (n_in + n_out) / (n_in · n_out)`` (Mocanu et al. 2018), capped at 1."""
-    if n_in <= 0 or n_out <= 0:
-        raise ShapeError(f"layer sizes must be positive, got {n_in} inputs and {n_out} outputs")
-    if epsilon <= 0:
-        raise DataError(f"epsilon must be positive, got {epsilon}")
+    from workbench.checks import number
+
+    if any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0 for v in (n_in, n_out)):
+        raise ShapeError(f"layer sizes must be positive integers, got {n_in!r} inputs and {n_out!r} outputs")
+    epsilon = number("epsilon", epsilon, low=0, low_open=True, where="erdos_renyi_density")
     return min(1.0, epsilon * (n_in + n_out) / (n_in * n_out))
 
 
@@ -131,6 +132,10 @@ def _initial_connections(in_features: int, out_features: int, density: float | N
                          seed: int | np.random.Generator | None) -> tuple[np.ndarray, torch.Tensor]:
     """Erdős–Rényi connection keys (``row * in_features + col``) and their uniform initial values, shared by
     both storage modes so that the same ``seed`` gives the same start."""
+    from workbench.checks import number
+
+    if density is not None:
+        number("density", density, low=0, high=1, low_open=True, where=f"a {out_features}×{in_features} layer")
     density = erdos_renyi_density(in_features, out_features, epsilon) if density is None else float(density)
     if not 0 < density <= 1:
         raise DataError(f"density must be in (0, 1], got {density} for a {out_features}×{in_features} layer")

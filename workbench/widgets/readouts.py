@@ -2,9 +2,8 @@
 
 - :func:`plan_formats`: which layers must be restored or (re)applied to go from the model's current formats to a
   wanted per-layer mapping, so a toggle touches only the layers whose format changes.
-- :func:`weight_sqnr_table`: per-layer weight SQNR ``20·log10(‖w‖/‖w − q(w)‖)`` dB between the original weight
-  (kept by the ``torch.nn.utils.parametrize`` parametrization that :func:`workbench.formats.apply` installs) and
-  the weight the model now computes with.
+- :func:`weight_sqnr_table` (the one table, from :mod:`workbench.quant.metrics`): per-layer weight SQNR
+  ``20·log10(‖w‖/‖w − q(w)‖)`` dB between the weight without its format and the weight the model now computes with.
 - :func:`evaluate_watched`: ``handle.evaluate()`` with forward pre-hooks on the eligible layers that report
   progress and stop the evaluation (raise) when the job was cancelled or superseded.
 - :func:`readouts_frame`: the tidy (metric, which, value) frame behind the readout table and figure.
@@ -19,10 +18,9 @@ from typing import Any, Callable, Iterable, Mapping
 import pandas as pd
 import torch
 from torch import nn
-from torch.nn.utils import parametrize
 
 from workbench.formats.spec import parse_format
-from workbench.quant.error import sqnr_db
+from workbench.quant.metrics import sqnr_db, weight_sqnr_table
 
 __all__ = ["FormatPlan", "plan_formats", "has_number_format", "weight_sqnr", "weight_sqnr_table", "evaluate_watched", "readouts_frame"]
 
@@ -86,54 +84,14 @@ def has_number_format(fmt: str) -> bool:
     return parse_format(fmt).number is not None
 
 
-def _original_and_current(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-    if parametrize.is_parametrized(module, "weight"):
-        original = module.parametrizations["weight"].original
-    else:
-        original = module.weight
-    return original.detach(), module.weight.detach()
-
-
 def weight_sqnr(original: torch.Tensor, current: torch.Tensor) -> float:
     """``20·log10(‖x‖/‖x − q‖)`` in dB, computed in float64; ``inf`` when the two are identical
-    (:func:`workbench.quant.error.sqnr_db`, so the dashboard and the quantization lab agree).
+    (:func:`workbench.quant.metrics.sqnr_db`, so the dashboard and the quantization lab agree).
 
     >>> round(weight_sqnr(torch.tensor([3.0, 4.0]), torch.tensor([3.0, 3.5])), 3)  # ‖x‖=5, ‖x−q‖=0.5
     20.0
     """
     return sqnr_db(original, current)
-
-
-def weight_sqnr_table(
-    model: nn.Module,
-    layers: Mapping[str, str],
-    cache: dict[tuple[str, str], float] | None = None,
-    check: Callable[[], None] | None = None,
-) -> pd.DataFrame:
-    """One row per layer: ``layer, format, sqnr_db``, the SQNR of the weight the model now uses.
-
-    ``layers`` maps layer name to the format currently applied (``"dense"`` gives ``inf`` without computing).
-    ``cache`` keyed by (layer, format) skips recomputation: original weights never change, so the error of a
-    format on a layer is a constant. ``check`` is called between layers (cancellation).
-    """
-    rows = []
-    with torch.no_grad():
-        for name, fmt in layers.items():
-            if check is not None:
-                check()
-            if fmt == "dense":
-                rows.append((name, fmt, math.inf))
-                continue
-            key = (name, fmt)
-            if cache is not None and key in cache:
-                rows.append((name, fmt, cache[key]))
-                continue
-            original, current = _original_and_current(model.get_submodule(name))
-            value = weight_sqnr(original, current)
-            if cache is not None:
-                cache[key] = value
-            rows.append((name, fmt, value))
-    return pd.DataFrame(rows, columns=["layer", "format", "sqnr_db"])
 
 
 def evaluate_watched(

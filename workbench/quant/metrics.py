@@ -1,0 +1,124 @@
+"""Error metrics between a reference and its quantized counterpart, and the per-layer weight SQNR table.
+
+Metrics (float64) between a reference ``x`` and its quantized counterpart ``q``, over the flattened tensors:
+
+- SQNR (dB) ``= 20·log10(‖x‖ / ‖x − q‖)`` (``inf`` when ``q = x``; ``-inf`` when ``x = 0 ≠ q`` or the noise
+  overflowed to inf, as E5M2's cast can),
+- normalized L2 ``= ‖x − q‖ / ‖x‖``,
+- cosine ``= ⟨x, q⟩ / (‖x‖·‖q‖)``.
+
+:func:`weight_sqnr_table` is the one weight-SQNR table of the workbench: the SQNR of the weight each layer now
+computes with (its format applied by :func:`workbench.formats.apply`) against the layer's weight without the format.
+The quantization lab, the compression report and the dashboard's readouts all call it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+
+import pandas as pd
+import torch
+from torch import nn
+
+__all__ = ["sqnr_db", "error_metrics", "accumulated_metrics", "unformatted_weight", "weight_sqnr_table"]
+
+
+def sqnr_db(x: torch.Tensor, q: torch.Tensor) -> float:
+    """Signal-to-quantization-noise ratio in dB, ``20·log10(‖x‖/‖x−q‖)``, computed in float64.
+
+    >>> round(sqnr_db(torch.tensor([3.0, 4.0]), torch.tensor([3.0, 4.5])), 3)
+    20.0
+    """
+    x64, q64 = x.detach().double().flatten(), q.detach().double().flatten()
+    num = float(torch.linalg.vector_norm(x64))
+    den = float(torch.linalg.vector_norm(x64 - q64))
+    if den == 0.0:
+        return math.inf
+    if num == 0.0 or not math.isfinite(den):  # an overflow to inf (E5M2's cast) is no signal at all
+        return -math.inf
+    return 20.0 * math.log10(num / den)
+
+
+def error_metrics(x: torch.Tensor, q: torch.Tensor) -> dict[str, float]:
+    """``{"sqnr_db", "nl2", "cosine"}`` between reference ``x`` and quantized ``q`` (flattened, float64)."""
+    return accumulated_metrics([(x, q)])
+
+
+def accumulated_metrics(parts: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, float]:
+    """:func:`error_metrics` over several ``(x, q)`` pairs as if concatenated: sums of ‖x‖², ‖x−q‖², ‖q‖², ⟨x,q⟩
+    in float64."""
+    sx = sq = sd = sxq = 0.0
+    for x, q in parts:
+        x64, q64 = x.detach().double().flatten(), q.detach().double().flatten()
+        sx += float(x64 @ x64)
+        sq += float(q64 @ q64)
+        d = x64 - q64
+        sd += float(d @ d)
+        sxq += float(x64 @ q64)
+    if sd == 0:
+        sqnr = math.inf
+    elif sx == 0 or not math.isfinite(sd):
+        sqnr = -math.inf
+    else:
+        sqnr = 10.0 * math.log10(sx / sd)
+    return {
+        "sqnr_db": sqnr,
+        "nl2": math.sqrt(sd / sx) if sx > 0 else (0.0 if sd == 0 else math.inf),
+        "cosine": sxq / math.sqrt(sx * sq) if sx > 0 and sq > 0 else float(sx == sq),
+    }
+
+
+def unformatted_weight(module: nn.Module) -> torch.Tensor:
+    """The weight ``module`` computes with when its format is taken off (detached)."""
+    from workbench import formats
+
+    public = getattr(formats, "original_weight", None)  # the formats package's own accessor, where it has one
+    if public is not None:
+        return public(module).detach()
+    from torch.nn.utils import parametrize
+
+    if parametrize.is_parametrized(module, "weight"):
+        return module.parametrizations["weight"].original.detach()
+    return module.weight.detach()
+
+
+def weight_sqnr_table(
+    model: nn.Module,
+    layers: Mapping[str, str] | None = None,
+    cache: dict[tuple[str, str], float] | None = None,
+    *,
+    check: Callable[[], None] | None = None,
+) -> pd.DataFrame:
+    """One row per layer: ``layer, format, sqnr_db``, the SQNR of the weight the model now computes with against
+    the layer's weight without its format (:func:`unformatted_weight`).
+
+    ``layers`` maps layer name to the format currently applied (default: :func:`workbench.formats.current_formats`);
+    ``"dense"`` gives ``inf`` without computing. ``cache`` keyed by (layer, format) skips recomputation (a format's
+    error on an unchanged weight is a constant; the dashboard keeps one). ``check`` is called before each layer
+    (to cancel).
+    """
+    from torch.nn.utils import parametrize
+
+    if layers is None:
+        from workbench.formats import current_formats
+
+        layers = current_formats(model)
+    rows = []
+    with torch.no_grad(), parametrize.cached():
+        for name, fmt in layers.items():
+            if check is not None:
+                check()
+            if fmt == "dense":
+                rows.append((name, fmt, math.inf))
+                continue
+            key = (name, fmt)
+            if cache is not None and key in cache:
+                rows.append((name, fmt, cache[key]))
+                continue
+            module = model.get_submodule(name)
+            value = sqnr_db(unformatted_weight(module), module.weight)
+            if cache is not None:
+                cache[key] = value
+            rows.append((name, fmt, value))
+    return pd.DataFrame(rows, columns=["layer", "format", "sqnr_db"])
