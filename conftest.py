@@ -10,6 +10,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # the tests' models are small: one thread is as fast and does not oversubscribe a 2-core CI machine
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+# notebooks/**/*.py are the jupytext sources of the paired .ipynb: nbval collects the .ipynb, pytest never imports
+# the .py as test modules (tests/test_notebooks_sync.py checks that each pair holds the same cells)
+collect_ignore_glob = ["notebooks/*.py", "notebooks/**/*.py", "tests/notebooks/*.py"]
+
 
 def pytest_configure(config):
     """Collect notebooks with nbval in lax mode (cells must run; outputs are compared only where a cell says

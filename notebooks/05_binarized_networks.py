@@ -1,0 +1,117 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 05 · Binarized networks: straight-through training and XNOR-popcount
+#
+# Hubara, Courbariaux, Soudry, El-Yaniv & Bengio 2016, *Binarized Neural Networks*, train networks whose weights
+# **and** activations are ±1:
+#
+# - forward: `sign(x)` (with sign(0) = +1);
+# - backward: the **straight-through estimator**, gradient passed unchanged where |x| ≤ 1 and cancelled where |x| > 1;
+# - the optimiser updates real-valued *latent* weights, clipped to [−1, 1];
+# - BatchNorm after every binary layer keeps the pre-activations centred, where the sign carries information.
+#
+# At inference a dot product of ±1 vectors packed as bits is `n − 2·popcount(a XOR b)`: one XOR and one popcount
+# replace 64 multiply-adds per machine word.
+
+# %% tags=["parameters"]
+model = "digits-mlp"  # help: architecture trained binarized (digits MLP)
+formats = ["binary"]  # help: the format studied here
+seed = 0  # help: random seed
+quick = None  # help: None follows WORKBENCH_QUICK; True/False forces quick mode
+epochs = 40  # help: training epochs (quick mode uses 8)
+hidden = [256, 256]  # help: hidden layer sizes
+
+# %%
+import numpy as np
+import pandas as pd
+import torch
+import plotly.io as pio
+
+import workbench
+from workbench.config import quick_mode
+
+quick = quick_mode(quick)
+torch.manual_seed(seed)
+torch.set_num_threads(2)
+pd.set_option("display.width", 160, "display.max_columns", 20, "display.precision", 4)
+print("quick mode:", quick)
+
+# %% [markdown]
+# ## The XNOR-popcount identity
+
+# %%
+from workbench.quant import pack_signs, xnor_popcount_dot
+
+g = torch.Generator().manual_seed(seed)
+a, b = torch.randn(4, 100, generator=g), torch.randn(5, 100, generator=g)
+sa, sb = torch.where(a >= 0, 1.0, -1.0), torch.where(b >= 0, 1.0, -1.0)
+packed = pack_signs(a)
+print("100 signs ->", packed.shape[-1], "bytes per row")
+print(xnor_popcount_dot(packed, pack_signs(b), 100))
+print((sa @ sb.T).long())
+assert torch.equal(xnor_popcount_dot(packed, pack_signs(b), 100), (sa @ sb.T).long())
+
+# %% [markdown]
+# ## The straight-through estimator
+
+# %%
+from workbench.quant import sign_ste
+import plotly.graph_objects as go
+
+x = torch.linspace(-2, 2, 401, requires_grad=True)
+y = sign_ste(x)
+y.sum().backward()
+fig = go.Figure([go.Scatter(x=x.detach(), y=y.detach(), name="sign(x) forward"),
+                 go.Scatter(x=x.detach(), y=x.grad, name="STE gradient 1{|x| ≤ 1}")])
+fig.update_layout(title="sign and its straight-through gradient", xaxis_title="x")
+fig.show()
+
+# %% [markdown]
+# ## Training on digits: binarized (with and without BatchNorm) against float
+
+# %%
+from workbench.quant import train_digits_mlp
+from workbench.viz.quant import training_curves
+
+n_epochs = 8 if quick else epochs
+runs = {
+    "binarized + BN": train_digits_mlp(True, batchnorm=True, hidden=tuple(hidden), epochs=n_epochs, seed=seed),
+    "binarized, no BN": train_digits_mlp(True, batchnorm=False, hidden=tuple(hidden), epochs=n_epochs, seed=seed),
+    "float": train_digits_mlp(False, hidden=tuple(hidden), epochs=n_epochs, seed=seed),
+}
+summary = pd.DataFrame([{"run": k, "test accuracy": r.test_accuracy,
+                         "best test accuracy": r.history.test_accuracy.max()} for k, r in runs.items()])
+display(summary)
+training_curves({k: r.history for k, r in runs.items()}).show()
+
+# %% [markdown]
+# ## What the binary network stores
+#
+# Each binary layer keeps 1 bit per weight: 32× smaller than float32. The latent weights stay within [−1, 1]
+# (clipped) and many sit at the boundary, where the STE stops pushing them.
+
+# %%
+from workbench.quant.binarized import BinaryLinear
+
+net = runs["binarized + BN"].model
+rows = []
+for i, layer in enumerate(m for m in net.modules() if isinstance(m, BinaryLinear)):
+    w = layer.weight.detach()
+    rows.append({"layer": i, "shape": tuple(w.shape), "latent |w| max": float(w.abs().max()),
+                 "share at ±1": float((w.abs() > 0.99).float().mean()), "bits": w.numel(),
+                 "float32 bytes": 4 * w.numel(), "binary bytes": w.numel() / 8})
+display(pd.DataFrame(rows))
