@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -137,7 +138,8 @@ def train_binarized(seed: int = SEED, epochs: int | None = None, hidden: list[in
         "torch_version": torch.__version__,
         "split": "scikit-learn digits, stratified train_test_split(test_size=0.2, random_state=0): 1437 train / 360 test",
         "runs": {run: {"test_accuracy": round(r.test_accuracy, 6),
-                       "history": {c: [round(float(v), 6) for v in r.history[c]] for c in r.history.columns}}
+                       "history": {c: [int(v) if c == "epoch" else round(float(v), 6) for v in r.history[c]]
+                                   for c in r.history.columns}}
                  for run, r in results.items()},
     }
     return main_run.model.float().eval(), record
@@ -157,7 +159,9 @@ def _bnn(args: argparse.Namespace) -> int:
     state = {k: v.detach().float().contiguous() if v.is_floating_point() else v for k, v in model.state_dict().items()}
     torch.save(state, path)
     record = {"file": path.name, "sha256": sha256_file(path), **record}
-    (args.out / BNN_RECORD).write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    text = json.dumps(record, indent=1, sort_keys=True)
+    text = re.sub(r"\[\s+([^\[\]{}]*?)\s+\]", lambda m: "[" + " ".join(m.group(1).split()) + "]", text)  # one line a list
+    (args.out / BNN_RECORD).write_text(text + "\n")
     print(f"wrote {path} and {args.out / BNN_RECORD}")
     return 0
 
