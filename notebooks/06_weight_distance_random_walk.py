@@ -31,21 +31,30 @@
 #
 # This notebook puts the statistical model beside a measurement on the bundled digits CNN, then runs the small-batch,
 # large-batch and large-batch + recipe comparison over several seeds and reports what happens, whatever it is.
-# Run top to bottom; `quick = True` (or `WORKBENCH_QUICK=1`, as in CI) makes every experiment small.
+# Run top to bottom. Three sizes:
+#
+# | run | distance run | comparison | walks | time on 2 cores |
+# |---|---|---|---|---|
+# | `quick = True` (CI, `WORKBENCH_QUICK=1`) | 300 steps | B = 256, 2 epochs, 1 seed | 20,000 steps × 200 dims | ≈ 30 s |
+# | default | 1,200 steps | B = 256, 3 epochs, 2 seeds | 100,000 steps × 500 dims | ≈ 1–2 min |
+# | **`full = True`** | 6,000 steps | B = 512, 10 epochs, 3 seeds | 200,000 steps × 1,000 dims | **≈ 10–15 min** |
+#
+# Any size parameter set explicitly below overrides the run's choice.
 
 # %% tags=["parameters"]
-quick = None  # help: None: follow WORKBENCH_QUICK; True: small, fast runs (CI); False: the full experiment
+quick = None  # help: None: follow WORKBENCH_QUICK; True: small, fast runs (CI); False: the default run (1-2 min)
+full = False  # help: the full experiment (10-15 min on 2 cores): 6000 steps, B=512, 10 epochs, 3 seeds, 200k-step walks
 seed = 0  # help: seed of the distance run and of the simulated walks; regime runs use seeds 0..n_seeds-1
 model = "digits-cnn"  # help: bundled model to train (digits-cnn has BatchNorm, needed for Ghost BN)
 batch_size = 32  # help: batch of the distance-from-initialization run
 lr = 0.05  # help: SGD learning rate for the small batch (momentum 0.9)
-steps = None  # help: updates of the distance run; None: 300 quick / 6000 full
+steps = None  # help: updates of the distance run; None: 300 quick / 1200 default / 6000 full
 small_batch = 32  # help: small batch b of the comparison
-large_batch = None  # help: large batch B; None: 256 quick / 512 full
-epochs = None  # help: epoch budget of the small batch; None: 2 quick / 10 full
-n_seeds = None  # help: seeds per regime; None: 1 quick / 3 full
+large_batch = None  # help: large batch B; None: 256 quick and default / 512 full
+epochs = None  # help: epoch budget of the small batch; None: 2 quick / 3 default / 10 full
+n_seeds = None  # help: seeds per regime; None: 1 quick / 2 default / 3 full
 alpha = 1.0  # help: roughness of the random landscape, 0 < alpha < 2 (theory: distance ~ (log t)^(2/alpha))
-walk_steps = None  # help: steps of the simulated walks; None: 20000 quick / 200000 full
+walk_steps = None  # help: steps of the simulated walks; None: 20000 quick / 100000 default / 200000 full
 
 # %%
 import pandas as pd
@@ -58,14 +67,16 @@ from workbench.dynamics import (compare_regimes, fit_growth, predict_growth, sim
 from workbench.viz.dynamics import accuracy_figure, distance_figure, metrics_figure, walk_figure
 
 quick = quick_mode(quick)
-steps = steps or (300 if quick else 6000)
-large_batch = large_batch or (256 if quick else 512)
-epochs = epochs or (2 if quick else 10)
-n_seeds = n_seeds or (1 if quick else 3)
-walk_steps = walk_steps or (20_000 if quick else 200_000)
-walk_dim = 200 if quick else 1000
+size = "quick" if quick else ("full" if full else "default")
+pick = lambda q, d, f: {"quick": q, "default": d, "full": f}[size]  # noqa: E731
+steps = steps or pick(300, 1200, 6000)
+large_batch = large_batch or pick(256, 256, 512)
+epochs = epochs or pick(2, 3, 10)
+n_seeds = n_seeds or pick(1, 2, 3)
+walk_steps = walk_steps or pick(20_000, 100_000, 200_000)
+walk_dim = pick(200, 500, 1000)
 handle = workbench.load_model(model)
-print(f"quick={quick}: distance run {steps} steps at batch {batch_size}; comparison b={small_batch} vs "
+print(f"{size} run: distance run {steps} steps at batch {batch_size}; comparison b={small_batch} vs "
       f"B={large_batch}, {epochs} epochs, {n_seeds} seed(s); walks {walk_steps} steps in {walk_dim} dimensions")
 
 # %% [markdown]
@@ -103,6 +114,10 @@ for kind, f in walk_fits.groupby("kind", sort=False):
     beta = f.set_index("model").loc["log^β", "exponent"]
     print(f"{kind:>17}: best law {best['model']:>6} (R² = {best['r2']:.4f}); fitted (log t)^β exponent β = {beta:.2f}"
           + (f" vs theory 2/α = {2 / alpha:.2f}" if kind == "random_landscape" else ""))
+# the two models of section 1: the free walk grows like a power ≈ √t, the walk on the landscape like a power of log t
+fw = walk_fits[walk_fits.kind == "free"].set_index("model")
+assert fw.loc[fw["best"]].index[0] in ("sqrt", "power") and abs(fw.loc["power", "exponent"] - 0.5) < 0.1
+assert walk_fits[walk_fits.kind == "random_landscape"].set_index("model")["best"][["log", "log^β"]].any()
 
 # %% [markdown]
 # ## 2 · The measurement: ‖w_t − w_0‖ while the digits CNN trains
@@ -174,6 +189,11 @@ print(f"small − large+LR+GBN+RA:  {100 * (acc['small'] - acc['large+LR+GBN+RA'
 print(f"distance travelled (mean): small {table.set_index('regime').loc['small', 'distance_mean']:.2f}, large "
       f"{table.set_index('regime').loc['large', 'distance_mean']:.2f}, large+RA "
       f"{table.set_index('regime').loc['large+LR+GBN+RA', 'distance_mean']:.2f}")
+# the claim of the next cell: fewer updates, less distance; the adapted regime gets both back
+by = table.set_index("regime")
+assert by.loc["large", "steps"] < by.loc["small", "steps"] <= by.loc["large+LR+GBN+RA", "steps"] * 1.01
+assert by.loc["large", "distance_mean"] < by.loc["small", "distance_mean"]
+assert by.loc["large+LR+GBN+RA", "distance_mean"] > by.loc["large", "distance_mean"]
 
 # %% [markdown]
 # The last line connects the two halves: with the same number of epochs the large batch makes B/b times fewer updates
