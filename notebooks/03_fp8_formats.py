@@ -50,7 +50,7 @@ from workbench.config import quick_mode
 
 quick = quick_mode(quick)
 torch.manual_seed(seed)
-torch.set_num_threads(2)
+torch.set_num_threads(1)  # tiny models: one thread is as fast, and two stall on a busy 2-core machine
 pd.set_option("display.width", 160, "display.max_columns", 20, "display.precision", 4)
 print("quick mode:", quick)
 
