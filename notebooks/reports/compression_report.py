@@ -42,6 +42,11 @@ quick: bool | None = None  # None = follow WORKBENCH_QUICK; quick skips the mode
 metrics_path = ""  # where to write the metrics JSON ("" = nowhere; `workbench report` sets it beside the report)
 
 # %%
+import os
+import warnings
+
+os.environ.setdefault("TQDM_DISABLE", "1")  # a report is a batch run: no progress bars left in its pages
+
 import pandas as pd
 
 import workbench as wb
@@ -52,13 +57,21 @@ from workbench.reports.compression import (format_tradeoff, mask_sample, quantiz
 from workbench.viz.reports import layer_error_figure, mask_figure, quantization_figure, tradeoff_figure
 
 setup_report_rendering()  # plotly.js embedded: the HTML report works offline
+notes: list[dict] = []  # warnings raised while the report runs, shown as a table under "Notes" rather than as stderr
+
+
+def _note(message, category, filename, lineno, file=None, line=None):
+    notes.append({"kind": category.__name__, "note": str(message)})
+
+
+warnings.showwarning = _note
 seed_everything(seed)
 quick = quick_mode(quick)
 handle = wb.load_model(model)
 layers = handle.layers
 if not layer:
     layer = str(layers.sort_values("params", ascending=False)["name"].iloc[0])
-print(handle)
+print(f"{handle.name}: {len(layers)} eligible layers; the mask and rounding plots show {layer}")
 layers
 
 # %% [markdown]
@@ -150,6 +163,14 @@ shown_masks.round(4)
 quantization_figure(quantization_sample(handle, formats, layer, seed=seed)).show()
 
 # %% [markdown]
+# ## Notes
+#
+# What the library noted while the report ran (for example a weight zero-padded to fit a pattern's tiles).
+
+# %%
+pd.DataFrame(notes, columns=["kind", "note"]).drop_duplicates(ignore_index=True)
+
+# %% [markdown]
 # ## Metrics
 #
 # The numbers above, as the JSON sidecar the report writes (`metrics_path`): per format the score, loss and
@@ -161,4 +182,4 @@ if patterns:
     metrics["mask_kept_sq"] = {layer_name: dict(zip(part["pattern"], part["kept_sq"].round(6)))
                                for layer_name, part in masks[masks["status"] == "applied"].groupby("layer", sort=False)}
 write_metrics(metrics, metrics_path)
-pd.DataFrame(metrics["formats"]).T
+pd.DataFrame.from_dict(metrics["formats"], orient="index")  # one row per format, counts stay integers
