@@ -168,7 +168,8 @@ quantization_figure(quantization_sample(handle, formats, layer, seed=seed)).show
 # What the library noted while the report ran (for example a weight zero-padded to fit a pattern's tiles).
 
 # %%
-pd.DataFrame(notes, columns=["kind", "note"]).drop_duplicates(ignore_index=True)
+with pd.option_context("display.max_colwidth", None):  # the whole note, not its first 50 characters
+    display(pd.DataFrame(notes, columns=["kind", "note"]).drop_duplicates(ignore_index=True))
 
 # %% [markdown]
 # ## Metrics
