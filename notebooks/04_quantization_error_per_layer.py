@@ -29,6 +29,11 @@
 #    *The Knowledge Within*).
 #
 # Metrics: SQNR = 20·log10(‖x‖/‖x − q‖) dB (about 6 dB per bit for integers), normalized L2 = ‖x − q‖/‖x‖, cosine.
+#
+# The default run takes about a minute on 2 cores: it loads the AdaQuant comparison the same code computed
+# (`data/results/04_calibration.json`) instead of spending minutes on it. **`full = True`** recomputes that table
+# (about 3 min), synthesizes a larger data-free calibration set and evaluates every MiniLM layer: 10 minutes or more
+# on 2 cores (not timed end to end).
 
 # %% tags=["parameters"]
 model = "digits-cnn"  # help: model to analyse (bundled digits model, or any load_model spec)
@@ -37,10 +42,10 @@ seed = 0  # help: random seed
 quick = None  # help: None follows WORKBENCH_QUICK; True/False forces quick mode
 minilm = True  # help: also run the per-layer table on the pretrained MiniLM sentence encoder
 minilm_sentences = 64  # help: sentences for MiniLM in the full run (default 16, quick mode 8)
-full = False  # help: the full run (30-40 min on 2 cores): AdaQuant over 3 seeds recomputed, larger data-free and MiniLM runs
+full = False  # help: the full run (10 min or more on 2 cores, not timed end to end): AdaQuant table recomputed, larger data-free and MiniLM runs
 calibration_seeds = 3  # help: calibration sets (seeds) of the AdaQuant table when it is recomputed
 adaquant_steps = 100  # help: AdaQuant optimisation steps per layer when the table is recomputed
-recompute_calibration = None  # help: None follows full; True recomputes the AdaQuant table here (about 1.5 min per seed on 2 idle cores)
+recompute_calibration = None  # help: None follows full; True recomputes the AdaQuant table here (about 1 min per seed on 2 cores)
 write_calibration = ""  # help: path to write the recomputed AdaQuant table to (JSON; data/results/04_calibration.json is the bundled one)
 
 # %%
@@ -113,7 +118,7 @@ frontier_plot(fr, "measured_loss").show()
 # The comparison below quantizes weights **and** activations to int4 (int8 loses nothing measurable on this model,
 # see the tables above), calibrating on 256 training images drawn with a seed, for `calibration_seeds` seeds: the
 # static-max scales alone (the baseline), then with BN re-estimation, AdaQuant, and both. AdaQuant is slow on a CPU
-# (about 1.5 min per seed on 2 idle cores, much more on a busy machine), so by default the notebook **loads** the table
+# (about 1 min per seed on 2 cores: 3 min for the table), so by default the notebook **loads** the table
 # the same code computed (`data/results/04_calibration.json`, 3 seeds, 100 steps) and recomputes the baseline rows
 # here to check them against it. `full = True` (or `recompute_calibration = True`) recomputes the whole table.
 

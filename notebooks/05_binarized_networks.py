@@ -26,6 +26,9 @@
 #
 # At inference a dot product of ±1 vectors packed as bits is `n − 2·popcount(a XOR b)`: one XOR and one popcount
 # replace 64 multiply-adds per machine word.
+#
+# The notebook loads the three trained networks it compares (bundled in `data/`, a few seconds);
+# **`full = True`** trains them here: about 30 s on 2 idle cores, several minutes on a busy machine.
 
 # %% tags=["parameters"]
 model = "digits-mlp"  # help: architecture trained binarized (digits MLP)

@@ -59,6 +59,7 @@ walk_steps = None  # help: steps of the simulated walks; None: 20000 quick / 100
 # %%
 import pandas as pd
 import plotly.io as pio
+import torch
 
 import workbench
 from workbench.config import quick_mode
@@ -66,6 +67,7 @@ from workbench.dynamics import (compare_regimes, fit_growth, predict_growth, sim
                                 train)
 from workbench.viz.dynamics import accuracy_figure, distance_figure, metrics_figure, walk_figure
 
+torch.set_num_threads(1)  # a small CNN: one thread is as fast, and two stall on a busy 2-core machine
 quick = quick_mode(quick)
 size = "quick" if quick else ("full" if full else "default")
 pick = lambda q, d, f: {"quick": q, "default": d, "full": f}[size]  # noqa: E731
