@@ -25,7 +25,7 @@ def test_bundled_binarized_mlp_matches_its_record():
     assert abs(acc - record["test_accuracy"]) < 1e-6
     assert record["runs"]["binarized + BN"]["test_accuracy"] == record["test_accuracy"]
     # latent weights clipped to [-1, 1]: what training with the straight-through estimator leaves
-    assert all(float(layer.weight.abs().max()) <= 1.0 for layer in model.layers)
+    assert all(float(layer.weight.detach().abs().max()) <= 1.0 for layer in model.layers)
     for name, run in record["runs"].items():
         h = run["history"]
         assert h["epoch"] == list(range(1, record["epochs"] + 1)), name
