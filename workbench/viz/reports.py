@@ -12,20 +12,24 @@ import plotly.graph_objects as go
 
 
 def tradeoff_figure(tradeoff: pd.DataFrame, fig: go.Figure | None = None) -> go.Figure:
-    """Score against model size (kB), one labelled marker per format; the dense baseline as a dashed line."""
+    """Score against model size (kB), one labelled marker per format (formats at the same point share one label);
+    the dense baseline as a dashed line."""
     fig = fig if fig is not None else go.Figure()
     metric = str(tradeoff["metric"].iloc[0]) if len(tradeoff) else "value"
+    point = list(zip(tradeoff["size_bytes"].round(0), tradeoff["value"].round(6)))
+    first = {p: i for i, p in reversed(list(enumerate(point)))}
+    shared = {p: " · ".join(f for f, q in zip(tradeoff["format"], point) if q == p) for p in first}
+    labels = [shared[p] if first[p] == i else "" for i, p in enumerate(point)]  # one label per point
     fig.add_trace(go.Scatter(
-        x=tradeoff["size_bytes"] / 1000.0, y=tradeoff["value"], mode="markers+text", text=tradeoff["format"],
+        x=tradeoff["size_bytes"] / 1000.0, y=tradeoff["value"], mode="markers+text", text=labels,
         textposition="top center", marker={"size": 10},
         customdata=tradeoff[["compression", "loss"]].to_numpy(),
-        hovertemplate="%{text}<br>size %{x:.1f} kB (×%{customdata[0]:.2f})<br>" + metric
+        hovertext=tradeoff["format"], hovertemplate="%{hovertext}<br>size %{x:.1f} kB (×%{customdata[0]:.2f})<br>" + metric
                       + " %{y:.4f}<br>loss %{customdata[1]:.4f}<extra></extra>",
         name="formats"))
     dense = tradeoff[tradeoff["format"] == "dense"]
     if len(dense):
-        fig.add_hline(y=float(dense["value"].iloc[0]), line_dash="dash", line_color="gray",
-                      annotation_text="dense", annotation_position="bottom right")
+        fig.add_hline(y=float(dense["value"].iloc[0]), line_dash="dash", line_color="gray")  # its marker says "dense"
     fig.update_layout(title=f"{metric} vs size", xaxis_title="model size (kB)", yaxis_title=metric, height=420,
                       showlegend=False)
     return fig
@@ -58,8 +62,11 @@ def mask_figure(sample: pd.DataFrame, title: str = "mask", fig: go.Figure | None
     fig.add_trace(go.Heatmap(z=kept.to_numpy(), x=list(wide_w.columns), y=list(wide_w.index), colorscale="RdBu",
                              zmid=0, colorbar={"title": "weight"}, name="kept",
                              hovertemplate="row %{y}, col %{x}<br>w = %{z:.4f}<extra></extra>"))
+    # square cells without padding the x axis beyond the data: the plot area shrinks to fit instead
     fig.update_layout(title=title, xaxis_title="input", yaxis_title="output", height=360,
-                      yaxis={"autorange": "reversed", "scaleanchor": "x"})
+                      xaxis={"range": [min(wide_w.columns) - 0.5, max(wide_w.columns) + 0.5], "constrain": "domain"},
+                      yaxis={"range": [max(wide_w.index) + 0.5, min(wide_w.index) - 0.5], "scaleanchor": "x",
+                             "constrain": "domain"})
     return fig
 
 

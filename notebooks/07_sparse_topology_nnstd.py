@@ -1,0 +1,162 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 07 · Sparse topologies: many winning networks, far apart
+#
+# Sparse networks trained with **SET** (sparse evolutionary training, Mocanu et al. 2018) start from a random
+# Erdős–Rényi graph and, after every epoch, remove the weakest connections and grow as many new ones at random.
+# Liu et al. 2020 (*Topological Insights into Sparse Neural Networks*) asked: do different runs end in the same
+# topology? To answer it they defined **NNSTD**, the Neural Network Sparse Topology Distance, and found that runs of
+# equal accuracy end up with *very different* topologies — adaptive sparse connectivity finds many good subnetworks.
+#
+# This notebook trains several SET networks on the digits data from different seeds, and measures
+#
+# 1. their accuracies (similar),
+# 2. their pairwise NNSTD (large),
+# 3. NNSTD per layer along training (topologies drift apart from a common start).
+#
+# Layers are stored **truly sparse** (Curci, Mocanu, Pechenizkiy 2021, *Truly Sparse Neural Networks at Scale*):
+# only the connections, as CSR index arrays and a vector of values, so time and memory follow the number of
+# connections rather than `n_in × n_out`. Their All-ReLU activation alternates the negative slope (−α, +α) between
+# layers, and their neuron importance (Σ |incoming weights|) can prune whole neurons.
+
+# %% tags=["parameters"]
+quick = None          # help: None = follow WORKBENCH_QUICK (CI); True = small and fast; False = the full experiment
+seed = 0              # help: first seed; the nets use seed, seed+1, ...
+n_nets = 5            # help: number of SET networks trained from different seeds
+hidden = 128          # help: neurons in each of the two hidden layers (quick mode: 32)
+epochs = 20           # help: training epochs per network (quick mode: 4)
+epsilon = 10.0        # help: Erdős–Rényi density parameter ε; density = ε(n_in+n_out)/(n_in·n_out) (SET uses 20 on wide layers)
+zeta = 0.3            # help: fraction of positive and of negative weights pruned and regrown each epoch
+alpha = 0.6           # help: All-ReLU slope α
+same_start = True     # help: all nets start from one initial topology, so NNSTD starts at 0 and shows the drift
+
+# %%
+import numpy as np
+import pandas as pd
+import plotly.io as pio
+import torch
+
+from workbench.config import quick_mode
+from workbench.topology import (accuracy_table, connection_table, erdos_renyi_density, nnstd, nnstd_matrix,
+                                nnstd_over_epochs, nnstd_published, train_set, train_set_runs)
+from workbench.viz.topology import connections_figure, nnstd_epochs_figure, nnstd_heatmap
+
+quick = quick_mode(quick)
+if quick:
+    hidden, epochs = min(hidden, 32), min(epochs, 4)
+torch.manual_seed(seed)
+sizes = (64, hidden, hidden, 10)
+print(f"quick={quick}; network {sizes}; layer densities:",
+      [round(erdos_renyi_density(i, o, epsilon), 3) for i, o in zip(sizes[:-1], sizes[1:])])
+
+# %% [markdown]
+# ## 1 · Train SET networks from different seeds
+#
+# Each epoch: SGD with momentum over the 1,437 training digits, then SET's step on every layer — remove the fraction
+# ζ of positive weights with the smallest values and of negative weights with the largest values (those closest to
+# zero), regrow as many at random empty positions. With `same_start=True` all nets share the initial Erdős–Rényi
+# topology (the `topology_seed`); their weights, batch order and regrowth differ.
+
+# %%
+runs = train_set_runs(range(seed, seed + n_nets), sizes=sizes, epochs=epochs, epsilon=epsilon, zeta=zeta,
+                      alpha=alpha, topology_seed=seed if same_start else None)
+names = [f"seed {r.seed}" for r in runs]
+acc = accuracy_table(runs)
+acc
+
+# %% [markdown]
+# ## 2 · How far apart are the final topologies?
+#
+# **NNSTD.** The distance between two neurons is the Jaccard distance of their input sets, `1 − |A∩B| / |A∪B|`
+# (0 if both are empty). Two layers are compared by the best one-to-one matching of their neurons (the Hungarian
+# algorithm); the layer distance is the matching cost divided by the number of neurons, in [0, 1]. Hidden neurons have
+# no fixed identity, so the matching of layer *k* renames the inputs of layer *k*+1 before it is compared.
+#
+# **Ties.** The published procedure keeps whichever optimal matching the solver returns. Sparse layers have many
+# ties (neurons with identical or empty input sets, many pairs at distance exactly 1), and the next layer depends on
+# the pick: shuffling a network's hidden neurons can change the score, and `nnstd(a, b) ≠ nnstd(b, a)`. The
+# workbench's `nnstd` carries *all* optimal matchings forward: neurons that some optimal matching can pair form a
+# class, and the next layer sees its inputs through these classes (weighted Jaccard on class counts). It equals the
+# published value whenever the matchings are unique, and it is symmetric and permutation invariant by construction
+# (`docs/topology.md`).
+
+# %%
+matrix = nnstd_matrix([r.snapshots[-1] for r in runs], names=names)
+nnstd_heatmap(matrix, dict(zip(names, acc.test_accuracy))).show()
+pairs = matrix[matrix.a < matrix.b].groupby(["a", "b"]).distance.mean()
+print(f"accuracy {acc.test_accuracy.mean():.3f} ± {acc.test_accuracy.std():.3f};  "
+      f"pairwise NNSTD {pairs.mean():.3f} (min {pairs.min():.3f}, max {pairs.max():.3f})")
+
+# %% [markdown]
+# For scale: two *independent* random Erdős–Rényi topologies of the same sizes (no training at all):
+
+# %%
+fresh = [train_set(sizes, epochs=1, epsilon=epsilon, seed=1000 + s, progress=False).snapshots[0] for s in range(2)]
+nnstd(fresh[0], fresh[1]).layers
+
+# %% [markdown]
+# ## 3 · Topologies drift apart during training
+#
+# Per layer, NNSTD between every pair of nets at the same epoch (mean, with the min–max range), and each net's
+# distance to its own initial topology. The output layer of these small nets is fully connected (its ER density
+# exceeds 1), so its distance stays 0.
+
+# %%
+drift = nnstd_over_epochs(runs, names=names)
+nnstd_epochs_figure(drift, title="NNSTD between nets along training").show()
+own = nnstd_over_epochs(runs, names=names, against="init")
+nnstd_epochs_figure(own, title="NNSTD of each net to its own initial topology").show()
+drift.groupby(["epoch", "layer"]).distance.mean().unstack().round(3)
+
+# %% [markdown]
+# ## 4 · Why ties matter: a shuffled copy
+#
+# A copy of a network whose hidden neurons are shuffled is the same network, so its distance must be 0 in every
+# layer. Below, the first net with two hidden neurons made identical (same inputs, different outputs) and one emptied:
+# the published procedure can score a shuffle above 0 (its result depends on which optimal matching the solver returned:
+# look at the table), the tie-exact definition scores 0 for every shuffle.
+
+# %%
+masks = [m.toarray().astype(int) for m in runs[0].snapshots[-1].masks]
+masks[0][1] = masks[0][0]   # neuron 1 copies neuron 0's inputs
+masks[0][2] = 0             # neuron 2 has no inputs
+rng = np.random.default_rng(seed)
+rows = []
+for t in range(5):
+    p1, p2 = rng.permutation(hidden), rng.permutation(hidden)
+    shuffled = [masks[0][p1], masks[1][p2][:, p1], masks[2][:, p2]]
+    rows.append(dict(shuffle=t, published=nnstd_published(masks, shuffled).mean, tie_exact=nnstd(masks, shuffled).mean,
+                     published_reversed=nnstd_published(shuffled, masks).mean))
+pd.DataFrame(rows)
+
+# %% [markdown]
+# ## 5 · Looking at one small net
+#
+# A net small enough to draw (64 inputs, 12 hidden neurons per layer): blue edges are positive weights, red negative.
+
+# %%
+small = train_set((64, 12, 12, 10), epochs=3 if quick else 10, epsilon=3, seed=seed, progress=False)
+print(f"test accuracy {small.accuracy:.3f} with {small.model.n_connections} connections")
+connections_figure(connection_table(small), title="SET net 64-12-12-10").show()
+
+# %% [markdown]
+# ## Notes
+#
+# * Truly sparse vs masked-dense cost (time per epoch, peak memory at 1,000 / 10,000 / 100,000 hidden neurons) is
+#   measured by `benchmarks/topology.py` (results in `benchmarks/RESULTS.topology.md`): masked-dense needs
+#   `n_in × n_out` memory, about 40 GB per 100,000 × 100,000 matrix, the truly sparse layer only its connections.
+# * The interactive view: `from workbench.widgets.topology import TopologyView; TopologyView(runs).ui`.
