@@ -12,8 +12,9 @@ from __future__ import annotations
 import math
 
 from torch import nn
+from torch.nn.utils import parametrize
 
-from workbench.formats.api import _format_param, eligible_layers
+from workbench.formats.api import _format_param, eligible_layers, original_weight
 from workbench.formats.spec import Format, parse_format
 
 
@@ -32,9 +33,10 @@ def bits_per_weight(fmt: "str | Format", dtype_bits: int = 32) -> float:
 
 
 def layer_size_bits(module: nn.Module) -> int:
-    """Bits to store one eligible layer's weight under its current format (per-channel scales included)."""
+    """Bits to store one eligible layer's weight under its current format (per-channel scales included), counted
+    on the layer's :func:`~workbench.formats.original_weight`."""
     p = _format_param(module)
-    w = module.parametrizations.weight.original if p is not None else module.weight
+    w = original_weight(module)
     dtype_bits = w.element_size() * 8
     if p is None:
         return w.numel() * dtype_bits
@@ -51,7 +53,12 @@ def model_size_bytes(model: nn.Module) -> int:
     counted = set()
     for mod in layers.values():
         p = _format_param(mod)
-        counted.add(id(mod.parametrizations.weight.original if p is not None else mod.weight))
+        if parametrize.is_parametrized(mod, "weight"):  # the stored tensors behind the weight
+            plist = mod.parametrizations["weight"]
+            counted.update(id(getattr(plist, k)) for k, _ in plist.named_parameters(recurse=False))
+            counted.update(id(getattr(plist, k)) for k, _ in plist.named_buffers(recurse=False))
+        else:
+            counted.add(id(mod.weight))
         if p is not None:  # masks and scales: scales are counted in layer_size_bits, masks are the index bits
             counted.update(id(b) for b in p.buffers())
     for t in [*model.parameters(), *model.buffers()]:
