@@ -300,7 +300,7 @@ def layer_error(
     """
     from tqdm.auto import tqdm
 
-    from workbench.formats import eligible_layers
+    from workbench.formats import eligible_layers, original_weight
 
     fmts, chosen = _check_args(handle, formats, mode, what, layers)
     batches = list(handle.calibration_batches() if batches is None else batches)
@@ -333,7 +333,7 @@ def layer_error(
         """SQNR of the weight as apply() formats it (call under parametrize.cached(): computed once)."""
         if what == "activations" or not parametrize.is_parametrized(mod, "weight"):
             return math.inf
-        return sqnr_db(mod.parametrizations.weight.original, mod.weight)
+        return sqnr_db(original_weight(mod), mod.weight)
 
     def finite_or_raise(m: dict, parts: list, name: str, f: str) -> None:
         if not all(math.isfinite(m[k]) or m[k] == math.inf for k in ("sqnr_db",)) or not math.isfinite(m["nl2"]):

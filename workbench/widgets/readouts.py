@@ -19,8 +19,8 @@ from typing import Any, Callable, Iterable, Mapping
 import pandas as pd
 import torch
 from torch import nn
-from torch.nn.utils import parametrize
 
+from workbench.formats import original_weight
 from workbench.formats.spec import parse_format
 from workbench.quant.error import sqnr_db
 
@@ -87,11 +87,7 @@ def has_number_format(fmt: str) -> bool:
 
 
 def _original_and_current(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-    if parametrize.is_parametrized(module, "weight"):
-        original = module.parametrizations["weight"].original
-    else:
-        original = module.weight
-    return original.detach(), module.weight.detach()
+    return original_weight(module), module.weight.detach()
 
 
 def weight_sqnr(original: torch.Tensor, current: torch.Tensor) -> float:
