@@ -44,8 +44,8 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from workbench.errors import DeviceError, FormatError, LayerError, NonFiniteError, ShapeError, shorten
-from workbench.formats.masks import fits
+from workbench.errors import CostLimitError, DeviceError, FormatError, LayerError, NonFiniteError, ShapeError, shorten
+from workbench.formats.masks import fits, too_costly
 from workbench.formats.numbers import GRANULARITIES, Granularity
 from workbench.formats.parametrize import ActivationQuantizer, FormatParametrization
 from workbench.formats.spec import Format, parse_format
@@ -55,6 +55,7 @@ FormatArg = Union[str, Format, Mapping[str, Union[str, Format, None]]]
 
 ELIGIBLE_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _ACT_ATTR = "_workbench_activation"
+_ORDER_ATTR = "_workbench_parameter_order"  # the module's parameter order before we parametrized its weight
 RESULT_COLUMNS = ["layer", "format", "status", "reason"]
 
 
@@ -338,17 +339,21 @@ def _remember(mod: nn.Module) -> None:
             entry.version = w._version
 
 
-def _why_not(name: str, mod: nn.Module, w: torch.Tensor, f: Format) -> str | None:
+def _why_not(name: str, mod: nn.Module, w: torch.Tensor, f: Format) -> tuple[str, type[Exception]] | None:
+    """Why layer ``name`` cannot take ``f`` (and the error to raise when it was named), or None."""
     if _old_weight_norm(mod):
         return (f"layer {name!r} carries the deprecated hook-style torch.nn.utils.weight_norm, which reassigns "
                 "`weight` on every forward; re-register it with torch.nn.utils.parametrizations.weight_norm "
-                "(formats compose with parametrizations)")
+                "(formats compose with parametrizations)"), LayerError
     if w.numel() == 0:
-        return f"layer {name!r}: weight {tuple(w.shape)} has no entries"
+        return f"layer {name!r}: weight {tuple(w.shape)} has no entries", ShapeError
     if f.sparsity is not None:
         reason = fits(w, f.sparsity)
         if reason:
-            return f"layer {name!r}: {reason}"
+            return f"layer {name!r}: {reason}", ShapeError
+        cost = too_costly(w, f.sparsity)
+        if cost:
+            return f"layer {name!r}: {cost}", CostLimitError
     return None
 
 
@@ -388,10 +393,10 @@ def _apply(model: nn.Module, fmt: FormatArg, layers: LayerSelector, activations:
         if w.is_meta:
             raise DeviceError(f"layer {name!r}: weight {tuple(w.shape)} is on the meta device (no data); "
                               f"materialize the model (e.g. load its weights) before applying {f.name!r}")
-        reason = _why_not(name, mod, w, f) if weights else None
-        if reason:
+        why = _why_not(name, mod, w, f) if weights else None
+        if why:
+            reason, err = why
             if name in explicit:
-                err = LayerError if _old_weight_norm(mod) else ShapeError
                 raise err(f"{reason} (format {f.name!r})")
             rows.append({"layer": name, "format": f.name, "status": "skipped", "reason": reason})
             continue
@@ -426,6 +431,8 @@ def _register(mod: nn.Module, param: FormatParametrization) -> None:
         with _frozen(mod):
             parametrize.register_parametrization(mod, "weight", param)
     else:
+        if not parametrize.is_parametrized(mod, "weight"):
+            object.__setattr__(mod, _ORDER_ATTR, tuple(mod._parameters))
         parametrize.register_parametrization(mod, "weight", param)
         _remember(mod)
 
@@ -463,6 +470,11 @@ def _remove_format(mod: nn.Module) -> bool:
         return False
     if len(idx) == len(plist):
         parametrize.remove_parametrizations(mod, "weight", leave_parametrized=False)
+        order = mod.__dict__.pop(_ORDER_ATTR, None)
+        if order is not None and set(order) == set(mod._parameters):  # the state_dict keys in their old order
+            params = dict(mod._parameters)
+            mod._parameters.clear()
+            mod._parameters.update((k, params[k]) for k in order)
         return True
     for i in reversed(idx):
         del plist[i]

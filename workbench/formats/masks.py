@@ -476,12 +476,18 @@ def fits(w: torch.Tensor, sparsity: Sparsity) -> str | None:
     if cin % sparsity.m:
         return (f"{sparsity.name}: input dimension {cin} of weight {tuple(w.shape)} is not a multiple of "
                 f"M={sparsity.m}")
-    if sparsity.transposable:
-        mat = (int(w.shape[0]), w[0].numel())
-        seconds = transposable_solve_seconds(mat, sparsity.n, sparsity.m)
-        if seconds > SOLVE_SECONDS_LIMIT:
-            return (f"{sparsity.name}: the solve on the {mat[0]}×{mat[1]} weight matrix is estimated at "
-                    f"{seconds:,.0f} s (limit {SOLVE_SECONDS_LIMIT:.0f} s); use a smaller M")
+    return None
+
+
+def too_costly(w: torch.Tensor, sparsity: Sparsity) -> str | None:
+    """None when the mask of ``sparsity`` on ``w`` is within :data:`SOLVE_SECONDS_LIMIT`, else the estimate."""
+    if not sparsity.transposable or w.dim() < 2:
+        return None
+    mat = (int(w.shape[0]), w[0].numel())
+    seconds = transposable_solve_seconds(mat, sparsity.n, sparsity.m)
+    if seconds > SOLVE_SECONDS_LIMIT:
+        return (f"{sparsity.name}: the solve on the {mat[0]}×{mat[1]} weight matrix is estimated at "
+                f"{seconds:,.0f} s (limit {SOLVE_SECONDS_LIMIT:.0f} s); use a smaller M (e.g. 4:8-T)")
     return None
 
 
@@ -491,6 +497,9 @@ def weight_mask(w: torch.Tensor, sparsity: Sparsity) -> torch.Tensor:
     reason = fits(w, sparsity)
     if reason:
         raise ShapeError(reason)
+    cost = too_costly(w, sparsity)
+    if cost:
+        raise CostLimitError(cost)
     mat = to_matrix(w.detach())
     if sparsity.kind == "unstructured":
         mask = unstructured_mask(mat, sparsity.density)
@@ -512,6 +521,7 @@ __all__ = [
     "PaddedWeightWarning",
     "check_nm",
     "fits",
+    "too_costly",
     "transposable_count",
     "transposable_count_states",
     "transposable_solve_seconds",

@@ -2,7 +2,8 @@
 
 Bits per weight of a format on a weight stored in ``dtype_bits`` (32 for float32): the number format's bits
 (8 for FP8/int8, B for intB, 1 for binary; ``dtype_bits`` for none), times the density N/M of a sparsity pattern,
-plus ⌈log2 M⌉ index bits per kept value (2 bits for 2:4, as the sparse tensor cores' metadata). Per-channel scales
+plus ⌈log2 M⌉ index bits per kept value (2 bits for 2:4, as the sparse tensor cores' metadata); an unstructured
+pattern keeping the fraction d stores d · value bits plus a 1-bit-per-weight bitmap. Per-channel scales
 add one float32 per output channel; :func:`model_size_bytes` counts them, and every other parameter and buffer at
 its own dtype.
 """
@@ -28,6 +29,8 @@ def bits_per_weight(fmt: "str | Format", dtype_bits: int = 32) -> float:
     value_bits = f.number.bits if f.number is not None else dtype_bits
     if f.sparsity is None:
         return float(value_bits)
+    if f.sparsity.kind == "unstructured":
+        return f.sparsity.density * value_bits + 1.0
     index_bits = math.ceil(math.log2(f.sparsity.m)) if f.sparsity.m > 1 else 0
     return f.sparsity.density * (value_bits + index_bits)
 

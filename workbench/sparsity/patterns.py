@@ -15,7 +15,14 @@ import torch
 
 from workbench.errors import FormatError, shorten
 from workbench.formats import Format, Sparsity, parse_format
-from workbench.formats.masks import PaddedWeightWarning, fits, nm_mask, transposable_mask, unstructured_mask
+from workbench.formats.masks import (
+    PaddedWeightWarning,
+    fits,
+    nm_mask,
+    too_costly,
+    transposable_mask,
+    unstructured_mask,
+)
 from workbench.sparsity.diversity import log10_diversity
 
 DEFAULT_PATTERNS: tuple[str, ...] = ("1:2", "2:4", "4:8", "2:4-T", "4:8-T", "unstructured 50%")
@@ -53,7 +60,8 @@ def pattern_fits(pattern: Sparsity | None, mat_shape: tuple[int, int]) -> str | 
     """None when the pattern applies to a 2-D weight matrix of this shape, else why not."""
     if pattern is None:
         return None
-    return fits(torch.empty(mat_shape, device="meta"), pattern)
+    mat = torch.empty(mat_shape, device="meta")
+    return fits(mat, pattern) or too_costly(mat, pattern)
 
 
 def pattern_mask(mat: torch.Tensor, pattern: str | Sparsity | None) -> tuple[torch.Tensor, bool]:
