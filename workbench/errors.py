@@ -69,12 +69,13 @@ class CostLimitError(WorkbenchError, ValueError):
 
 
 def shorten(value: object, limit: int = 60) -> str:
-    """``repr(value)`` cut to ``limit`` characters (with the full length said), for error messages.
+    """``ascii(value)`` (the repr with non-ASCII and control characters escaped, so a zero-width space or a NUL
+    byte shows) cut to ``limit`` characters (with the full length said), for error messages.
 
     >>> shorten("x" * 300, 12)
     "'xxxxxxxxxx… (302 chars)"
     """
-    text = repr(value)
+    text = ascii(value)
     return text if len(text) <= limit else f"{text[: limit - 1]}… ({len(text)} chars)"
 
 
