@@ -243,16 +243,16 @@ def _x_count_small(n: int, m: int) -> int | None:
 
 # ------------------------------------------------------------------------------------------- solve cost
 SOLVE_SECONDS_LIMIT = 60.0
-_SECONDS_PER_TILE_M3 = 4e-7  # measured: 8:16 0.6 ms, 32:64 0.11 s, 64:128 0.7 s per tile (2-core x86_64)
 
 
 def transposable_solve_seconds(shape: tuple[int, int], n: int, m: int) -> float:
     """Estimated seconds of a transposable solve on a weight matrix of ``shape`` (zero padding included):
-    enumeration (X(m, n) <= 1000) is taken as free, a min-cost-flow solve as tiles · m³ · 4e-7 s."""
+    enumeration (X(m, n) <= 1000) is taken as free, a min-cost-flow solve as tiles · max(4e-7 · m³, 2.5e-11 · m⁵) s
+    (measured per tile on a 2-core x86_64: 8:16 0.6 ms, 32:64 0.11 s, 64:128 0.7 s, 128:256 about 25 s)."""
     if n == m or _x_count_small(n, m) is not None:
         return 0.0
     rows, cols = shape[0] + (-shape[0]) % m, shape[1] + (-shape[1]) % m
-    return rows * cols / (m * m) * m**3 * _SECONDS_PER_TILE_M3
+    return rows * cols / (m * m) * max(4e-7 * m**3, 2.5e-11 * m**5)
 
 
 def _solve_enumerate(a: torch.Tensor, n: int, m: int, chunk: int = 1 << 16) -> torch.Tensor:
