@@ -21,10 +21,12 @@ estimate; the log form costs microseconds at any size.
 
 from __future__ import annotations
 
+import inspect
 import math
 import operator
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 from workbench.errors import CostLimitError, ShapeError, shorten
 from workbench.formats.masks import DP_STATES_LIMIT, check_nm, transposable_count, transposable_count_states
@@ -182,21 +184,20 @@ def log10_int(x: int) -> float:
     return math.log10(x >> shift) + shift * _LOG10_2
 
 
-def log10_diversity(
-    kind: str,
-    n: int | None = None,
-    m: int | None = None,
-    shape: tuple[int, ...] = (8, 8),
-    density: float | None = None,
-    block: tuple[int, int] | None = None,
-) -> float:
+def log10_diversity(*args: Any, **kwargs: Any) -> float:
     """``log10(mask_diversity(...))``, same arguments, computed in log space (lgamma; no big integers), so it
     answers at any size; transposable counts past their exact bound use the Canfield–McKay approximation and warn.
 
     >>> round(log10_diversity("nm", 2, 4, shape=(10**6, 10**6)), 3)
     194537812595.911
     """
-    return _log10_of(*_diversity_plan(kind, n, m, shape, density, block))
+    bound = _SIGNATURE.bind(*args, **kwargs)
+    bound.apply_defaults()
+    return _log10_of(*_diversity_plan(**bound.arguments))
+
+
+_SIGNATURE = inspect.signature(mask_diversity)
+log10_diversity.__signature__ = _SIGNATURE.replace(return_annotation=float)  # type: ignore[attr-defined]
 
 
 __all__ = [

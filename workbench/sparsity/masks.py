@@ -19,15 +19,4 @@ from workbench.formats.masks import (
     unstructured_mask,
 )
 
-__all__ = [
-    "PaddedWeightWarning",
-    "check_nm",
-    "is_nm",
-    "is_transposable",
-    "nm_mask",
-    "padding_needed",
-    "solve_tiles",
-    "transposable_mask",
-    "transposable_patterns",
-    "unstructured_mask",
-]
+__all__ = [name for name in dir() if not name.startswith("_")]  # exactly the names imported above
