@@ -20,7 +20,7 @@ import torch
 from scipy.optimize import linprog
 
 from workbench.config import quick_mode
-from workbench.sparsity.masks import _to_tiles, transposable_mask
+from workbench.formats.masks import _to_tiles, transposable_mask
 
 
 def lp_tile(a: np.ndarray, n: int) -> float:

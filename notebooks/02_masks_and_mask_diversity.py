@@ -133,7 +133,7 @@ V.mask_heatmap(w_layer.abs()[region].numpy(), m_t[region].numpy(), m=4,
 bits = (np.arange(2**16)[:, None] >> np.arange(16)) & 1
 tiles = bits.reshape(-1, 4, 4)
 brute = int(((tiles.sum(1) == 2).all(1) & (tiles.sum(2) == 2).all(1)).sum())
-print(f"X(4,2): brute force {brute}, dynamic programming {wb.sparsity.transposable_count(4, 2)}, "
+print(f"X(4,2): brute force {brute}, dynamic programming {wb.sparsity.transposable_count(2, 4)}, "
       f"naive C(4,2)^4 = {math.comb(4, 2) ** 4}")
 shape = (8, 8)
 rows = []
@@ -200,7 +200,7 @@ acc.round(4)
 
 # %%
 conv_patterns = ["2:4"] if quick else ["2:4", "4:8-T"]
-conv = conversion_table(handle, patterns=conv_patterns, n_batches=4 if quick else 8)
+conv = conversion_table(handle, formats=conv_patterns, n_batches=4 if quick else 8)
 V.conversion_bar(conv, title=f"{model}: accuracy after conversion").show()
 for _, r in conv[conv.method == "reconstruct"].iterrows():
     mag = conv[(conv.pattern == r.pattern) & (conv.method == "magnitude")].converted.iloc[0]

@@ -13,7 +13,7 @@ import torch
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from workbench.errors import NonFiniteError, ShapeError, WorkbenchError
-from workbench.sparsity import masks as M
+from workbench.formats import masks as M
 from workbench.sparsity.masks import (
     PaddedWeightWarning,
     is_nm,

@@ -106,7 +106,7 @@ def test_reconstruction_recovers_at_least_half_the_lost_accuracy(cnn):
 
 
 def test_conversion_table_columns(cnn):
-    t = conversion_table(cnn, patterns=("2:4",), methods=("magnitude",))
+    t = conversion_table(cnn, formats=("2:4",), methods=("magnitude",))
     assert list(t.columns) == ["model", "pattern", "method", "layers_converted", "metric", "dense", "converted", "change"]
     assert t.layers_converted.iloc[0] == 3 and t.change.iloc[0] == pytest.approx(t.converted.iloc[0] - t.dense.iloc[0])
 

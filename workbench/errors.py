@@ -68,6 +68,22 @@ class DeviceError(WorkbenchError, RuntimeError):
     """Tensors on a device the path cannot use (CPU tensors for a GPU-only kernel, tensors on different devices)."""
 
 
+class CostLimitError(WorkbenchError, ValueError):
+    """An exact count or solve whose estimated cost is past its bound; the message names the estimate and the
+    cheaper path (a log form, an approximation, a smaller size)."""
+
+
+def shorten(value: object, limit: int = 60) -> str:
+    """``ascii(value)`` (the repr with non-ASCII and control characters escaped, so a zero-width space or a NUL
+    byte shows) cut to ``limit`` characters (with the full length said), for error messages.
+
+    >>> shorten("x" * 300, 12)
+    "'xxxxxxxxxx… (302 chars)"
+    """
+    text = ascii(value)
+    return text if len(text) <= limit else f"{text[: limit - 1]}… ({len(text)} chars)"
+
+
 __all__ = [
     "WorkbenchError",
     "FormatError",
@@ -82,4 +98,6 @@ __all__ = [
     "ReportFailedError",
     "DTypeError",
     "DeviceError",
+    "CostLimitError",
+    "shorten",
 ]

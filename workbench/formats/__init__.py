@@ -1,7 +1,9 @@
 """Number formats and sparsity patterns as a registry of reversible, per-layer transformations.
 
-Names: ``"dense"``, ``"N:M"``, ``"N:M-T"``, ``"fp8_e4m3"``, ``"fp8_e5m2"``, ``"int8"``, ``"int4"``, ``"binary"`` and
-``+`` combinations (``"2:4+fp8_e4m3"``). See :mod:`workbench.formats.spec` for the grammar.
+Names: ``"dense"``, ``"N:M"``, ``"N:M-T"`` (``"N:M-T greedy"``), ``"unstructured P%"``, ``"fp8_e4m3"``,
+``"fp8_e5m2"``, ``"int8"``, ``"int4"``, ``"binary"`` and ``+`` combinations (``"2:4+fp8_e4m3"``). See
+:mod:`workbench.formats.spec` for the one grammar. The mask solvers live in :mod:`workbench.formats.masks`.
+This package imports torch and nothing of the labs.
 
 >>> import torch
 >>> quantize(torch.tensor([1.0, 300.0, 500.0]), "fp8_e4m3", granularity=None).tolist()
@@ -11,6 +13,7 @@ Names: ``"dense"``, ``"N:M"``, ``"N:M-T"``, ``"fp8_e4m3"``, ``"fp8_e5m2"``, ``"i
 # names and parsing
 from workbench.formats.spec import (
     FLOAT_DTYPES,
+    SOLVER_METHODS,
     Format,
     Number,
     Sparsity,
@@ -38,19 +41,25 @@ from workbench.formats.api import (
     current_formats,
     eligible_layers,
     format_table,
+    model_lock,
+    original_weight,
     restore,
     suspended,
 )
 from workbench.formats.parametrize import ActivationQuantizer, FormatParametrization
 
+# masks (the solvers behind the sparsity part)
+from workbench.formats.masks import nm_mask, transposable_mask, unstructured_mask, weight_mask
+
 # sizes
 from workbench.formats.size import bits_per_weight, layer_size_bits, model_size_bytes
 
 __all__ = [
-    "FLOAT_DTYPES", "Format", "Number", "Sparsity", "list_formats", "parse_format", "register_number_format",
+    "FLOAT_DTYPES", "SOLVER_METHODS", "Format", "Number", "Sparsity", "list_formats", "parse_format", "register_number_format",
     "Granularity", "compute_scale", "from_matrix", "quantize", "representable_values", "round_number", "to_matrix",
-    "activation_quantizer", "apply", "clear_cache", "current_formats", "eligible_layers", "format_table", "restore",
-    "suspended",
+    "activation_quantizer", "apply", "clear_cache", "current_formats", "eligible_layers", "format_table", "model_lock",
+    "original_weight", "restore", "suspended",
+    "nm_mask", "transposable_mask", "unstructured_mask", "weight_mask",
     "ActivationQuantizer", "FormatParametrization",
     "bits_per_weight", "layer_size_bits", "model_size_bytes",
 ]

@@ -1,19 +1,477 @@
-"""Masks behind the sparsity part of a format, computed by the solvers in :mod:`workbench.sparsity.masks`
-so that the toggles and the sparsity lab agree."""
+"""Sparsity masks on 2-D weights (rows = output features, columns = input features): the solvers behind the
+sparsity part of a format, so that the format toggles and the sparsity lab (which re-exports them) agree.
+
+N:M (Mishra et al. 2021, "Accelerating Sparse Deep Neural Networks"; NVIDIA ASP): in every group of M
+consecutive weights along the input dimension keep the N of largest magnitude. Ties in |w| are broken
+deterministically: the lower column index wins.
+
+Transposable N:M (Hubara et al. 2021, "Accelerated Sparse Neural Training: A Provable and Efficient Method to
+Find N:M Transposable Masks"): every tile of M output rows × M input columns keeps exactly N entries in every row
+and every column, so the mask of W *and* of Wᵀ are N:M and the data-gradient GEMM of the backward pass (which
+multiplies by Wᵀ) can use the same sparse kernels as the forward pass.
+
+* ``method="optimal"`` maximises the kept Σ|w| of every tile exactly. The problem is a b-matching (a 0/1 M×M
+  matrix with N ones per row and column maximising Σ|w|·S); its LP is integral. For small tiles (M = 4: the
+  X(4,2) = 90 valid patterns) all patterns are scored at once by one matrix product (tiles × patterns) and the
+  best is taken. Otherwise (M = 8: X(8,4) = 116,963,796,250 patterns) a min-cost flow is solved by successive
+  shortest paths, every Bellman-Ford relaxation vectorised over all tiles of the layer with torch.
+* ``method="greedy"`` is the paper's 2-approximation: visit the entries of a tile by |w| descending and keep one
+  when its row and column still have room. It can get stuck with a row and a column short of N; a repair step
+  then augments along best-gain alternating paths until every row and column has exactly N.
+
+Ties in |w| are broken deterministically (earlier pattern / lower flat index first). Weights whose sides are not
+multiples of M are zero-padded for the solve and cropped back, with a :class:`PaddedWeightWarning`. A solve whose
+estimated time is past :data:`SOLVE_SECONDS_LIMIT` is refused with a :class:`CostLimitError` before any work.
+
+Unstructured (Han et al. 2015): keep the ``round(keep · numel)`` largest |w| of the whole weight.
+
+:func:`transposable_count` counts X(M, N), the number of valid M×M transposable tiles, exactly (the solver asks it
+whether enumerating every tile pattern is cheap; :mod:`workbench.sparsity.diversity` builds mask diversity on it).
+"""
 
 from __future__ import annotations
 
+import itertools
+import math
+import warnings
+from functools import cache
+
 import torch
 
-from workbench.errors import FormatError, ShapeError
+from workbench.errors import CostLimitError, NonFiniteError, ShapeError, shorten
 from workbench.formats.numbers import from_matrix, to_matrix
 from workbench.formats.spec import Sparsity
+
+
+class PaddedWeightWarning(UserWarning):
+    """A weight whose sides are not multiples of M was zero-padded for a transposable solve."""
+
+
+def check_nm(n: int, m: int) -> None:
+    """Raise a ShapeError unless ``n`` and ``m`` are ints with ``0 < n <= m``."""
+    ok = all(isinstance(v, int) and not isinstance(v, bool) for v in (n, m))
+    if not ok or m <= 0 or n <= 0 or n > m:
+        raise ShapeError(f"N:M needs integers with 0 < N <= M (n first, then m), got n={shorten(n)}, m={shorten(m)}")
+
+
+def _check_weight(w: torch.Tensor, m: int, what: str, *, rows_too: bool = False, pad: bool = False) -> None:
+    if w.dim() != 2:
+        raise ShapeError(f"{what} expects a 2-D weight (out × in), got shape {tuple(w.shape)}")
+    if not pad:
+        if w.shape[1] % m:
+            raise ShapeError(
+                f"{what}: input dimension {w.shape[1]} of weight {tuple(w.shape)} is not a multiple of M={m}"
+            )
+        if rows_too and w.shape[0] % m:
+            raise ShapeError(
+                f"{what}: output dimension {w.shape[0]} of weight {tuple(w.shape)} is not a multiple of M={m}"
+            )
+    if w.is_floating_point() and not torch.isfinite(w).all():
+        raise NonFiniteError(f"{what}: weight {tuple(w.shape)} contains NaN or inf")
+
+
+def nm_mask(w: torch.Tensor, n: int, m: int) -> torch.Tensor:
+    """Boolean mask keeping the ``n`` largest |w| of every ``m`` consecutive weights along dim 1.
+
+    >>> w = torch.tensor([[1., -4., 3., 2.]])
+    >>> nm_mask(w, 2, 4).int().tolist()
+    [[0, 1, 1, 0]]
+    """
+    check_nm(n, m)
+    _check_weight(w, m, f"{n}:{m} mask")
+    rows, cols = w.shape
+    groups = w.detach().abs().reshape(rows, cols // m, m)
+    order = torch.sort(groups, dim=-1, descending=True, stable=True).indices[..., :n]
+    mask = torch.zeros_like(groups, dtype=torch.bool)
+    mask.scatter_(-1, order, True)
+    return mask.reshape(rows, cols)
+
+
+def is_nm(mask: torch.Tensor, n: int, m: int) -> bool:
+    """True when every group of ``m`` consecutive entries along dim 1 has at most ``n`` nonzeros."""
+    check_nm(n, m)
+    if mask.dim() != 2 or mask.shape[1] % m:
+        return False
+    counts = (mask != 0).reshape(mask.shape[0], -1, m).sum(-1)
+    return bool((counts <= n).all())
+
+
+def is_transposable(mask: torch.Tensor, n: int, m: int, *, exact: bool = False) -> bool:
+    """True when every M×M tile has at most ``n`` nonzeros in every row and column (exactly ``n`` if ``exact``).
+
+    Equivalently: ``mask`` and ``mask.T`` are both N:M.
+
+    >>> is_transposable(torch.ones(4, 4), 2, 4)
+    False
+    >>> is_transposable(torch.tensor([[1, 0], [0, 1]]), 1, 2, exact=True)
+    True
+    """
+    check_nm(n, m)
+    if mask.dim() != 2 or mask.shape[0] % m or mask.shape[1] % m:
+        return False
+    tiles = _to_tiles(mask != 0, m)
+    rows, cols = tiles.sum(2), tiles.sum(1)
+    if exact:
+        return bool((rows == n).all() and (cols == n).all())
+    return bool((rows <= n).all() and (cols <= n).all())
+
+
+# --------------------------------------------------------------------------------------------------- tiles
+def _to_tiles(w: torch.Tensor, m: int) -> torch.Tensor:
+    """(R, C) -> (R/m · C/m, m, m): tile t = (tile row, tile column) in row-major order."""
+    r, c = w.shape
+    return w.reshape(r // m, m, c // m, m).permute(0, 2, 1, 3).reshape(-1, m, m)
+
+
+def _from_tiles(tiles: torch.Tensor, r: int, c: int) -> torch.Tensor:
+    m = tiles.shape[-1]
+    return tiles.reshape(r // m, c // m, m, m).permute(0, 2, 1, 3).reshape(r, c)
+
+
+@cache
+def transposable_patterns(n: int, m: int) -> torch.Tensor:
+    """All m×m 0/1 matrices with exactly ``n`` ones in every row and column, shape (X(m, n), m, m), bool.
+
+    Enumerated row by row with column capacities; the order is deterministic (lexicographic by rows).
+
+    >>> transposable_patterns(2, 4).shape
+    torch.Size([90, 4, 4])
+    """
+    check_nm(n, m)
+    row_choices = list(itertools.combinations(range(m), n))
+    out: list[list[tuple[int, ...]]] = []
+
+    def rec(rows: list[tuple[int, ...]], cap: list[int]) -> None:
+        left = m - len(rows)
+        if left == 0:
+            out.append(list(rows))
+            return
+        for ch in row_choices:
+            if all(cap[j] > 0 for j in ch):
+                new = cap.copy()
+                for j in ch:
+                    new[j] -= 1
+                if all(v <= left - 1 for v in new):  # every column must still be fillable
+                    rows.append(ch)
+                    rec(rows, new)
+                    rows.pop()
+
+    rec([], [n] * m)
+    pats = torch.zeros(len(out), m, m, dtype=torch.bool)
+    for p, rows in enumerate(out):
+        for i, ch in enumerate(rows):
+            pats[p, i, list(ch)] = True
+    return pats
+
+
+# ------------------------------------------------------------------------------------------- counting tiles
+DP_STATES_LIMIT = 400_000  # m · C(m + n', n') states of the exact count (n' = min(n, m - n)); about 0.5 s
+
+
+def transposable_count_states(n: int, m: int) -> int:
+    """The exact count's cost estimate: m · C(m + n', n') states (rows × column-need profiles), n' = min(n, m−n)."""
+    k = min(n, m - n)
+    return m * math.comb(m + k, k)
+
+
+def transposable_count(n: int, m: int) -> int:
+    """X(m, n): the number of m×m 0/1 matrices with exactly ``n`` ones in every row and every column.
+
+    Exact, by dynamic programming over the column counts (rows are filled one at a time; the state is how many
+    columns still need 0, 1, …, n ones); X(m, n) = X(m, m − n) (complements), so the smaller of the two is counted.
+    Past :data:`DP_STATES_LIMIT` states (about M > 13 at N = M/2) it raises a :class:`CostLimitError`; use
+    :func:`workbench.sparsity.log10_transposable_count` (log form, approximate there) instead.
+
+    >>> transposable_count(2, 4), transposable_count(1, 3), transposable_count(4, 8)
+    (90, 6, 116963796250)
+    """
+    check_nm(n, m)
+    states = transposable_count_states(n, m)
+    if states > DP_STATES_LIMIT:
+        raise CostLimitError(
+            f"transposable_count(n={n}, m={m}): the exact count needs about {states:,} dynamic-programming states "
+            f"(limit {DP_STATES_LIMIT:,}); use workbench.sparsity.log10_transposable_count({n}, {m}) for its log10 "
+            "(the Canfield-McKay approximation past the limit)")
+    return _transposable_count(min(n, m - n), m)
+
+
+@cache
+def _transposable_count(n: int, m: int) -> int:
+    if n == 0:
+        return 1
+
+    @cache
+    def rows_left(r: int, state: tuple[int, ...]) -> int:
+        # state[k] = number of columns that still need k ones (k = 0..n); r rows still to fill
+        if r == 0:
+            return 1 if all(v == 0 for v in state[1:]) else 0
+        total = 0
+
+        def pick(k: int, left: int, st: list[int], ways: int) -> None:
+            nonlocal total
+            if left == 0:
+                total += ways * rows_left(r - 1, tuple(st))
+                return
+            if k > n:
+                return
+            avail = state[k]
+            for take in range(min(avail, left) + 1):
+                new = st.copy()
+                new[k] -= take
+                new[k - 1] += take
+                pick(k + 1, left - take, new, ways * math.comb(avail, take))
+
+        pick(1, n, list(state), 1)
+        return total
+
+    start = [0] * (n + 1)
+    start[n] = m
+    return rows_left(m, tuple(start))
+
+
+_ENUMERATE_LIMIT = 1000  # enumerate patterns when X(m, n) is at most this (M = 4: 90; M = 2: 2; M = 3: 6 or 3)
+
+
+def _x_count_small(n: int, m: int) -> int | None:
+    """X(m, n) when it is at most :data:`_ENUMERATE_LIMIT`, else None. For m >= 7 and 0 < n < m,
+    X(m, n) >= X(m, 1) = m! >= 5040, so nothing is counted there."""
+    if m >= 7 and n < m:
+        return None
+    x = transposable_count(n, m)
+    return x if x <= _ENUMERATE_LIMIT else None
+
+
+# ------------------------------------------------------------------------------------------- solve cost
+SOLVE_SECONDS_LIMIT = 60.0
+
+
+def transposable_solve_seconds(shape: tuple[int, int], n: int, m: int) -> float:
+    """Estimated seconds of a transposable solve on a weight matrix of ``shape`` (zero padding included):
+    enumeration (X(m, n) <= 1000) is taken as free, a min-cost-flow solve as tiles · max(4e-7 · m³, 2.5e-11 · m⁵) s
+    (measured per tile on a 2-core x86_64: 8:16 0.6 ms, 32:64 0.11 s, 64:128 0.7 s, 128:256 about 25 s)."""
+    if n == m or _x_count_small(n, m) is not None:
+        return 0.0
+    rows, cols = shape[0] + (-shape[0]) % m, shape[1] + (-shape[1]) % m
+    return rows * cols / (m * m) * max(4e-7 * m**3, 2.5e-11 * m**5)
+
+
+def _solve_enumerate(a: torch.Tensor, n: int, m: int, chunk: int = 1 << 16) -> torch.Tensor:
+    """Exact: score every tile against every valid pattern (one matmul per chunk) and keep the best."""
+    pats = transposable_patterns(n, m).to(a.device)
+    p = pats.reshape(len(pats), m * m).to(a.dtype)
+    flat = a.reshape(a.shape[0], m * m)
+    best = torch.empty(a.shape[0], dtype=torch.long, device=a.device)
+    for s in range(0, flat.shape[0], chunk):
+        best[s : s + chunk] = (flat[s : s + chunk] @ p.T).argmax(dim=1)  # first maximum on ties
+    return pats[best]
+
+
+def _augment(a: torch.Tensor, x: torch.Tensor, n: int, *, shortest: bool = True) -> torch.Tensor:
+    """Successive shortest augmenting paths until every row and column of every tile holds ``n``.
+
+    ``a``: (T, m, m) float64 scores |w| (to maximise), ``x``: (T, m, m) bool current selection (modified in place
+    and returned). Residual graph per tile: row i → column j with cost −a_ij where (i, j) is not selected (keep it),
+    column j → row i with cost +a_ij where it is (drop it); rows short of n are sources, columns short of n sinks.
+    When ``x`` starts as a min-cost selection for its size (e.g. empty) every augmentation keeps it so, and the
+    end result is an optimal b-matching (successive shortest paths, Ahuja–Magnanti–Orlin ch. 9). All tiles are
+    relaxed together (Bellman-Ford, vectorised); only tiles that still have a deficit are carried along.
+
+    ``shortest=False`` is the repair of a selection that is not min-cost (the greedy's): its residual graph can
+    hold negative cycles, so labels are set once, breadth-first (fewest edges, then best gain among those), which
+    always yields a simple augmenting path.
+    """
+    m = a.shape[-1]
+    dev = a.device
+    inf = float("inf")
+    scale = a.amax(dim=(1, 2)).clamp_min(1e-300)
+    while True:
+        deficit_rows = x.sum(2) < n  # (T, m)
+        active = deficit_rows.any(1).nonzero().squeeze(1)
+        if active.numel() == 0:
+            return x
+        t = active.numel()
+        whole = t == x.shape[0]
+        sa, sx = (a, x) if whole else (a[active], x[active])
+        eps = (1e-12 * (scale if whole else scale[active]))[:, None]
+        ar = torch.arange(t, device=dev)
+        add_cost = torch.where(sx, inf, -sa)  # row -> col
+        drop_cost = torch.where(sx, sa, inf)  # col -> row
+        drow = torch.where(deficit_rows[active], 0.0, inf).to(a.dtype)
+        prow = torch.full((t, m), -1, dtype=torch.long, device=dev)
+        dcol = torch.full((t, m), inf, dtype=a.dtype, device=dev)
+        pcol = torch.full((t, m), -1, dtype=torch.long, device=dev)
+        for _ in range(2 * m + 2):
+            best, arg = (drow[:, :, None] + add_cost).min(dim=1)
+            imp = (best < dcol - eps) if shortest else (torch.isinf(dcol) & torch.isfinite(best))
+            dcol = torch.where(imp, best, dcol)
+            pcol = torch.where(imp, arg, pcol)
+            best2, arg2 = (dcol[:, None, :] + drop_cost).min(dim=2)
+            imp2 = (best2 < drow - eps) if shortest else (torch.isinf(drow) & torch.isfinite(best2))
+            drow = torch.where(imp2, best2, drow)
+            prow = torch.where(imp2, arg2, prow)
+            if not bool(imp2.any()):  # rows unchanged: the next column pass cannot improve either
+                break
+        deficit_cols = sx.sum(1) < n
+        dsink = torch.where(deficit_cols, dcol, inf)
+        j = dsink.argmin(dim=1)
+        done = torch.zeros(t, dtype=torch.bool, device=dev)
+        for _ in range(m + 1):
+            i = pcol[ar, j]
+            upd = ~done
+            sx[ar[upd], i[upd], j[upd]] = True
+            jp = prow[ar, i]
+            stop = jp < 0
+            drop = upd & ~stop
+            sx[ar[drop], i[drop], jp[drop]] = False
+            done = done | stop
+            j = torch.where(drop, jp, j)
+            if bool(done.all()):
+                break
+        if not whole:
+            x[active] = sx
+
+
+def _solve_greedy(a: torch.Tensor, n: int) -> torch.Tensor:
+    """Hubara et al. 2021 greedy: entries by |w| descending, keep when row and column have room; then repair."""
+    t, m, _ = a.shape
+    flat = a.reshape(t, m * m)
+    order = torch.sort(flat, dim=1, descending=True, stable=True).indices
+    dev = a.device
+    x = torch.zeros(t, m * m, dtype=torch.bool, device=dev)
+    rc = torch.zeros(t, m, dtype=torch.long, device=dev)
+    cc = torch.zeros(t, m, dtype=torch.long, device=dev)
+    ar = torch.arange(t, device=dev)
+    for k in range(m * m):
+        idx = order[:, k]
+        r, c = idx // m, idx % m
+        ok = (rc[ar, r] < n) & (cc[ar, c] < n)
+        x[ar, idx] |= ok
+        rc[ar, r] += ok
+        cc[ar, c] += ok
+    return _augment(a, x.reshape(t, m, m), n, shortest=False)
+
+
+def _top_prefix(a: torch.Tensor, n: int) -> torch.Tensor:
+    """The largest k entries of each tile, k as large as possible while no row or column exceeds ``n``.
+
+    The top-k entries are the best selection of size k with at most n per row and column (the caps do not bind),
+    i.e. a min-cost flow of value k: a valid start for successive shortest paths that skips k augmentations.
+    """
+    t, m, _ = a.shape
+    order = torch.sort(a.reshape(t, m * m), dim=1, descending=True, stable=True).indices
+    rows = torch.nn.functional.one_hot(order // m, m).cumsum(1)
+    cols = torch.nn.functional.one_hot(order % m, m).cumsum(1)
+    bad = ((rows > n) | (cols > n)).any(2)  # (t, m*m): taking the prefix up to here breaks a cap
+    k = torch.where(bad.any(1), bad.int().argmax(1), m * m)
+    keep = torch.arange(m * m, device=a.device)[None, :] < k[:, None]
+    x = torch.zeros(t, m * m, dtype=torch.bool, device=a.device)
+    x.scatter_(1, order, keep)
+    return x.reshape(t, m, m)
+
+
+def _solve_chunk(a: torch.Tensor, n: int, m: int, method: str) -> torch.Tensor:
+    if method == "greedy":
+        return _solve_greedy(a, n)
+    if _x_count_small(n, m) is not None:
+        return _solve_enumerate(a, n, m)
+    return _augment(a, _top_prefix(a, n), n)
+
+
+_CHUNK = 8192  # tiles per CPU work item: small enough to stay in cache
+
+
+def solve_tiles(a: torch.Tensor, n: int, m: int, method: str = "optimal") -> torch.Tensor:
+    """Masks for a batch of tiles ``a`` (T, m, m) of scores ≥ 0: exactly ``n`` per row and column, bool (T, m, m).
+
+    On CPU the tiles are cut into cache-sized chunks solved by single-threaded torch ops in a small thread pool
+    (torch releases the GIL inside its kernels); intra-op threads on such small tensors only contend.
+    """
+    check_nm(n, m)
+    if method not in ("optimal", "greedy"):
+        raise ShapeError(f"{n}:{m}-T mask: unknown method {method!r}; use 'optimal' or 'greedy'")
+    if a.dim() != 3 or tuple(a.shape[1:]) != (m, m):
+        raise ShapeError(f"{n}:{m}-T tile solve expects tiles of shape (T, {m}, {m}), got {tuple(a.shape)}")
+    a = a.detach().double()
+    if n == m:
+        return torch.ones_like(a, dtype=torch.bool)
+    if a.shape[0] == 0:
+        return torch.zeros_like(a, dtype=torch.bool)
+    if a.device.type != "cpu":
+        return _solve_chunk(a, n, m, method)
+    threads = torch.get_num_threads()
+    chunks = list(torch.split(a, _CHUNK))
+    torch.set_num_threads(1)
+    try:
+        if threads > 1 and len(chunks) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=threads) as pool:
+                parts = list(pool.map(lambda c: _solve_chunk(c, n, m, method), chunks))
+        else:
+            parts = [_solve_chunk(c, n, m, method) for c in chunks]
+    finally:
+        torch.set_num_threads(threads)
+    return torch.cat(parts)
+
+
+def transposable_mask(
+    w: torch.Tensor, n: int, m: int, method: str = "optimal", *, pad: bool = True
+) -> torch.Tensor:
+    """Boolean transposable N:M mask of a 2-D weight: every m×m tile keeps exactly ``n`` per row and column.
+
+    ``method``: ``"optimal"`` (maximum kept Σ|w| per tile, exact) or ``"greedy"`` (Hubara et al. 2021's greedy
+    plus repair). Sides that are not multiples of ``m`` are zero-padded for the solve (with a
+    :class:`PaddedWeightWarning`) and the mask is cropped back; ``pad=False`` raises a ShapeError instead.
+
+    >>> w = torch.tensor([[1., -5.], [4., 2.]])
+    >>> transposable_mask(w, 1, 2).int().tolist()
+    [[0, 1], [1, 0]]
+    """
+    check_nm(n, m)
+    what = f"{n}:{m}-T mask ({method})"
+    _check_weight(w, m, what, rows_too=True, pad=pad)
+    seconds = transposable_solve_seconds(tuple(w.shape), n, m)
+    if seconds > SOLVE_SECONDS_LIMIT:
+        raise CostLimitError(
+            f"{what}: a solve on weight {tuple(w.shape)} is estimated at {seconds:,.0f} s (limit "
+            f"{SOLVE_SECONDS_LIMIT:.0f} s); use a smaller M (e.g. 4:8-T) or apply it to smaller layers")
+    r, c = w.shape
+    a = w.detach().abs()
+    pr, pc = (-r) % m, (-c) % m
+    if pr or pc:
+        warnings.warn(
+            f"{what}: weight {(r, c)} is not a multiple of M={m} on both sides; zero-padded to "
+            f"{(r + pr, c + pc)} for the solve and cropped back (edge tiles keep at most {n} per row/column)",
+            PaddedWeightWarning,
+            stacklevel=2,
+        )
+        a = torch.nn.functional.pad(a, (0, pc, 0, pr))
+    tiles = _to_tiles(a, m)
+    mask = solve_tiles(tiles, n, m, method).to(w.device)
+    return _from_tiles(mask, r + pr, c + pc)[:r, :c].contiguous()
+
+
+def unstructured_mask(w: torch.Tensor, keep: float) -> torch.Tensor:
+    """Keep the ``round(keep · numel)`` largest |w| of the whole tensor (ties: lower flat index first).
+
+    >>> unstructured_mask(torch.tensor([[1., -4.], [3., 2.]]), 0.5).int().tolist()
+    [[0, 1], [1, 0]]
+    """
+    if w.is_floating_point() and not torch.isfinite(w).all():
+        raise NonFiniteError(f"unstructured mask: weight {tuple(w.shape)} contains NaN or inf")
+    k = int(round(keep * w.numel()))
+    order = torch.sort(w.detach().abs().flatten(), descending=True, stable=True).indices[:k]
+    mask = torch.zeros(w.numel(), dtype=torch.bool, device=w.device)
+    mask[order] = True
+    return mask.reshape(w.shape)
 
 
 def fits(w: torch.Tensor, sparsity: Sparsity) -> str | None:
     """None when ``sparsity`` can be applied to weight ``w``, else the reason it cannot."""
     if w.dim() < 2:
         return f"{sparsity.name} needs a weight with at least 2 dimensions, got shape {tuple(w.shape)}"
+    if sparsity.kind == "unstructured":
+        return None
     cin = int(w.shape[1])
     if cin % sparsity.m:
         return (f"{sparsity.name}: input dimension {cin} of weight {tuple(w.shape)} is not a multiple of "
@@ -21,22 +479,59 @@ def fits(w: torch.Tensor, sparsity: Sparsity) -> str | None:
     return None
 
 
-def weight_mask(w: torch.Tensor, sparsity: Sparsity) -> torch.Tensor:
-    """Boolean mask of ``w``'s shape for an N:M (or transposable N:M) pattern, by magnitude."""
-    from workbench.sparsity import masks as solvers
+def too_costly(w: torch.Tensor, sparsity: Sparsity) -> str | None:
+    """None when the mask of ``sparsity`` on ``w`` is within :data:`SOLVE_SECONDS_LIMIT`, else the estimate."""
+    if not sparsity.transposable or w.dim() < 2:
+        return None
+    mat = (int(w.shape[0]), w[0].numel())
+    seconds = transposable_solve_seconds(mat, sparsity.n, sparsity.m)
+    if seconds > SOLVE_SECONDS_LIMIT:
+        return (f"{sparsity.name}: the solve on the {mat[0]}×{mat[1]} weight matrix is estimated at "
+                f"{seconds:,.0f} s (limit {SOLVE_SECONDS_LIMIT:.0f} s); use a smaller M (e.g. 4:8-T)")
+    return None
 
+
+def weight_mask(w: torch.Tensor, sparsity: Sparsity) -> torch.Tensor:
+    """Boolean mask of ``w``'s shape for a sparsity pattern (N:M, transposable N:M, unstructured), by magnitude,
+    on the 2-D view :func:`~workbench.formats.to_matrix`."""
     reason = fits(w, sparsity)
     if reason:
         raise ShapeError(reason)
+    cost = too_costly(w, sparsity)
+    if cost:
+        raise CostLimitError(cost)
     mat = to_matrix(w.detach())
-    if sparsity.transposable:
-        solver = getattr(solvers, "transposable_mask", None)
-        if solver is None:
-            raise FormatError(f"{sparsity.name}: the transposable solver is not available in this build")
-        mask = solver(mat, sparsity.n, sparsity.m)
+    if sparsity.kind == "unstructured":
+        mask = unstructured_mask(mat, sparsity.density)
+    elif sparsity.transposable:
+        mask = transposable_mask(mat, sparsity.n, sparsity.m, sparsity.method)
     else:
-        mask = solvers.nm_mask(mat, sparsity.n, sparsity.m)
+        mask = nm_mask(mat, sparsity.n, sparsity.m)
     return from_matrix(mask, w.shape)
 
 
-__all__ = ["fits", "weight_mask"]
+def padding_needed(shape: tuple[int, ...], m: int) -> tuple[int, int]:
+    """Rows and columns of zero padding a 2-D weight of ``shape`` needs for M×M tiles."""
+    return (-shape[0]) % m, (-shape[1]) % m
+
+
+__all__ = [
+    "DP_STATES_LIMIT",
+    "SOLVE_SECONDS_LIMIT",
+    "PaddedWeightWarning",
+    "check_nm",
+    "fits",
+    "too_costly",
+    "transposable_count",
+    "transposable_count_states",
+    "transposable_solve_seconds",
+    "unstructured_mask",
+    "weight_mask",
+    "is_nm",
+    "is_transposable",
+    "nm_mask",
+    "padding_needed",
+    "solve_tiles",
+    "transposable_mask",
+    "transposable_patterns",
+]

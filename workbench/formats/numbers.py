@@ -19,7 +19,7 @@ from typing import Literal
 
 import torch
 
-from workbench.errors import FormatError, ShapeError
+from workbench.errors import FormatError, NonFiniteError, ShapeError
 from workbench.formats.spec import Format, Number, parse_format
 
 Granularity = Literal["channel", "tensor"] | None
@@ -105,7 +105,10 @@ def round_number(x: torch.Tensor, number: Number, scale: torch.Tensor | None) ->
 def quantize(x: torch.Tensor, fmt: "str | Format", granularity: Granularity = "channel") -> torch.Tensor:
     """Apply a format to a tensor: the N:M mask (weights with >= 2 dims) then the number format's rounding.
 
-    Returns a tensor of the same shape and dtype. With ``granularity=None`` FP8 formats equal torch's own cast.
+    Returns a tensor of the same shape and dtype. With ``granularity=None`` FP8 formats equal torch's own cast
+    (NaN and inf go through the cast as torch's cast takes them). With a scale (``"channel"``, ``"tensor"``) a
+    tensor holding NaN or inf is refused with a NonFiniteError: its amax would make the scale inf or NaN and turn
+    the finite values beside it into NaN.
 
     >>> quantize(torch.tensor([0.3, -1.7, 2.5]), "int8", granularity=None).tolist()
     [0.0, -2.0, 2.0]
@@ -113,6 +116,19 @@ def quantize(x: torch.Tensor, fmt: "str | Format", granularity: Granularity = "c
     [[0.0, -4.0, 3.0, 0.0]]
     """
     f = parse_format(fmt)
+    if not isinstance(x, torch.Tensor):
+        raise ShapeError(f"quantize needs a torch.Tensor `x`, got {type(x).__name__}")
+    if granularity not in GRANULARITIES:
+        raise FormatError(f"granularity must be one of {GRANULARITIES}, got {granularity!r}")
+    if x.numel() == 0:
+        return x.clone()
+    if (f.number is not None and granularity is not None and x.is_floating_point()
+            and not bool(torch.isfinite(x).all())):
+        bad = int((~torch.isfinite(x)).sum())
+        raise NonFiniteError(
+            f"quantize: tensor `x` of shape {tuple(x.shape)} holds {bad} NaN/inf value(s); a {granularity!r} scale "
+            f"(amax / fmax) would be inf or NaN and turn its finite values into NaN. Pass a finite tensor, or "
+            f"granularity=None for the raw rounding of {f.name!r}")
     out = x
     if f.sparsity is not None:
         from workbench.formats.masks import weight_mask

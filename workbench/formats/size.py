@@ -2,7 +2,8 @@
 
 Bits per weight of a format on a weight stored in ``dtype_bits`` (32 for float32): the number format's bits
 (8 for FP8/int8, B for intB, 1 for binary; ``dtype_bits`` for none), times the density N/M of a sparsity pattern,
-plus ⌈log2 M⌉ index bits per kept value (2 bits for 2:4, as the sparse tensor cores' metadata). Per-channel scales
+plus ⌈log2 M⌉ index bits per kept value (2 bits for 2:4, as the sparse tensor cores' metadata); an unstructured
+pattern keeping the fraction d stores d · value bits plus a 1-bit-per-weight bitmap. Per-channel scales
 add one float32 per output channel; :func:`model_size_bytes` counts them, and every other parameter and buffer at
 its own dtype.
 """
@@ -12,8 +13,9 @@ from __future__ import annotations
 import math
 
 from torch import nn
+from torch.nn.utils import parametrize
 
-from workbench.formats.api import _format_param, eligible_layers
+from workbench.formats.api import _format_param, eligible_layers, original_weight
 from workbench.formats.spec import Format, parse_format
 
 
@@ -27,14 +29,17 @@ def bits_per_weight(fmt: "str | Format", dtype_bits: int = 32) -> float:
     value_bits = f.number.bits if f.number is not None else dtype_bits
     if f.sparsity is None:
         return float(value_bits)
+    if f.sparsity.kind == "unstructured":
+        return f.sparsity.density * value_bits + 1.0
     index_bits = math.ceil(math.log2(f.sparsity.m)) if f.sparsity.m > 1 else 0
     return f.sparsity.density * (value_bits + index_bits)
 
 
 def layer_size_bits(module: nn.Module) -> int:
-    """Bits to store one eligible layer's weight under its current format (per-channel scales included)."""
+    """Bits to store one eligible layer's weight under its current format (per-channel scales included), counted
+    on the layer's :func:`~workbench.formats.original_weight`."""
     p = _format_param(module)
-    w = module.parametrizations.weight.original if p is not None else module.weight
+    w = original_weight(module)
     dtype_bits = w.element_size() * 8
     if p is None:
         return w.numel() * dtype_bits
@@ -51,7 +56,12 @@ def model_size_bytes(model: nn.Module) -> int:
     counted = set()
     for mod in layers.values():
         p = _format_param(mod)
-        counted.add(id(mod.parametrizations.weight.original if p is not None else mod.weight))
+        if parametrize.is_parametrized(mod, "weight"):  # the stored tensors behind the weight
+            plist = mod.parametrizations["weight"]
+            counted.update(id(getattr(plist, k)) for k, _ in plist.named_parameters(recurse=False))
+            counted.update(id(getattr(plist, k)) for k, _ in plist.named_buffers(recurse=False))
+        else:
+            counted.add(id(mod.weight))
         if p is not None:  # masks and scales: scales are counted in layer_size_bits, masks are the index bits
             counted.update(id(b) for b in p.buffers())
     for t in [*model.parameters(), *model.buffers()]:

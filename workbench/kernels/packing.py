@@ -3,7 +3,7 @@
 A weight is 2-D, ``[out_features, in_features]`` (``nn.Linear.weight``). Layouts, per output row:
 
 ``"2:4"`` (Mishra et al. 2021): in every group of 4 consecutive inputs keep the 2 of largest magnitude (ties to the
-    lower index: ``workbench.sparsity.masks.nm_mask``, the rule the ``"2:4"`` format uses). ``values`` is
+    lower index: ``workbench.formats.masks.nm_mask``, the rule the ``"2:4"`` format uses). ``values`` is
     ``[out, in/2]`` in the weight's dtype, the two kept values of group ``g`` at ``2g`` and ``2g+1`` in increasing
     input order; ``positions`` is ``[out, ceil(in/32)]`` int32 holding the 2-bit position (0..3) of kept value ``j``
     in word ``j // 16`` at bits ``2·(j % 16)``. So group ``g`` is the 4 bits at ``4·(g % 8)`` of word ``g // 8``.
@@ -134,7 +134,7 @@ def _row_scale(wf: torch.Tensor, kind: str) -> torch.Tensor:
 
 def _select_24(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Kept values ``[out, in/2]`` (input order within each group) and their positions 0..3 ``[out, in/2]``."""
-    from workbench.sparsity.masks import nm_mask
+    from workbench.formats.masks import nm_mask
 
     out, k = weight.shape
     mask = nm_mask(weight, 2, 4).reshape(out, k // 4, 4)

@@ -11,16 +11,9 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from workbench.formats import eligible_layers
+from workbench.formats import eligible_layers, original_weight
 
 LAYER_COLUMNS = ["name", "kind", "weight_shape", "params", "dtype", "in_features", "out_features"]
-
-
-def _original_weight(m: nn.Module) -> torch.Tensor:
-    """The stored weight of a layer, without running a parametrization that may sit on it."""
-    if parametrize.is_parametrized(m, "weight"):
-        return m.parametrizations.weight.original
-    return m.weight
 
 
 def _kind(m: nn.Module) -> str:
@@ -44,7 +37,7 @@ def layer_table(model: nn.Module) -> pd.DataFrame:
     """
     rows = []
     for name, m in eligible_layers(model).items():
-        w = _original_weight(m)
+        w = original_weight(m)
         bias = getattr(m, "bias", None)
         if isinstance(m, nn.Linear):
             fin, fout = m.in_features, m.out_features

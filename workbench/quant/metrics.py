@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-__all__ = ["sqnr_db", "error_metrics", "accumulated_metrics", "unformatted_weight", "weight_sqnr_table"]
+__all__ = ["sqnr_db", "error_metrics", "accumulated_metrics", "weight_sqnr_table"]
 
 
 def sqnr_db(x: torch.Tensor, q: torch.Tensor) -> float:
@@ -69,20 +69,6 @@ def accumulated_metrics(parts: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> d
     }
 
 
-def unformatted_weight(module: nn.Module) -> torch.Tensor:
-    """The weight ``module`` computes with when its format is taken off (detached)."""
-    from workbench import formats
-
-    public = getattr(formats, "original_weight", None)  # the formats package's own accessor, where it has one
-    if public is not None:
-        return public(module).detach()
-    from torch.nn.utils import parametrize
-
-    if parametrize.is_parametrized(module, "weight"):
-        return module.parametrizations["weight"].original.detach()
-    return module.weight.detach()
-
-
 def weight_sqnr_table(
     model: nn.Module,
     layers: Mapping[str, str] | None = None,
@@ -91,7 +77,7 @@ def weight_sqnr_table(
     check: Callable[[], None] | None = None,
 ) -> pd.DataFrame:
     """One row per layer: ``layer, format, sqnr_db``, the SQNR of the weight the model now computes with against
-    the layer's weight without its format (:func:`unformatted_weight`).
+    the layer's weight without its format (:func:`workbench.formats.original_weight`).
 
     ``layers`` maps layer name to the format currently applied (default: :func:`workbench.formats.current_formats`);
     ``"dense"`` gives ``inf`` without computing. ``cache`` keyed by (layer, format) skips recomputation (a format's
@@ -100,9 +86,9 @@ def weight_sqnr_table(
     """
     from torch.nn.utils import parametrize
 
-    if layers is None:
-        from workbench.formats import current_formats
+    from workbench.formats import current_formats, original_weight
 
+    if layers is None:
         layers = current_formats(model)
     rows = []
     with torch.no_grad(), parametrize.cached():
@@ -117,7 +103,7 @@ def weight_sqnr_table(
                 rows.append((name, fmt, cache[key]))
                 continue
             module = model.get_submodule(name)
-            value = sqnr_db(unformatted_weight(module), module.weight)
+            value = sqnr_db(original_weight(module).detach(), module.weight)
             if cache is not None:
                 cache[key] = value
             rows.append((name, fmt, value))

@@ -1,5 +1,8 @@
 """Sparsity lab: N:M and transposable N:M masks, exact mask diversity, mask reports, N:M conversion.
 
+The mask solvers live in :mod:`workbench.formats.masks` (the formats registry needs them) and are re-exported
+here; pattern names are the sparsity part of the one format grammar (:mod:`workbench.formats.spec`).
+
 Follows Mishra et al. 2021 (2:4 Sparse Tensor Cores, NVIDIA ASP) and Hubara et al. 2021 ("Accelerated Sparse
 Neural Training: A Provable and Efficient Method to Find N:M Transposable Masks").
 
@@ -11,14 +14,17 @@ True
 90
 """
 
-# masks
 # mask diversity
 from workbench.sparsity.diversity import (
+    ApproximateCountWarning,
     log10_diversity,
     log10_int,
+    log10_transposable_count,
     mask_diversity,
     transposable_count,
 )
+
+# masks (the solvers live in workbench.formats.masks)
 from workbench.sparsity.masks import (
     PaddedWeightWarning,
     check_nm,
@@ -28,6 +34,7 @@ from workbench.sparsity.masks import (
     solve_tiles,
     transposable_mask,
     transposable_patterns,
+    unstructured_mask,
 )
 
 # patterns, the per-layer report and conversion to N:M (these import workbench.formats)
@@ -36,6 +43,7 @@ from workbench.sparsity.patterns import DEFAULT_PATTERNS, parse_pattern, pattern
 from workbench.sparsity.report import mask_report, pattern_summary
 
 __all__ = [
+    "ApproximateCountWarning",
     "DEFAULT_PATTERNS",
     "conversion_table",
     "convert_to_nm",
@@ -49,10 +57,12 @@ __all__ = [
     "is_transposable",
     "log10_diversity",
     "log10_int",
+    "log10_transposable_count",
     "mask_diversity",
     "nm_mask",
     "solve_tiles",
     "transposable_count",
     "transposable_mask",
     "transposable_patterns",
+    "unstructured_mask",
 ]

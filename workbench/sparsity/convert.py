@@ -15,6 +15,7 @@ Two methods, applied to every eligible layer the pattern fits (others are left d
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,9 +26,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from workbench.errors import FormatError
-from workbench.formats import eligible_layers, from_matrix, to_matrix
-from workbench.sparsity.layerio import capture_inputs, dense_weight, layer_output
-from workbench.sparsity.patterns import parse_pattern, pattern_mask
+from workbench.formats import eligible_layers, from_matrix, original_weight, to_matrix
+from workbench.sparsity.layerio import capture_inputs, layer_output
+from workbench.sparsity.patterns import parse_pattern, pattern_fits, pattern_mask
 
 
 def _design(mod: nn.Module, x: torch.Tensor) -> torch.Tensor | None:
@@ -103,7 +104,7 @@ def refit_rows(
 
 def convert_to_nm(
     handle: Any,
-    pattern: str = "2:4",
+    fmt: str = "2:4",
     method: str = "reconstruct",
     layers: Sequence[str] | None = None,
     n_batches: int | None = 8,
@@ -111,7 +112,8 @@ def convert_to_nm(
     max_samples: int = 20000,
     seed: int = 0,
 ) -> tuple[nn.Module, pd.DataFrame]:
-    """A converted copy of ``handle.model`` and one row per layer (``layer, pattern, method, status, reason,
+    """A converted copy of ``handle.model`` under the sparsity pattern ``fmt`` (a pattern name of the format
+    grammar) and one row per layer (``layer, pattern, method, status, reason,
     kept_abs, output_rel_error``); the handle's own model is not changed.
 
     ``output_rel_error`` is this layer's ‖y_dense − y_converted‖/‖y_dense‖ on the calibration batches, with the
@@ -119,24 +121,24 @@ def convert_to_nm(
     """
     if method not in ("magnitude", "reconstruct"):
         raise FormatError(f"conversion method {method!r} is unknown; use 'magnitude' or 'reconstruct'")
-    p = parse_pattern(pattern)
+    p = parse_pattern(fmt)
     dense = handle.model
     model = copy.deepcopy(dense).eval()
     names = [n for n in eligible_layers(model) if layers is None or n in layers]
     if layers is not None and set(layers) - set(names):
-        raise FormatError(f"{pattern}: layers {sorted(set(layers) - set(names))} are not eligible layers")
+        raise FormatError(f"{fmt}: layers {sorted(set(layers) - set(names))} are not eligible layers")
     batches = handle.calibration_batches(n_batches=n_batches) if n_batches else handle.calibration_batches()
     dense_out = capture_inputs(handle, dense, names, batches, outputs=True) if method == "reconstruct" else {}
     mods = dict(model.named_modules())
     gen = torch.Generator().manual_seed(seed)
     rows = []
-    for name in tqdm(names, desc=f"convert {pattern}", leave=False):
+    for name in tqdm(names, desc=f"convert {fmt}", leave=False):
         mod = mods[name]
-        w = dense_weight(mod).clone()
+        w = original_weight(mod).clone()
         mat = to_matrix(w)
-        reason = p.fits(tuple(mat.shape))
-        if reason or p.kind == "dense":
-            rows.append(dict(layer=name, pattern=pattern, method=method, status="skipped",
+        reason = pattern_fits(p, tuple(mat.shape))
+        if reason or p is None:
+            rows.append(dict(layer=name, pattern=fmt, method=method, status="skipped",
                              reason=f"{name}: {reason}" if reason else "dense", kept_abs=1.0, output_rel_error=float("nan")))
             continue
         mask, _ = pattern_mask(mat, p)
@@ -160,7 +162,7 @@ def convert_to_nm(
             mod.weight.copy_(from_matrix(new_w, w.shape))
             if new_b is not None:
                 mod.bias.copy_(new_b.to(mod.bias.dtype))
-        rows.append(dict(layer=name, pattern=pattern, method=method, status=status, reason=reason or "",
+        rows.append(dict(layer=name, pattern=fmt, method=method, status=status, reason=reason or "",
                          kept_abs=float((mat * mask).abs().sum() / mat.abs().sum().clamp_min(1e-30)),
                          output_rel_error=float("nan")))
     # each converted layer's output against the dense layer's, in the final model (one pass of each model)
@@ -182,19 +184,27 @@ def convert_to_nm(
 
 def conversion_table(
     handle: Any,
-    patterns: Sequence[str] = ("2:4",),
+    formats: Sequence[str] = ("2:4",),
     methods: Sequence[str] = ("magnitude", "reconstruct"),
+    *,
+    patterns: Sequence[str] | None = None,
     **kwargs: Any,
 ) -> pd.DataFrame:
     """Quality before and after conversion: one row per pattern × method (plus the dense model).
 
+    ``formats``: sparsity pattern names (``patterns=`` is the deprecated spelling of the same argument).
+
     Columns: ``model, pattern, method, layers_converted, metric, dense, converted, change`` where ``metric`` is
     ``accuracy`` (classifiers) or ``cosine`` (embedding models, to the dense model's embeddings).
     """
+    if patterns is not None:
+        warnings.warn("conversion_table(patterns=...) is deprecated; the argument is named `formats`",
+                      DeprecationWarning, stacklevel=2)
+        formats = patterns
     base = handle.evaluate()
     metric = "accuracy" if "accuracy" in base else "cosine"
     out = []
-    for pat in patterns:
+    for pat in formats:
         for meth in methods:
             model, per_layer = convert_to_nm(handle, pat, meth, **kwargs)
             score = handle.evaluate(model)[metric]

@@ -45,13 +45,4 @@ def layer_output(mod: nn.Module, x: torch.Tensor, weight: torch.Tensor, bias: to
     raise LayerError(f"layer of type {type(mod).__name__} is not supported (Linear or Conv only)")
 
 
-def dense_weight(mod: nn.Module) -> torch.Tensor:
-    """The module's unformatted weight (the parametrization's original if a format is applied)."""
-    from torch.nn.utils import parametrize
-
-    if parametrize.is_parametrized(mod, "weight"):
-        return mod.parametrizations.weight.original.detach()
-    return mod.weight.detach()
-
-
-__all__ = ["capture_inputs", "dense_weight", "layer_output"]
+__all__ = ["capture_inputs", "layer_output"]

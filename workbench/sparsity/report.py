@@ -5,8 +5,8 @@ Columns of :func:`mask_report` (one row per layer × pattern):
 output_rel_error, output_cosine``.
 
 * ``kept_abs`` = Σ|w·mask| / Σ|w| and ``kept_sq`` = Σ(w·mask)² / Σw² (the "kept magnitude" of Hubara et al. 2021);
-* ``log10_diversity`` = log10 of the exact mask diversity (:mod:`workbench.sparsity.diversity`) of the layer's
-  weight matrix under the pattern;
+* ``log10_diversity`` = log10 of the mask diversity (:func:`workbench.sparsity.log10_diversity`, in log space) of
+  the layer's weight matrix under the pattern;
 * ``output_rel_error`` = ‖y_dense − y_masked‖ / ‖y_dense‖ of this layer alone on the calibration batches (inputs
   captured with forward hooks, outputs recomputed with the masked weight), ``output_cosine`` the mean cosine per row.
 """
@@ -22,10 +22,13 @@ from workbench.progress import progress
 
 from workbench.errors import LayerError
 from workbench.formats import eligible_layers, from_matrix, to_matrix
-from workbench.sparsity.layerio import capture_inputs, dense_weight, layer_output
+from workbench.formats import original_weight
+from workbench.sparsity.layerio import capture_inputs, layer_output
 from workbench.sparsity.patterns import (
     DEFAULT_PATTERNS,
     parse_pattern,
+    pattern_fits,
+    pattern_kind,
     pattern_log10_diversity,
     pattern_mask,
 )
@@ -48,30 +51,35 @@ def _select(model: torch.nn.Module, layers: Sequence[str] | None) -> dict[str, t
 
 def mask_report(
     handle: Any,
-    patterns: Sequence[str] = DEFAULT_PATTERNS,
+    formats: Sequence[str] = DEFAULT_PATTERNS,
     layers: Sequence[str] | None = None,
     n_batches: int | None = 2,
 ) -> pd.DataFrame:
-    """One row per layer × pattern: kept |w| and w², log10 mask diversity and this layer's output error.
+    """One row per layer × sparsity pattern (``formats``: pattern names of the format grammar, e.g. ``"2:4"``,
+    ``"4:8-T greedy"``, ``"unstructured 50%"``): kept |w| and w², log10 mask diversity and this layer's output
+    error. The ``pattern`` column holds each name as given.
 
     ``n_batches`` calibration batches feed the output error (None: the handle's default); layers a pattern does
     not fit get ``status="skipped"`` and a ``reason``.
     """
-    parsed = [parse_pattern(p) for p in patterns]
+    if isinstance(formats, str):
+        formats = [formats]
+    parsed = [(str(name).strip(), parse_pattern(name)) for name in formats]
     mods = _select(handle.model, layers)
     batches = handle.calibration_batches(n_batches=n_batches) if n_batches else handle.calibration_batches()
     inputs = capture_inputs(handle, handle.model, mods, batches)
     rows = []
     for name, mod in progress(mods.items(), desc="mask report", leave=False):
-        w = dense_weight(mod)
+        w = original_weight(mod)
         mat = to_matrix(w)
         absw, sqw = float(mat.abs().sum()), float((mat.double() ** 2).sum())
         with torch.no_grad():
             ref = [layer_output(mod, x, w) for x in inputs[name]]
-        for p in parsed:
-            row: dict[str, Any] = dict(layer=name, pattern=p.name, kind=p.kind, n=p.n, m=p.m,
-                                       matrix_shape=tuple(mat.shape), status="applied", reason="", padded=False)
-            reason = p.fits(tuple(mat.shape))
+        for pname, p in parsed:
+            row: dict[str, Any] = dict(layer=name, pattern=pname, kind=pattern_kind(p), n=getattr(p, "n", None),
+                                       m=getattr(p, "m", None), matrix_shape=tuple(mat.shape), status="applied",
+                                       reason="", padded=False)
+            reason = pattern_fits(p, tuple(mat.shape))
             if reason:
                 rows.append({**row, "status": "skipped", "reason": f"{name}: {reason}"})
                 continue

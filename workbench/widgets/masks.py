@@ -11,8 +11,7 @@ from typing import Any
 import ipywidgets as W
 import plotly.graph_objects as go
 
-from workbench.formats import eligible_layers, to_matrix
-from workbench.sparsity.layerio import dense_weight
+from workbench.formats import eligible_layers, original_weight, to_matrix
 from workbench.sparsity.patterns import DEFAULT_PATTERNS, parse_pattern, pattern_mask
 from workbench.sparsity.report import mask_report
 from workbench.viz.sparsity import diversity_bar, kept_magnitude_bar, mask_heatmap
@@ -70,7 +69,7 @@ class MaskView:
             self.status.value = "<b>no eligible layers</b>"
             return
         mods = eligible_layers(self.handle.model)
-        mat = to_matrix(dense_weight(mods[self.layer.value])).float()
+        mat = to_matrix(original_weight(mods[self.layer.value])).float()
         rep = self.report()
         row = rep[rep.pattern == self.pattern.value].iloc[0]
         p = parse_pattern(self.pattern.value)
@@ -86,7 +85,7 @@ class MaskView:
         kept = (mask[r0 : r0 + self.rows.value, c0 : c0 + self.cols.value].numpy() if mask is not None
                 else region * 0 > 1)
         mask_heatmap(region, kept, title=f"{self.layer.value} · {self.pattern.value} (rows {r0}+, cols {c0}+)",
-                     m=p.m, fig=self.heatmap)
+                     m=getattr(p, "m", None), fig=self.heatmap)
         kept_magnitude_bar(rep, fig=self.kept_fig, title=f"{self.layer.value}: fraction of |w| kept")
         diversity_bar(rep, fig=self.diversity_fig, title=f"{self.layer.value}: log10 mask diversity")
         cols = ["pattern", "status", "kept_abs", "kept_sq", "log10_diversity", "output_rel_error", "padded"]

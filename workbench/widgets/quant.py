@@ -15,7 +15,7 @@ import ipywidgets as W
 import numpy as np
 import plotly.graph_objects as go
 
-from workbench.formats import compute_scale, eligible_layers, parse_format, representable_values
+from workbench.formats import compute_scale, eligible_layers, original_weight, parse_format, representable_values
 from workbench.quant.error import layer_error
 from workbench.quant.sensitivity import allocate_bits, layer_sizes
 from workbench.viz.quant import allocation_bar, sqnr_bar, sqnr_heatmap, weight_histogram
@@ -92,8 +92,7 @@ class QuantErrorView:
         if self.layer.value is None:
             return
         mod = eligible_layers(self.handle.model)[self.layer.value]
-        orig = getattr(getattr(mod, "parametrizations", None), "weight", None)
-        w = (orig.original if orig is not None else mod.weight).detach().float()  # the unformatted weight
+        w = original_weight(mod).float()  # the unformatted weight
         f = parse_format(self.fmt.value)
         scale = compute_scale(w, f.number, "tensor")
         grid = representable_values(f).numpy() * float(scale)

@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from workbench.formats import original_weight
 from workbench.formats.spec import parse_format
 from workbench.quant.metrics import sqnr_db, weight_sqnr_table
 
