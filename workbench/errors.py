@@ -55,6 +55,10 @@ class ReportFailedError(WorkbenchError, RuntimeError):
         self.result = result
 
 
+class OutputError(WorkbenchError, OSError):
+    """An output location that cannot be used: not a folder, not writable, or being written by another run."""
+
+
 class DTypeError(WorkbenchError, TypeError):
     """A tensor of a dtype the operation does not take (for example float64 weights or int activations for a kernel)."""
 
@@ -74,6 +78,7 @@ __all__ = [
     "DataError",
     "ParameterError",
     "ReportFailedError",
+    "OutputError",
     "DTypeError",
     "DeviceError",
 ]
