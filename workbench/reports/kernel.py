@@ -1,7 +1,8 @@
 """The Jupyter kernel a report runs in: quiet on a clean shutdown, private sockets, never left behind.
 
-:func:`new_kernel_manager` returns the kernel manager :func:`workbench.reports.run_report` hands to papermill
-(nbclient's ``km``), so the report runner owns the kernel and can end it whatever happens:
+:func:`report_kernel_manager_class` gives the kernel manager class :func:`workbench.reports.run_report` hands to
+papermill (nbclient's ``kernel_manager_class``), which keeps a handle on the kernel so the runner can end it
+whatever happens:
 
 - **No SIGINT on a clean shutdown.** jupyter_client's ``shutdown_kernel`` interrupts the kernel (SIGINT to its
   process group) before asking it to shut down. When that signal lands while ipykernel handles a message, the kernel
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import tempfile
 from pathlib import Path
@@ -37,12 +37,25 @@ class ReportKernelManager(AsyncKernelManager):
         await super()._async_interrupt_kernel()
 
 
-def new_kernel_manager(kernel_name: str = "python3") -> tuple[ReportKernelManager, Path | None]:
-    """A kernel manager for one report and the private folder of its sockets (None on TCP); see the module doc."""
-    if os.name != "posix":  # pragma: no cover - Windows has no IPC transport in ZeroMQ
-        return ReportKernelManager(kernel_name=kernel_name), None
-    sockets = Path(tempfile.mkdtemp(prefix="wb-kernel-"))  # short path: a Unix socket name has ~100 bytes
-    return ReportKernelManager(kernel_name=kernel_name, transport="ipc", ip=str(sockets / "k")), sockets
+def report_kernel_manager_class() -> tuple[type[ReportKernelManager], list[ReportKernelManager], Path | None]:
+    """A kernel manager class for one report (nbclient's ``kernel_manager_class``), the list its instances are put
+    in, and the private folder of their sockets (None on TCP).
+
+    nbclient creates, owns and cleanly shuts down the manager (without the SIGINT, see the module doc); the list
+    gives the report runner a handle to :func:`kill_kernel` whatever happens (Ctrl-C while a cell runs).
+    """
+    instances: list[ReportKernelManager] = []
+    sockets = Path(tempfile.mkdtemp(prefix="wb-kernel-")) if os.name == "posix" else None  # short: ~100-byte limit
+
+    class _OneReportKernelManager(ReportKernelManager):
+        def __init__(self, **kwargs: Any) -> None:
+            if sockets is not None:
+                kwargs.setdefault("transport", "ipc")
+                kwargs.setdefault("ip", str(sockets / "k"))
+            super().__init__(**kwargs)
+            instances.append(self)
+
+    return _OneReportKernelManager, instances, sockets
 
 
 def kernel_pid(km: Any) -> int | None:
@@ -53,8 +66,8 @@ def kernel_pid(km: Any) -> int | None:
     return process.pid
 
 
-def kill_kernel(km: Any, sockets: Path | None = None) -> None:
-    """Kill the kernel's process group now if it still runs, and remove its connection file and sockets."""
+def kill_kernel(km: Any) -> None:
+    """Kill the kernel's process group now if it still runs, and remove its connection file and IPC sockets."""
     provisioner = getattr(km, "provisioner", None)
     process = getattr(provisioner, "process", None)
     if process is not None and process.poll() is None:
@@ -68,10 +81,8 @@ def kill_kernel(km: Any, sockets: Path | None = None) -> None:
             process.wait(timeout=10)
     with contextlib.suppress(Exception):
         km.cleanup_connection_file()
-    if sockets is not None:
-        with contextlib.suppress(Exception):
-            km.cleanup_ipc_files()
-        shutil.rmtree(sockets, ignore_errors=True)
+    with contextlib.suppress(Exception):
+        km.cleanup_ipc_files()
 
 
-__all__ = ["ReportKernelManager", "new_kernel_manager", "kernel_pid", "kill_kernel"]
+__all__ = ["ReportKernelManager", "report_kernel_manager_class", "kernel_pid", "kill_kernel"]

@@ -46,7 +46,7 @@ from workbench.errors import OutputError, ReportFailedError
 
 from .files import atomic_open, atomic_write, output_lock, prepare_output_dir, remove
 from .html import notebook_to_html
-from .kernel import kill_kernel, new_kernel_manager
+from .kernel import kill_kernel, report_kernel_manager_class
 from .params import (Parameter, ParameterError, effective_parameters, notebook_parameters, resolve_path_parameters,
                      validate_parameters)
 from .provenance import collect_provenance, write_json_atomic
@@ -144,6 +144,10 @@ class _QuietPapermillInspection(logging.Filter):
 _PAPERMILL_FILTER = _QuietPapermillInspection()
 
 
+def _no_loop_signal_handlers(*args: Any) -> None:
+    raise RuntimeError("signal handlers on a report's event loop are left to workbench.reports.run_report")
+
+
 def _call_with_own_event_loop(fn: Any, *args: Any, **kwargs: Any) -> Any:
     """Call ``fn`` (papermill) so that nbclient runs it on an event loop of its own, closed afterwards.
 
@@ -160,13 +164,25 @@ def _call_with_own_event_loop(fn: Any, *args: Any, **kwargs: Any) -> Any:
         return fn(*args, **kwargs)
 
     def call() -> Any:
+        from jupyter_core.utils import ensure_event_loop
+
+        loop = ensure_event_loop()  # this context's fresh loop, the one nbclient will run on
+        # nbclient would turn Ctrl-C into a kernel shutdown on this loop and let the run "fail" (a sweep then goes
+        # on to its next report); refusing loop signal handlers keeps Ctrl-C a KeyboardInterrupt that run_report
+        # handles: kernel killed, files marked, interrupt re-raised.
+        loop.add_signal_handler = _no_loop_signal_handlers  # type: ignore[method-assign]
+        loop.remove_signal_handler = _no_loop_signal_handlers  # type: ignore[method-assign]
         try:
             return fn(*args, **kwargs)
         finally:
-            from jupyter_core.utils import ensure_event_loop
-
             loop = ensure_event_loop()
             if not loop.is_running():
+                pending = asyncio.all_tasks(loop)  # left by an interrupt: cancel them quietly before closing
+                for task in pending:
+                    task.cancel()
+                if pending:
+                    with contextlib.suppress(BaseException):
+                        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
                 loop.close()
             asyncio.set_event_loop(None)
 
@@ -299,8 +315,8 @@ def _run_locked(notebook: Path, name: str, out: Path, values: dict, effective: d
     # The kernel starts in the notebook's folder through nbclient's resources, not papermill's ``cwd``, which
     # chdir()s the whole process and would race between the threads of a thread pool or a Dask worker.
     kernel_cwd = Path(cwd).resolve() if cwd is not None else notebook.parent
-    km, sockets = new_kernel_manager(kernel_name)
-    engine_kwargs: dict[str, Any] = {"store_widget_state": False, "km": km,
+    km_class, managers, sockets = report_kernel_manager_class()
+    engine_kwargs: dict[str, Any] = {"store_widget_state": False, "kernel_manager_class": km_class,
                                      "resources": {"metadata": {"path": str(kernel_cwd)}}}
     if cell_timeout is not None:
         engine_kwargs["execution_timeout"] = cell_timeout
@@ -322,7 +338,10 @@ def _run_locked(notebook: Path, name: str, out: Path, values: dict, effective: d
         except BaseException as exc:  # noqa: BLE001 - recorded, then re-raised below
             error = exc
         finally:
-            kill_kernel(km, sockets)  # a no-op after a clean shutdown; after Ctrl-C the kernel must not live on
+            for km in managers:  # a no-op after nbclient's clean shutdown; after Ctrl-C the kernel must not live on
+                kill_kernel(km)
+            if sockets is not None:
+                shutil.rmtree(sockets, ignore_errors=True)
             for lg in pm_loggers:
                 lg.removeFilter(_PAPERMILL_FILTER)
         duration = time.perf_counter() - t0
