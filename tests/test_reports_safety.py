@@ -286,3 +286,38 @@ def test_real_report_ignores_planted_links_and_shuts_its_kernel_down_quietly(mon
     err = capfd.readouterr().err
     assert "KeyboardInterrupt caught" not in err and "[IPKernelApp] ERROR" not in err
     assert "without encryption" not in err  # IPC sockets, not TCP
+
+
+# -- every bad argument: exit 2 and one line ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["report", str(TINY), "--cell-timeout", "-1"], "positive number of seconds"),
+    (["report", str(TINY), "--cell-timeout", "soon"], "expected a number of seconds"),
+    (["report", str(TINY), "--name", "a/b"], "must be a plain file name"),
+    (["report", str(TINY), "--name", ".hidden"], "must be a plain file name"),
+    (["report", str(TINY), "--name", "r.stale"], "must be a plain file name"),
+    (["report", str(TINY), "-p", "x-y", "1"], "must be a Python identifier"),
+    (["report", str(TINY), "-f", "no/such.yaml"], "cannot read parameter file"),
+    (["report", "no/such.ipynb"], "notebook not found"),
+    (["sweep", str(TINY), "--grid", "no/such.yaml"], "cannot read"),
+    (["sweep", str(TINY), "--grid", str(TINY), "--workers", "0"], "--workers must be at least 1"),
+    (["lab", "--port", "0"], "a port must be between 1 and 65535"),
+    (["lab", "--port", "http"], "invalid int value"),
+    (["nonsense"], "invalid choice"),
+])
+def test_every_bad_argument_exits_2_with_a_one_line_message(monkeypatch, tmp_path, capsys, args, needle):
+    _no_kernel(monkeypatch)
+    from workbench import cli
+
+    monkeypatch.setattr(cli.os, "execv", lambda *a: pytest.fail("the lab was started"))
+    monkeypatch.chdir(tmp_path)
+    try:
+        rc = cli.main(args)
+    except SystemExit as exc:  # argparse's own errors
+        rc = exc.code
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert needle in err, err
+    assert "Traceback" not in err and len([l for l in err.splitlines() if l.startswith("error")]) <= 1
+    assert list(tmp_path.iterdir()) == []  # nothing written
