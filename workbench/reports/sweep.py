@@ -39,6 +39,7 @@ import re
 import signal
 import sys
 import threading
+import time
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -237,10 +238,11 @@ def _make_executor(workers: int, scheduler: str | None, pool: str = "processes"
     return None, lambda cancel=False: None
 
 
-def _stop_local_reports(grace_s: float = 10.0) -> None:
-    """Stop the reports running in this process's children now: SIGTERM to every descendant (pool workers end their
-    report cleanly, kernels exit), then SIGKILL to whatever is left after ``grace_s``. The descendants are listed
-    before any is signalled, so a kernel whose worker dies first is not missed."""
+def _terminate_local_reports() -> list:
+    """Stop the reports running in this process's children now: SIGTERM to every child (a pool worker ends its
+    report cleanly: kernel killed, run marked failed; with a thread pool the children are the kernels). Returns every
+    descendant, listed before any is signalled, so a kernel whose worker ends first is not missed: :func:`_reap`
+    kills what is left of them."""
     import psutil
 
     def ours(p: "psutil.Process") -> bool:  # multiprocessing's resource tracker ends with this process
@@ -248,11 +250,22 @@ def _stop_local_reports(grace_s: float = 10.0) -> None:
             return "resource_tracker" not in " ".join(p.cmdline())
         return False
 
-    procs = [p for p in psutil.Process().children(recursive=True) if ours(p)]
-    for p in procs:
-        with contextlib.suppress(psutil.Error):
-            p.send_signal(signal.SIGTERM)
-    _, alive = psutil.wait_procs(procs, timeout=grace_s)
+    me = psutil.Process()
+    procs = [p for p in me.children(recursive=True) if ours(p)]
+    for p in me.children():
+        if ours(p):
+            with contextlib.suppress(psutil.Error):
+                p.send_signal(signal.SIGTERM)
+    return procs
+
+
+def _reap(procs: list, timeout: float = 5.0) -> None:
+    """Wait up to ``timeout`` seconds for ``procs`` to exit, then SIGKILL the rest."""
+    if not procs:
+        return
+    import psutil
+
+    _, alive = psutil.wait_procs(procs, timeout=timeout)
     for p in alive:
         with contextlib.suppress(psutil.Error):
             p.kill()
@@ -260,13 +273,14 @@ def _stop_local_reports(grace_s: float = 10.0) -> None:
 
 
 def _dispatch(executor: cf.Executor, jobs: Sequence[SweepJob], window: int, bar: Any, stop_file: Path,
-              runs: list[dict[str, Any]], local: bool) -> bool:
-    """Run ``jobs`` on ``executor`` with at most ``window`` submitted at a time; returns True when interrupted.
+              runs: list[dict[str, Any]], local: bool, grace_s: float = 10.0) -> tuple[bool, list]:
+    """Run ``jobs`` on ``executor`` with at most ``window`` submitted at a time; returns (interrupted, the processes
+    signalled to stop, for :func:`_reap` once the executor is shut down).
 
     Ctrl-C (SIGINT) once: no job is started any more (the rest are cancelled and ``stop_file`` tells a job already
     queued not to start its kernel), the running reports finish. Ctrl-C again: the running reports are stopped now
-    (``local``: their workers and kernels are terminated, then killed). Either way every worker has exited when
-    this returns.
+    (``local``: their workers and kernels get SIGTERM, and SIGKILL after ``grace_s`` if their reports have not
+    ended by then).
     """
     todo = list(jobs)
     running: dict[cf.Future, SweepJob] = {}
@@ -293,6 +307,8 @@ def _dispatch(executor: cf.Executor, jobs: Sequence[SweepJob], window: int, bar:
               f"({how})", file=sys.stderr, flush=True)
 
     killed = False
+    victims: list = []
+    kill_at: float | None = None
     try:
         for _ in range(window):
             submit_next()
@@ -302,7 +318,11 @@ def _dispatch(executor: cf.Executor, jobs: Sequence[SweepJob], window: int, bar:
                     killed = True
                     print("interrupted again: stopping the running reports", file=sys.stderr, flush=True)
                     if local:
-                        _stop_local_reports()
+                        victims = _terminate_local_reports()
+                        kill_at = time.monotonic() + grace_s
+                if kill_at is not None and time.monotonic() > kill_at:
+                    kill_at = None
+                    _reap(victims, timeout=0)
                 done, _ = cf.wait(list(running), timeout=0.2, return_when=cf.FIRST_COMPLETED)
                 for fut in done:
                     job = running.pop(fut)
@@ -317,7 +337,7 @@ def _dispatch(executor: cf.Executor, jobs: Sequence[SweepJob], window: int, bar:
     finally:
         if previous_handler is not None:
             signal.signal(signal.SIGINT, previous_handler)
-    return interrupted
+    return interrupted, victims
 
 
 def _outcome(fut: cf.Future, job: SweepJob) -> dict[str, Any]:
@@ -391,7 +411,7 @@ def _sweep_locked(notebook: Path, out: Path, grid: dict, fixed: dict, combos: li
     n_workers = min(workers, len(todo))
     if executor is None and todo:
         executor, own_close = _make_executor(n_workers, scheduler, pool)
-    interrupted = False
+    interrupted, victims = False, []
     try:
         if executor is None:  # in this process: Ctrl-C stops the running report at once (its kernel killed)
             for job in todo:
@@ -399,10 +419,11 @@ def _sweep_locked(notebook: Path, out: Path, grid: dict, fixed: dict, combos: li
                 bar.update(1)
         else:
             window = n_workers if local else len(todo)
-            interrupted = _dispatch(executor, todo, window, bar, stop_file, runs, local)
+            interrupted, victims = _dispatch(executor, todo, window, bar, stop_file, runs, local)
     finally:
         bar.close()
-        own_close(interrupted)
+        own_close(interrupted)  # the pool's workers exit here
+        _reap(victims)  # and anything a second Ctrl-C signalled that has not
         remove(stop_file)
 
     done = {r["name"] for r in runs}
