@@ -28,7 +28,6 @@ import hashlib
 import json
 import os
 import secrets
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -156,7 +155,7 @@ def write_lab_settings(directory: str | Path | None = None) -> Path:
         except (OSError, ValueError):
             overrides = {}
         if (installed / "page_config.json").is_file():
-            shutil.copyfile(installed / "page_config.json", target / "page_config.json")
+            atomic_write(target / "page_config.json", (installed / "page_config.json").read_bytes())
     for plugin, values in LAB_SETTING_OVERRIDES.items():
         overrides.setdefault(plugin, {}).update(values)
     atomic_write(target / "overrides.json", json.dumps(overrides, indent=2, sort_keys=True) + "\n")
