@@ -51,7 +51,8 @@ def atomic_open(path: str | Path, mode: str = "w", *, encoding: str = "utf-8") -
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, 0o666 & ~_UMASK)
+        if hasattr(os, "fchmod"):  # mkstemp makes 0600: give the mode open() would (POSIX)
+            os.fchmod(fd, 0o666 & ~_UMASK)
         with (open(fd, "wb") if mode == "wb" else open(fd, "w", encoding=encoding, newline="")) as fh:
             yield fh
             fh.flush()
