@@ -53,7 +53,8 @@ def test_lab_argv_port_and_headless(monkeypatch, tmp_path):
     assert "--LabApp.default_url=/lab/tree/mine.ipynb" in argv
 
 
-def test_lab_command_execs_jupyter(monkeypatch):
+def test_lab_command_execs_jupyter(monkeypatch, tmp_path):
+    monkeypatch.setenv("WORKBENCH_NOTEBOOKS_DIR", str(tmp_path / "notebooks"))  # not the real user's copy
     seen = []
     monkeypatch.setattr(cli.os, "execv", lambda path, argv: seen.append((path, argv)))
     assert main(["lab", "--port", "9124", "--no-browser"]) == 0

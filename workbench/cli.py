@@ -5,10 +5,19 @@
     workbench report --params NOTEBOOK
     workbench sweep NOTEBOOK --grid grid.yaml [-p NAME VALUE]... [--workers N] [--scheduler ADDRESS] [-o OUTDIR]
 
-``lab`` replaces itself with ``python -m jupyter lab`` listening on 127.0.0.1 with Jupyter's own token (Jupyter
-prints the URL with the token), opening ``notebooks/00_start_here.ipynb``; no browser is opened when there is no
-display. Exit status: 0 on success, 1 when a report or a sweep run failed, 2 for bad input (unknown or mistyped
-parameters, missing files): bad input is reported before any kernel starts.
+``lab`` brings the user's working copy of the notebooks up to date (``~/.local/share/workbench/notebooks`` or
+``$WORKBENCH_NOTEBOOKS_DIR``: JupyterLab saves outputs there, never into the repository's tracked ``notebooks/``;
+edits are never overwritten, see :mod:`workbench.lab`), then replaces itself with ``python -m jupyter lab`` listening
+on 127.0.0.1 with Jupyter's own token, whatever the user's Jupyter config says (token never empty, XSRF checks on,
+no cross-origin requests: it refuses to start otherwise), with no news or update pop-ups, opening
+``00_start_here.ipynb``; no browser is opened when there is no display.
+
+Exit status: 0 on success; 1 when a report or a sweep run failed (or an unexpected system error, printed on one
+line); 2 for bad input, reported on one line before any kernel starts: unknown or mistyped parameters, missing
+files, a bad option value, an output folder that is a file, lies under a file or cannot be written, or an output
+name another run is writing; 130 after Ctrl-C (a sweep of worker processes lets its running reports finish; Ctrl-C
+again stops them; no worker outlives the command). Relative paths given as parameters (``-p metrics_path m.json``)
+are relative to the folder the command runs in.
 """
 
 from __future__ import annotations
@@ -41,13 +50,31 @@ def has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
+#: Command-line settings of every ``workbench lab`` server. The command line outranks every Jupyter config file, so
+#: a user config with ``token = ''``, ``disable_check_xsrf = True`` or ``allow_origin = '*'`` cannot open the server
+#: (see :mod:`workbench.lab`, whose identity provider also refuses to start when something still leaves it open).
+LAB_SECURITY_ARGS = (
+    "--ServerApp.ip=127.0.0.1",
+    "--ServerApp.identity_provider_class=workbench.lab.AlwaysAuthIdentityProvider",
+    "--ServerApp.disable_check_xsrf=False",
+    "--ServerApp.allow_origin=",
+    "--ServerApp.allow_origin_pat=",
+    "--ServerApp.allow_remote_access=False",
+)
+#: No news feed and no update check: their notifications cover the dashboard.
+LAB_QUIET_ARGS = ("--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate")
+
+
 def lab_argv(*, port: int | None = None, no_browser: bool = False, notebook: str | Path | None = None,
-             root: str | Path | None = None, python: str | None = None) -> list[str]:
+             root: str | Path | None = None, python: str | None = None,
+             settings_dir: str | Path | None = None) -> list[str]:
     """The command line ``workbench lab`` runs: JupyterLab on 127.0.0.1 with a token, opening ``notebook``.
 
-    The server's root is the project's ``notebooks/`` folder, or the notebook's own folder when it lies outside it.
-    The token is left to Jupyter (random, printed with the URL); the browser is not opened when ``no_browser`` or
-    when there is no display; ``--allow-root`` is added when running as root (containers).
+    The server's root is ``root`` (``workbench lab`` passes the user's working copy, :mod:`workbench.lab`; default:
+    the project's ``notebooks/`` folder), or the notebook's own folder when it lies outside it. The token is
+    Jupyter's (random, printed with the URL, never empty: :data:`LAB_SECURITY_ARGS`); the browser is not opened
+    when ``no_browser`` or when there is no display; ``--allow-root`` is added when running as root (containers);
+    ``settings_dir`` is JupyterLab's app-settings folder (:func:`workbench.lab.write_lab_settings`).
     """
     root_dir = Path(root) if root is not None else project_root() / "notebooks"
     if not root_dir.is_dir():
@@ -59,10 +86,11 @@ def lab_argv(*, port: int | None = None, no_browser: bool = False, notebook: str
         rel = nb.relative_to(root_dir)
     except ValueError:
         root_dir, rel = nb.parent, Path(nb.name)
-    argv = [python or sys.executable, "-m", "jupyter", "lab",
-            "--ServerApp.ip=127.0.0.1",
+    argv = [python or sys.executable, "-m", "jupyter", "lab", *LAB_SECURITY_ARGS, *LAB_QUIET_ARGS,
             f"--ServerApp.root_dir={root_dir}",
             f"--LabApp.default_url=/lab/tree/{rel.as_posix()}"]
+    if settings_dir is not None:
+        argv.append(f"--LabApp.app_settings_dir={Path(settings_dir).resolve()}")
     if port is not None:
         argv += [f"--ServerApp.port={int(port)}", "--ServerApp.port_retries=0"]
     if no_browser or not has_display():
@@ -72,12 +100,50 @@ def lab_argv(*, port: int | None = None, no_browser: bool = False, notebook: str
     return argv
 
 
+def prepare_lab(notebook: str | Path | None = None, *, dest: str | Path | None = None,
+                out=None) -> tuple[Path, Path | None]:
+    """Bring the user's working copy of ``notebooks/`` up to date and say where it is; returns (root, notebook).
+
+    ``notebook`` inside the project's ``notebooks/`` is opened from the working copy; one elsewhere is served from
+    its own folder. Without a ``notebooks/`` folder (an installed wheel) the lab serves the current folder.
+    """
+    from workbench.lab import notebooks_home, sync_working_copy
+
+    out = out if out is not None else sys.stderr
+    source = project_root() / "notebooks"
+    nb = Path(notebook).resolve() if notebook is not None else None
+    if not source.is_dir():
+        return (nb.parent if nb is not None else Path.cwd()), nb
+    copy = sync_working_copy(source, dest if dest is not None else notebooks_home())
+    print(f"Notebooks: {copy.root} (your working copy of {source}: JupyterLab saves edits and outputs there, the "
+          "repository stays untouched; set WORKBENCH_NOTEBOOKS_DIR to use another folder)", file=out)
+    if copy.copied:
+        print(f"  copied {len(copy.copied)} new file(s) from the repository", file=out)
+    if copy.updated:
+        print(f"  updated {len(copy.updated)} file(s) you had not changed: {', '.join(copy.updated)}", file=out)
+    if copy.kept:
+        print(f"  kept your edited {', '.join(copy.kept)} (the repository's version differs; delete yours to get "
+              "it)", file=out)
+    if nb is not None:
+        try:
+            nb = copy.root / nb.relative_to(source.resolve())
+        except ValueError:
+            pass
+    return copy.root, nb
+
+
 def _cmd_lab(args: argparse.Namespace) -> int:
+    from workbench.lab import write_lab_settings
+
     notebook = Path(args.notebook) if args.notebook else None
     if notebook is not None and not notebook.is_file():
-        raise WorkbenchError(f"notebook not found: {notebook}")
-    argv = lab_argv(port=args.port, no_browser=args.no_browser, notebook=notebook)
-    if notebook is None and not (project_root() / "notebooks" / START_NOTEBOOK).is_file():
+        raise WorkbenchError(f"--notebook {str(notebook)!r}: notebook not found")
+    if args.port is not None and not 0 < args.port < 65536:
+        raise WorkbenchError(f"--port {args.port}: a port must be between 1 and 65535")
+    root, notebook = prepare_lab(notebook)
+    argv = lab_argv(port=args.port, no_browser=args.no_browser, notebook=notebook, root=root,
+                    settings_dir=write_lab_settings())
+    if notebook is None and not (root / START_NOTEBOOK).is_file():
         print(f"note: {START_NOTEBOOK} not found; JupyterLab opens on an empty page", file=sys.stderr)
     print("Starting JupyterLab on 127.0.0.1; open the URL with the token that it prints below.", file=sys.stderr)
     sys.stderr.flush()
@@ -146,7 +212,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
                        pool=args.pool, scheduler=args.scheduler, progress=not args.no_progress,
                        cell_timeout=args.cell_timeout)
     done, skipped, failed = (result.names(s) for s in ("complete", "skipped", "failed"))
-    print(f"sweep: {len(result.runs)} runs: {len(done)} ran, {len(skipped)} already complete, {len(failed)} failed")
+    cancelled = result.names("cancelled")
+    print(f"sweep: {len(result.runs)} runs: {len(done)} ran, {len(skipped)} already complete, {len(failed)} failed"
+          + (f", {len(cancelled)} cancelled" if cancelled else ""))
     for run in result.runs:
         if run["status"] == "failed":
             print(f"  failed: {run['name']}: {run['error']}", file=sys.stderr)
@@ -179,7 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a parameter; VALUE is read as YAML (3, 0.5, true, null, [2:4, int8]); repeatable")
         p.add_argument("-f", "--param-file", action="append", metavar="FILE",
                        help="YAML file of name: value parameters (repeatable; -p wins)")
-        p.add_argument("--cell-timeout", type=float, default=None, help="seconds one cell may run (default: none)")
+        p.add_argument("--cell-timeout", type=_positive, default=None,
+                       help="seconds one cell may run (default: none)")
 
     report = sub.add_parser("report", help="run a notebook as a report: executed notebook, HTML, provenance")
     report.add_argument("notebook", help="the notebook (.ipynb) to run")
@@ -205,12 +274,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``workbench`` console script; returns the exit status."""
+    """Entry point of the ``workbench`` console script; returns the exit status (see the module docstring)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # argparse: a one-line usage error and exit 2
     if getattr(args, "workers", 1) < 1:
-        parser.error("--workers must be at least 1")
+        parser.error(f"--workers must be at least 1, got {args.workers}")
     try:
         return int(args.func(args) or 0)
     except WorkbenchError as exc:
@@ -219,9 +298,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a disk that filled up, a folder removed under us: one line, not a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
 
-__all__ = ["main", "build_parser", "lab_argv", "has_display", "project_root", "START_NOTEBOOK"]
+__all__ = ["main", "build_parser", "lab_argv", "prepare_lab", "has_display", "project_root", "START_NOTEBOOK",
+           "LAB_SECURITY_ARGS", "LAB_QUIET_ARGS"]

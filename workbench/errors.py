@@ -60,6 +60,10 @@ class ReportFailedError(WorkbenchError, RuntimeError):
         self.result = result
 
 
+class OutputError(WorkbenchError, OSError):
+    """An output location that cannot be used: not a folder, not writable, or being written by another run."""
+
+
 class DTypeError(WorkbenchError, TypeError):
     """A tensor of a dtype the operation does not take (for example float64 weights or int activations for a kernel)."""
 
@@ -96,6 +100,7 @@ __all__ = [
     "OptionError",
     "ParameterError",
     "ReportFailedError",
+    "OutputError",
     "DTypeError",
     "DeviceError",
     "CostLimitError",

@@ -80,13 +80,18 @@ def metrics_json(metrics: Mapping[str, Any]) -> str:
 
 
 def write_metrics(metrics: Mapping[str, Any], path: str | Path | None) -> Path | None:
-    """Write ``metrics`` as canonical JSON to ``path`` (parents created); does nothing when ``path`` is falsy."""
+    """Write ``metrics`` as canonical JSON to ``path`` (parents created) atomically; nothing when ``path`` is falsy.
+
+    Atomic as every report output (:func:`workbench.reports.files.atomic_write`): a reader never sees half a file,
+    and a symlink at ``path`` is replaced, not written through.
+    """
     if not path:
         return None
+    from .files import atomic_write
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(metrics_json(metrics), encoding="utf-8")
-    return path
+    return atomic_write(path, metrics_json(metrics))
 
 
 __all__ = ["REPORT_RENDERER", "setup_report_rendering", "seed_everything", "metrics_json", "write_metrics"]

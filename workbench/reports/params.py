@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ast
 import math
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -383,6 +384,39 @@ def effective_parameters(declared: Mapping[str, Parameter], values: Mapping[str,
     return out
 
 
+#: Parameter names that hold file system paths: ``path``, ``file``, ``dir``, ``folder`` and names ending in one of
+#: them after an underscore (``metrics_path``, ``data_dir``). Their relative values are taken relative to the caller.
+PATH_NAME = re.compile(r"^(?:.*_)?(?:path|file|dir|folder)$")
+#: Values that are paths whatever the parameter's name: explicitly relative or home-relative.
+_PATH_PREFIXES = ("./", "../", "~/", ".\\", "..\\")
+
+
+def is_path_parameter(name: str) -> bool:
+    """True when ``name`` follows the path naming convention (:data:`PATH_NAME`)."""
+    return bool(PATH_NAME.match(name))
+
+
+def resolve_path_parameters(values: Mapping[str, Any], base: str | Path | None = None) -> dict[str, Any]:
+    """``values`` with relative paths made absolute against ``base`` (default: the caller's working directory).
+
+    A report's kernel runs in the notebook's folder, so a relative path given on the command line would otherwise
+    land beside the notebook instead of where the user ran the command. Resolved: the non-empty string value of a
+    path parameter (:func:`is_path_parameter`: ``metrics_path``, ``out_dir``, ...), and any string value that starts
+    with ``./``, ``../`` or ``~/`` (``-p model ./my_model.pt``). ``~`` is expanded. Other values are left alone.
+
+    >>> resolve_path_parameters({"metrics_path": "m.json", "model": "digits-mlp", "label": "a/b"}, "/work")
+    {'metrics_path': '/work/m.json', 'model': 'digits-mlp', 'label': 'a/b'}
+    """
+    root = Path(base) if base is not None else Path.cwd()
+    out = dict(values)
+    for name, value in values.items():
+        if not isinstance(value, str) or not value:
+            continue
+        if is_path_parameter(name) or value.startswith(_PATH_PREFIXES) or value == "~":
+            out[name] = os.path.abspath(os.path.join(root, os.path.expanduser(value)))
+    return out
+
+
 def merge_parameter_sources(files: Iterable[str | Path] = (), pairs: Iterable[tuple[str, str]] = (),
                             values: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Merge YAML parameter files, then ``-p NAME VALUE`` pairs (YAML scalars), then ``values``; later wins."""
@@ -415,4 +449,6 @@ __all__ = [
     "validate_parameters",
     "effective_parameters",
     "merge_parameter_sources",
+    "is_path_parameter",
+    "resolve_path_parameters",
 ]

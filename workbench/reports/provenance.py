@@ -90,12 +90,11 @@ def collect_provenance(notebook: str | Path, parameters: Mapping[str, Any], *, s
 
 
 def write_json_atomic(path: str | Path, data: Any) -> Path:
-    """Write ``data`` as indented, key-sorted JSON to a temporary name beside ``path``, then rename it into place."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    """Write ``data`` as indented, key-sorted JSON to ``path`` atomically (:func:`workbench.reports.files.atomic_write`:
+    a unique temporary name, then a rename; a symlink at ``path`` is replaced, never written through)."""
+    from .files import atomic_write
+
+    return atomic_write(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
 __all__ = [

@@ -3,26 +3,37 @@
 :func:`run_report` does, in order:
 
 1. read the notebook's ``parameters`` cell and check the given values against it (:mod:`.params`); a bad name or
-   type raises :class:`~workbench.reports.params.ParameterError` before any kernel starts;
-2. execute the notebook with papermill (kernel ``python3``, widget state not stored, the notebook's folder as the
-   working directory, a first cell added that sets plotly's renderer to ``plotly_mimetype+notebook``) into a temporary ``.NAME.partial.ipynb``; if the notebook declares ``metrics_path`` and it was
-   not given, it is set to ``OUTDIR/NAME.metrics.json`` (the metrics sidecar);
-3. on success: store the provenance (:mod:`.provenance`) in the notebook's metadata under ``workbench``, write
-   ``NAME.ipynb`` and ``NAME.html`` (code hidden, plotly.js embedded: :mod:`.html`) via temporary names and renames,
-   and last ``NAME.provenance.json``: its presence with ``"status": "complete"`` marks a finished report;
-4. on failure: keep the partial executed notebook as ``NAME.FAILED.ipynb`` (metadata ``workbench.status =
+   type raises :class:`~workbench.reports.params.ParameterError` before any kernel starts. Relative paths among the
+   values (path parameters such as ``metrics_path``, and any ``./``-relative value) are made absolute against the
+   caller's working directory;
+2. create the output folder and prove it writable, then take the output name's lock (:mod:`.files`): a bad ``-o``
+   target or a second run writing the same name raises :class:`~workbench.errors.OutputError`, nothing started;
+3. withdraw the previous run's outputs of that name (:func:`mark_stale`: ``NAME.html`` / ``NAME.ipynb`` renamed
+   ``NAME.stale.*``, provenance and metrics removed), so an interrupted rerun never looks complete;
+4. execute the notebook with papermill (kernel ``python3`` from :mod:`.kernel`, widget state not stored, the
+   notebook's folder as the working directory, a first cell added that sets plotly's renderer to
+   ``plotly_mimetype+notebook``), saving after each cell into a private temporary folder; if the notebook declares
+   ``metrics_path`` and it was not given, it is set to ``OUTDIR/NAME.metrics.json`` (the metrics sidecar);
+5. on success: store the provenance (:mod:`.provenance`) in the notebook's metadata under ``workbench``, write
+   ``NAME.ipynb`` and ``NAME.html`` (code hidden, plotly.js embedded: :mod:`.html`) atomically (:mod:`.files`),
+   remove the stale copies, and last write ``NAME.provenance.json``: its presence with ``"status": "complete"``
+   marks a finished report;
+6. on failure: keep the partial executed notebook as ``NAME.FAILED.ipynb`` (metadata ``workbench.status =
    "failed"``), write ``NAME.error.json`` (provenance plus the error) and raise :class:`ReportFailedError`. No
    ``NAME.ipynb`` / ``NAME.html`` / ``NAME.provenance.json`` from this run exists afterwards, so a failed run never
-   looks complete.
+   looks complete. On Ctrl-C the same files are written, the kernel is killed and ``KeyboardInterrupt`` re-raised.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import json
 import logging
 import os
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -31,14 +42,20 @@ from typing import Any, Mapping
 
 import nbformat
 
-from workbench.errors import ReportFailedError
+from workbench.errors import OutputError, ReportFailedError
 
+from .files import atomic_open, atomic_write, output_lock, prepare_output_dir, remove
 from .html import notebook_to_html
-from .params import Parameter, ParameterError, effective_parameters, notebook_parameters, validate_parameters
+from .kernel import kill_kernel, report_kernel_manager_class
+from .params import (Parameter, ParameterError, effective_parameters, notebook_parameters, resolve_path_parameters,
+                     validate_parameters)
 from .provenance import collect_provenance, write_json_atomic
 
 #: The notebook parameter that, when declared, receives the path of the metrics sidecar.
 METRICS_PARAMETER = "metrics_path"
+
+#: Suffixes a report name may not end in: they mark other runs' files (``NAME.stale.html``, ``NAME.FAILED.ipynb``).
+_RESERVED_SUFFIXES = (".stale", ".FAILED")
 
 #: Tag of the cell :func:`run_report` puts first: plotly figures of any notebook then embed plotly.js.
 SETUP_TAG = "workbench-report-setup"
@@ -99,7 +116,9 @@ def report_paths(output_dir: str | Path, name: str) -> dict[str, Path]:
         "metrics": out / f"{name}.metrics.json",
         "failed_notebook": out / f"{name}.FAILED.ipynb",
         "error": out / f"{name}.error.json",
-        "partial": out / f".{name}.partial.ipynb",
+        "failed_metrics": out / f"{name}.FAILED.metrics.json",
+        "stale_html": out / f"{name}.stale.html",
+        "stale_notebook": out / f"{name}.stale.ipynb",
     }
 
 
@@ -125,6 +144,10 @@ class _QuietPapermillInspection(logging.Filter):
 _PAPERMILL_FILTER = _QuietPapermillInspection()
 
 
+def _no_loop_signal_handlers(*args: Any) -> None:
+    raise RuntimeError("signal handlers on a report's event loop are left to workbench.reports.run_report")
+
+
 def _call_with_own_event_loop(fn: Any, *args: Any, **kwargs: Any) -> Any:
     """Call ``fn`` (papermill) so that nbclient runs it on an event loop of its own, closed afterwards.
 
@@ -141,13 +164,25 @@ def _call_with_own_event_loop(fn: Any, *args: Any, **kwargs: Any) -> Any:
         return fn(*args, **kwargs)
 
     def call() -> Any:
+        from jupyter_core.utils import ensure_event_loop
+
+        loop = ensure_event_loop()  # this context's fresh loop, the one nbclient will run on
+        # nbclient would turn Ctrl-C into a kernel shutdown on this loop and let the run "fail" (a sweep then goes
+        # on to its next report); refusing loop signal handlers keeps Ctrl-C a KeyboardInterrupt that run_report
+        # handles: kernel killed, files marked, interrupt re-raised.
+        loop.add_signal_handler = _no_loop_signal_handlers  # type: ignore[method-assign]
+        loop.remove_signal_handler = _no_loop_signal_handlers  # type: ignore[method-assign]
         try:
             return fn(*args, **kwargs)
         finally:
-            from jupyter_core.utils import ensure_event_loop
-
             loop = ensure_event_loop()
             if not loop.is_running():
+                pending = asyncio.all_tasks(loop)  # left by an interrupt: cancel them quietly before closing
+                for task in pending:
+                    task.cancel()
+                if pending:
+                    with contextlib.suppress(BaseException):
+                        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
                 loop.close()
             asyncio.set_event_loop(None)
 
@@ -174,62 +209,114 @@ def _error_from(exc: BaseException, nb: nbformat.NotebookNode | None) -> dict[st
     return info
 
 
-def _remove(*paths: Path) -> None:
-    for p in paths:
-        try:
-            p.unlink()
-        except FileNotFoundError:
-            pass
-
-
 def prepare_parameters(notebook: str | Path, parameters: Mapping[str, Any] | None, output_dir: str | Path,
-                       name: str, declared: Mapping[str, Parameter] | None = None) -> tuple[dict, dict, Path | None]:
-    """Validate ``parameters`` and add the metrics path; returns (values to inject, effective params, metrics file)."""
+                       name: str, declared: Mapping[str, Parameter] | None = None,
+                       base_dir: str | Path | None = None) -> tuple[dict, dict, Path | None]:
+    """Validate ``parameters``, resolve relative paths against ``base_dir`` (default: the caller's working directory,
+    :func:`~workbench.reports.params.resolve_path_parameters`) and add the metrics path; returns (values to inject,
+    effective parameters, metrics file)."""
     declared = notebook_parameters(notebook) if declared is None else declared
-    values = validate_parameters(notebook, dict(parameters or {}), declared)
+    values = resolve_path_parameters(validate_parameters(notebook, dict(parameters or {}), declared), base_dir)
     metrics_file: Path | None = None
     if METRICS_PARAMETER in declared:
         if values.get(METRICS_PARAMETER):
             metrics_file = Path(values[METRICS_PARAMETER])
         else:
-            metrics_file = report_paths(output_dir, name)["metrics"].resolve()
+            metrics_file = report_paths(Path(output_dir).resolve(), name)["metrics"]
             values[METRICS_PARAMETER] = str(metrics_file)
     return values, effective_parameters(declared, values), metrics_file
+
+
+def check_report_name(name: str) -> str:
+    """``name`` if it can name a report's files: a plain file name, not hidden, not ending in a marker suffix."""
+    if (not name or "/" in name or os.sep in name or name.startswith(".") or "\0" in name
+            or name.endswith(_RESERVED_SUFFIXES)):
+        raise ParameterError(f"report name {name!r} must be a plain file name (no '/', not starting with '.', "
+                             f"not ending in {', '.join(_RESERVED_SUFFIXES)})")
+    return name
+
+
+def mark_stale(output_dir: str | Path, name: str) -> list[Path]:
+    """Withdraw a previous run's outputs of ``name`` before a rerun starts, so an interrupted rerun never leaves a
+    complete-looking report: ``NAME.html`` and ``NAME.ipynb`` become ``NAME.stale.html`` / ``NAME.stale.ipynb``
+    (kept to read, their name says they are stale), the completion marker ``NAME.provenance.json`` and the default
+    metrics sidecar are removed. A rerun that completes removes the stale copies. Returns the stale files."""
+    paths = report_paths(output_dir, name)
+    stale = []
+    for key in ("html", "notebook"):
+        if os.path.lexists(paths[key]):
+            os.replace(paths[key], paths[f"stale_{key}"])
+            stale.append(paths[f"stale_{key}"])
+    remove(paths["provenance"], paths["metrics"])
+    return stale
+
+
+def _save_failure(paths: Mapping[str, Path], executed: nbformat.NotebookNode | None, record: dict,
+                  metrics_file: Path | None) -> list[str]:
+    """Write ``NAME.FAILED.ipynb`` and ``NAME.error.json``; returns what could not be written (never raises OSError,
+    so a folder that became unwritable does not hide the notebook's own error)."""
+    problems = []
+    if executed is not None:
+        executed.metadata["workbench"] = record
+        try:
+            with atomic_open(paths["failed_notebook"]) as fh:
+                nbformat.write(executed, fh)
+        except OSError as exc:
+            problems.append(f"{paths['failed_notebook']}: {exc.strerror or exc}")
+    if metrics_file is not None and metrics_file == paths["metrics"] and metrics_file.is_file():
+        with contextlib.suppress(OSError):
+            os.replace(metrics_file, paths["failed_metrics"])
+    try:
+        write_json_atomic(paths["error"], record)
+    except OSError as exc:
+        problems.append(f"{paths['error']}: {exc.strerror or exc}")
+    return problems
 
 
 def run_report(notebook: str | Path, parameters: Mapping[str, Any] | None = None, *,
                output_dir: str | Path = ".", name: str | None = None, kernel_name: str = "python3",
                cell_timeout: float | None = None, progress: bool = False, log_output: bool = False,
-               cwd: str | Path | None = None) -> ReportResult:
+               cwd: str | Path | None = None, base_dir: str | Path | None = None) -> ReportResult:
     """Run ``notebook`` with ``parameters`` and write the executed notebook, HTML report and provenance.
 
     Returns a :class:`ReportResult` with ``status == "complete"``; raises :class:`ParameterError` (nothing run) for
-    bad parameters and :class:`ReportFailedError` when the notebook raised (its ``.result`` names the kept files).
+    bad parameters, :class:`~workbench.errors.OutputError` (nothing run) for an output folder that cannot be
+    written or that another run is writing the same ``name`` to, and :class:`ReportFailedError` when the notebook
+    raised (its ``.result`` names the kept files). Relative paths among the parameters are taken relative to
+    ``base_dir`` (default: the current working directory); the kernel itself runs in ``cwd`` (default: the
+    notebook's folder).
 
     >>> result = run_report("notebooks/reports/compression_report.ipynb", {"formats": ["2:4"]},
     ...                     output_dir="reports")                                  # doctest: +SKIP
     >>> result.html, result.metrics["formats"]["2:4"]["accuracy"]                  # doctest: +SKIP
     """
+    notebook = Path(notebook).resolve()
+    name = check_report_name(name or notebook.stem)
+    values, effective, metrics_file = prepare_parameters(notebook, parameters, output_dir, name,
+                                                         base_dir=base_dir)
+    out = prepare_output_dir(output_dir)
+    with output_lock(out, name):
+        return _run_locked(notebook, name, out, values, effective, metrics_file, kernel_name=kernel_name,
+                           cell_timeout=cell_timeout, progress=progress, log_output=log_output, cwd=cwd)
+
+
+def _run_locked(notebook: Path, name: str, out: Path, values: dict, effective: dict, metrics_file: Path | None, *,
+                kernel_name: str, cell_timeout: float | None, progress: bool, log_output: bool,
+                cwd: str | Path | None) -> ReportResult:
     import papermill
 
-    notebook = Path(notebook).resolve()
-    name = name or notebook.stem
-    if not name or "/" in name or name.startswith("."):
-        raise ParameterError(f"report name {name!r} must be a plain file name")
-    out = Path(output_dir).resolve()
-    values, effective, metrics_file = prepare_parameters(notebook, parameters, out, name)
-    out.mkdir(parents=True, exist_ok=True)
     paths = report_paths(out, name)
-    # A rerun first withdraws the completion marker, so an interrupted rerun never looks complete.
-    _remove(paths["provenance"], paths["partial"])
-    if metrics_file is not None and metrics_file == paths["metrics"].resolve():
-        _remove(metrics_file)
+    # A rerun first withdraws the previous outputs, so an interrupted rerun never looks complete.
+    mark_stale(out, name)
+    if metrics_file is not None and metrics_file != paths["metrics"]:
+        remove(metrics_file)  # a sidecar elsewhere (-p metrics_path): never left from an earlier run
 
     started_at, t0 = _now(), time.perf_counter()
     # The kernel starts in the notebook's folder through nbclient's resources, not papermill's ``cwd``, which
     # chdir()s the whole process and would race between the threads of a thread pool or a Dask worker.
     kernel_cwd = Path(cwd).resolve() if cwd is not None else notebook.parent
-    engine_kwargs: dict[str, Any] = {"store_widget_state": False,
+    km_class, managers, sockets = report_kernel_manager_class()
+    engine_kwargs: dict[str, Any] = {"store_widget_state": False, "kernel_manager_class": km_class,
                                      "resources": {"metadata": {"path": str(kernel_cwd)}}}
     if cell_timeout is not None:
         engine_kwargs["execution_timeout"] = cell_timeout
@@ -237,19 +324,32 @@ def run_report(notebook: str | Path, parameters: Mapping[str, Any] | None = None
     pm_loggers = [logging.getLogger("papermill"), logging.getLogger("papermill.translators")]
     for lg in pm_loggers:
         lg.addFilter(_PAPERMILL_FILTER)
+    # papermill saves the notebook after every cell: into a private (0700) folder, so no planted link is followed
+    work = Path(tempfile.mkdtemp(dir=out, prefix=f".{name}.", suffix=".running"))
+    partial = work / f"{name}.ipynb"
+    executed = None
     try:
-        source_nb = with_setup_cell(nbformat.read(str(notebook), as_version=4))
-        _call_with_own_event_loop(
-            papermill.execute_notebook, source_nb, str(paths["partial"]), parameters=values,
-            kernel_name=kernel_name, progress_bar=progress, log_output=log_output, request_save_on_cell_execute=True, **engine_kwargs)
-    except BaseException as exc:  # noqa: BLE001 - recorded, then re-raised below
-        error = exc
+        try:
+            source_nb = with_setup_cell(nbformat.read(str(notebook), as_version=4))
+            _call_with_own_event_loop(
+                papermill.execute_notebook, source_nb, str(partial), parameters=values,
+                kernel_name=kernel_name, progress_bar=progress, log_output=log_output,
+                request_save_on_cell_execute=True, **engine_kwargs)
+        except BaseException as exc:  # noqa: BLE001 - recorded, then re-raised below
+            error = exc
+        finally:
+            for km in managers:  # a no-op after nbclient's clean shutdown; after Ctrl-C the kernel must not live on
+                kill_kernel(km)
+            if sockets is not None:
+                shutil.rmtree(sockets, ignore_errors=True)
+            for lg in pm_loggers:
+                lg.removeFilter(_PAPERMILL_FILTER)
+        duration = time.perf_counter() - t0
+        finished_at = _now()
+        with contextlib.suppress(OSError, ValueError):
+            executed = nbformat.read(str(partial), as_version=4) if partial.is_file() else None
     finally:
-        for lg in pm_loggers:
-            lg.removeFilter(_PAPERMILL_FILTER)
-    duration = time.perf_counter() - t0
-    finished_at = _now()
-    executed = nbformat.read(str(paths["partial"]), as_version=4) if paths["partial"].is_file() else None
+        shutil.rmtree(work, ignore_errors=True)
     if executed is not None and "papermill" in executed.metadata:
         executed.metadata["papermill"]["input_path"] = str(notebook)
 
@@ -261,21 +361,17 @@ def run_report(notebook: str | Path, parameters: Mapping[str, Any] | None = None
         err = _error_from(error, executed)
         outputs = {"failed_notebook": paths["failed_notebook"].name, "error": paths["error"].name}
         record = provenance("failed", outputs, err)
-        if executed is not None:
-            executed.metadata["workbench"] = record
-            nbformat.write(executed, str(paths["failed_notebook"]))
-        _remove(paths["partial"])
-        if metrics_file is not None and metrics_file == paths["metrics"].resolve() and metrics_file.is_file():
-            os.replace(metrics_file, metrics_file.with_name(f"{name}.FAILED.metrics.json"))
-        write_json_atomic(paths["error"], record)
+        problems = _save_failure(paths, executed, record, metrics_file)
         result = ReportResult(name=name, status="failed", output_dir=out, parameters=effective,
                               duration_s=duration, notebook=paths["failed_notebook"] if executed else None,
                               provenance=paths["error"], error=err)
         if not isinstance(error, Exception):  # KeyboardInterrupt, SystemExit: files marked, then stop
             raise error
         where = f" in cell {err['cell_index']}" if err["cell_index"] is not None else ""
+        kept = (f"partial notebook kept as {paths['failed_notebook']}" if not problems
+                else f"and its record could not be written ({'; '.join(problems)})")
         raise ReportFailedError(f"report {name!r} ({notebook}) failed{where}: {err['ename']}: {err['evalue']}; "
-                                f"partial notebook kept as {paths['failed_notebook']}", result) from None
+                                f"{kept}", result) from None
 
     outputs = {"notebook": paths["notebook"].name, "html": paths["html"].name,
                "provenance": paths["provenance"].name}
@@ -285,17 +381,20 @@ def run_report(notebook: str | Path, parameters: Mapping[str, Any] | None = None
     record = provenance("complete", outputs)
     assert executed is not None
     executed.metadata["workbench"] = record
-    tmp_nb, tmp_html = out / f".{name}.ipynb.tmp", out / f".{name}.html.tmp"
-    nbformat.write(executed, str(tmp_nb))
-    tmp_html.write_text(notebook_to_html(executed, title=name), encoding="utf-8")
-    os.replace(tmp_nb, paths["notebook"])
-    os.replace(tmp_html, paths["html"])
-    _remove(paths["partial"], paths["failed_notebook"], paths["error"], out / f"{name}.FAILED.metrics.json")
-    write_json_atomic(paths["provenance"], record)
+    try:
+        with atomic_open(paths["notebook"]) as fh:
+            nbformat.write(executed, fh)
+        atomic_write(paths["html"], notebook_to_html(executed, title=name))
+        remove(paths["failed_notebook"], paths["error"], paths["failed_metrics"], paths["stale_html"],
+               paths["stale_notebook"])
+        write_json_atomic(paths["provenance"], record)
+    except OSError as exc:
+        raise OutputError(f"report {name!r} ran, but its outputs could not be written to {out}: "
+                          f"{exc.strerror or exc}") from None
     return ReportResult(name=name, status="complete", output_dir=out, parameters=effective, duration_s=duration,
                         notebook=paths["notebook"], html=paths["html"], provenance=paths["provenance"],
                         metrics_file=metrics_file if metrics_file is not None and metrics_file.is_file() else None)
 
 
 __all__ = ["METRICS_PARAMETER", "ReportFailedError", "ReportResult", "report_paths", "is_complete",
-           "prepare_parameters", "run_report"]
+           "prepare_parameters", "check_report_name", "mark_stale", "run_report"]

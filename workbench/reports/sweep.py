@@ -16,7 +16,11 @@ or, to fix some parameters for every run, two sections::
 runs the reports (:func:`workbench.reports.run_report`) on local processes (``workers``), on a Dask cluster
 (``scheduler`` address) or on any :class:`concurrent.futures.Executor` (``executor=client.get_executor()``). Each
 run is named from the values that vary plus a hash of all its parameters, so re-running the same sweep finds its
-earlier work: complete runs are skipped, failed ones run again. Afterwards ``OUTDIR/index.html`` links every report
+earlier work: complete runs are skipped, failed ones run again. One sweep at a time writes to a folder (a lock,
+:mod:`.files`; a second is refused with :class:`~workbench.errors.OutputError`). Ctrl-C on a sweep of local worker
+processes starts no new report and lets the running ones finish; Ctrl-C again stops them at once (workers and
+kernels terminated, the runs marked failed); no worker process outlives the sweep. With ``workers=1`` the report
+runs in this process and Ctrl-C stops it at once. Afterwards ``OUTDIR/index.html`` links every report
 and ``summary.csv`` / ``summary.parquet`` hold one row per run: its parameters, status, duration and the metrics
 from its JSON sidecar (columns ``metrics.<key>``, nested keys joined with ``.``).
 """
@@ -24,12 +28,18 @@ from its JSON sidecar (columns ``metrics.<key>``, nested keys joined with ``.``)
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import hashlib
 import html as html_lib
 import itertools
 import json
 import multiprocessing
+import os
 import re
+import signal
+import sys
+import threading
+import time
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -40,9 +50,16 @@ import pandas as pd
 
 from workbench.errors import DataError
 
-from .params import ParameterError, load_yaml_file, notebook_parameters, validate_parameters
+from .files import atomic_open, atomic_write, output_lock, prepare_output_dir, remove
+from .params import (ParameterError, load_yaml_file, notebook_parameters, resolve_path_parameters,
+                     validate_parameters)
 from .provenance import write_json_atomic
 from .run import METRICS_PARAMETER, ReportFailedError, is_complete, report_paths, run_report
+
+#: Lock of a sweep's output folder (a report's name never starts with '.', so no report lock is called this).
+SWEEP_LOCK = ".sweep"
+#: Created when a sweep is interrupted: a job that sees it does not start its kernel.
+STOP_FILE = ".sweep.stop"
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -122,10 +139,16 @@ class SweepJob:
     name: str
     kernel_name: str = "python3"
     cell_timeout: float | None = None
+    stop_file: str | None = None
 
 
 def run_job(job: SweepJob) -> dict[str, Any]:
-    """Run one sweep job; never raises for a failing notebook: returns ``{"name", "status", "duration_s", "error"}``."""
+    """Run one sweep job; never raises for a failing notebook: returns ``{"name", "status", "duration_s", "error"}``.
+
+    A job whose sweep was stopped (its ``stop_file`` exists) returns ``"cancelled"`` without starting a kernel.
+    """
+    if job.stop_file and os.path.exists(job.stop_file):
+        return {"name": job.name, "status": "cancelled", "duration_s": None, "error": None}
     try:
         result = run_report(job.notebook, job.parameters, output_dir=job.output_dir, name=job.name,
                             kernel_name=job.kernel_name, cell_timeout=job.cell_timeout)
@@ -138,10 +161,8 @@ def run_job(job: SweepJob) -> dict[str, Any]:
         paths = report_paths(job.output_dir, job.name)
         record = {"name": job.name, "status": "failed", "parameters": job.parameters,
                   "error": {"ename": type(exc).__name__, "evalue": str(exc), "cell_index": None}}
-        try:
+        with contextlib.suppress(OSError):  # an unwritable folder must not hide the error itself
             write_json_atomic(paths["error"], record)
-        except OSError:
-            pass
         return {"name": job.name, "status": "failed", "duration_s": None, "error": f"{type(exc).__name__}: {exc}"}
 
 
@@ -175,9 +196,23 @@ def _progress(total: int, initial: int, show: bool):
     return tqdm(total=total, initial=initial, desc="sweep", unit="report", disable=not show or None)
 
 
+def _ignore_sigint() -> None:
+    """Initializer of local worker processes: Ctrl-C is the sweep's to handle (the terminal sends SIGINT to the whole
+    process group); SIGTERM, which the sweep sends to stop a running report now, ends the report cleanly (its
+    kernel killed, its files marked failed) by raising KeyboardInterrupt in the worker."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def _stop(signum: int, frame: Any) -> None:  # noqa: ARG001
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
+
+
 def _make_executor(workers: int, scheduler: str | None, pool: str = "processes"
-                   ) -> tuple[cf.Executor | None, Callable[[], None]]:
-    """An executor for ``workers`` local processes (or threads) or a Dask scheduler address, and its shutdown."""
+                   ) -> tuple[cf.Executor | None, Callable[[bool], None]]:
+    """An executor for ``workers`` local processes (or threads) or a Dask scheduler address, and its shutdown
+    (``close(cancel)``: ``cancel=True`` drops the jobs not yet started)."""
     if scheduler:
         try:
             from distributed import Client
@@ -186,8 +221,8 @@ def _make_executor(workers: int, scheduler: str | None, pool: str = "processes"
         client = Client(scheduler)
         executor = client.get_executor()
 
-        def close() -> None:
-            executor.shutdown(wait=True)
+        def close(cancel: bool = False) -> None:
+            executor.shutdown(wait=not cancel)
             client.close()
 
         return executor, close
@@ -197,9 +232,123 @@ def _make_executor(workers: int, scheduler: str | None, pool: str = "processes"
         if pool == "threads":
             executor = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="workbench-sweep")
         else:  # spawn: safe even when called from a Jupyter kernel (fork of a process with zmq threads is not)
-            executor = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
-        return executor, lambda: executor.shutdown(wait=True)
-    return None, lambda: None
+            executor = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                              initializer=_ignore_sigint)
+        return executor, lambda cancel=False: executor.shutdown(wait=True, cancel_futures=cancel)
+    return None, lambda cancel=False: None
+
+
+def _terminate_local_reports() -> list:
+    """Stop the reports running in this process's children now: SIGTERM to every child (a pool worker ends its
+    report cleanly: kernel killed, run marked failed; with a thread pool the children are the kernels). Returns every
+    descendant, listed before any is signalled, so a kernel whose worker ends first is not missed: :func:`_reap`
+    kills what is left of them."""
+    import psutil
+
+    def ours(p: "psutil.Process") -> bool:  # multiprocessing's resource tracker ends with this process
+        with contextlib.suppress(psutil.Error):
+            return "resource_tracker" not in " ".join(p.cmdline())
+        return False
+
+    me = psutil.Process()
+    procs = [p for p in me.children(recursive=True) if ours(p)]
+    for p in me.children():
+        if ours(p):
+            with contextlib.suppress(psutil.Error):
+                p.send_signal(signal.SIGTERM)
+    return procs
+
+
+def _reap(procs: list, timeout: float = 5.0) -> None:
+    """Wait up to ``timeout`` seconds for ``procs`` to exit, then SIGKILL the rest."""
+    if not procs:
+        return
+    import psutil
+
+    _, alive = psutil.wait_procs(procs, timeout=timeout)
+    for p in alive:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    psutil.wait_procs(alive, timeout=5)
+
+
+def _dispatch(executor: cf.Executor, jobs: Sequence[SweepJob], window: int, bar: Any, stop_file: Path,
+              runs: list[dict[str, Any]], local: bool, grace_s: float = 10.0) -> tuple[bool, list]:
+    """Run ``jobs`` on ``executor`` with at most ``window`` submitted at a time; returns (interrupted, the processes
+    signalled to stop, for :func:`_reap` once the executor is shut down).
+
+    Ctrl-C (SIGINT) once: no job is started any more (the rest are cancelled and ``stop_file`` tells a job already
+    queued not to start its kernel), the running reports finish. Ctrl-C again: the running reports are stopped now
+    (``local``: their workers and kernels get SIGTERM, and SIGKILL after ``grace_s`` if their reports have not
+    ended by then).
+    """
+    todo = list(jobs)
+    running: dict[cf.Future, SweepJob] = {}
+    second = threading.Event()
+    interrupted = False
+    previous_handler = None
+
+    def submit_next() -> None:
+        if todo and not interrupted:
+            job = todo.pop(0)
+            running[executor.submit(run_job, job)] = job
+
+    def on_first_interrupt() -> None:
+        nonlocal interrupted, previous_handler
+        interrupted = True
+        stop_file.touch()
+        for fut in list(running):
+            if fut.cancel():
+                running.pop(fut)
+        if threading.current_thread() is threading.main_thread():
+            previous_handler = signal.signal(signal.SIGINT, lambda *_: second.set())
+        how = "press Ctrl-C again to stop them now" if local else "they run on the cluster until done"
+        print(f"\ninterrupted: starting no new report; waiting for {len(running)} running report(s) to finish "
+              f"({how})", file=sys.stderr, flush=True)
+
+    killed = False
+    victims: list = []
+    kill_at: float | None = None
+    try:
+        for _ in range(window):
+            submit_next()
+        while running:
+            try:
+                if second.is_set() and not killed:
+                    killed = True
+                    print("interrupted again: stopping the running reports", file=sys.stderr, flush=True)
+                    if local:
+                        victims = _terminate_local_reports()
+                        kill_at = time.monotonic() + grace_s
+                if kill_at is not None and time.monotonic() > kill_at:
+                    kill_at = None
+                    _reap(victims, timeout=0)
+                done, _ = cf.wait(list(running), timeout=0.2, return_when=cf.FIRST_COMPLETED)
+                for fut in done:
+                    job = running.pop(fut)
+                    runs.append(_outcome(fut, job))
+                    bar.update(1)
+                    submit_next()
+            except KeyboardInterrupt:
+                if interrupted:
+                    second.set()
+                else:
+                    on_first_interrupt()
+    finally:
+        if previous_handler is not None:
+            signal.signal(signal.SIGINT, previous_handler)
+    return interrupted, victims
+
+
+def _outcome(fut: cf.Future, job: SweepJob) -> dict[str, Any]:
+    """A finished future's run record; a worker that died or was stopped counts as a failed (or cancelled) run."""
+    if fut.cancelled():
+        return {"name": job.name, "status": "cancelled", "duration_s": None, "error": None}
+    try:
+        return fut.result()
+    except BaseException as exc:  # noqa: BLE001 - KeyboardInterrupt from a stopped worker, BrokenProcessPool
+        return {"name": job.name, "status": "failed", "duration_s": None,
+                "error": f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__}
 
 
 def run_sweep(notebook: str | Path, grid: Mapping[str, Sequence[Any]], *, fixed: Mapping[str, Any] | None = None,
@@ -216,19 +365,32 @@ def run_sweep(notebook: str | Path, grid: Mapping[str, Sequence[Any]], *, fixed:
     :class:`ParameterError` before running anything if any combination is invalid.
     """
     notebook = Path(notebook).resolve()
-    out = Path(output_dir).resolve()
     grid, fixed = dict(grid), dict(fixed or {})
     split_grid({"grid": grid, "fixed": fixed})  # shape checks
     if METRICS_PARAMETER in grid or METRICS_PARAMETER in fixed:
         raise ParameterError(f"{METRICS_PARAMETER!r} is set per run by the sweep; leave it out of the grid")
     declared = notebook_parameters(notebook)
-    combos = [validate_parameters(notebook, combo, declared) for combo in expand_grid(grid, fixed)]
+    # relative paths against the caller's folder, here: workers (and Dask's) may run elsewhere
+    combos = [resolve_path_parameters(validate_parameters(notebook, combo, declared))
+              for combo in expand_grid(grid, fixed)]
+    out = prepare_output_dir(output_dir)
+    with output_lock(out, SWEEP_LOCK, what="sweep"):
+        return _sweep_locked(notebook, out, grid, fixed, combos, workers=workers, scheduler=scheduler,
+                             executor=executor, pool=pool, progress=progress, kernel_name=kernel_name,
+                             cell_timeout=cell_timeout)
+
+
+def _sweep_locked(notebook: Path, out: Path, grid: dict, fixed: dict, combos: list[dict], *, workers: int,
+                  scheduler: str | None, executor: cf.Executor | None, pool: str, progress: bool, kernel_name: str,
+                  cell_timeout: float | None) -> SweepResult:
+    stop_file = out / STOP_FILE
+    remove(stop_file)
     varying = [k for k in grid if len(grid[k]) > 1] or list(grid)
     jobs: dict[str, SweepJob] = {}
     for combo in combos:
         name = run_name(combo, varying)
-        jobs.setdefault(name, SweepJob(str(notebook), combo, str(out), name, kernel_name, cell_timeout))
-    out.mkdir(parents=True, exist_ok=True)
+        jobs.setdefault(name, SweepJob(str(notebook), combo, str(out), name, kernel_name, cell_timeout,
+                                       str(stop_file)))
     write_json_atomic(out / "sweep.json", {
         "notebook": str(notebook), "grid": grid, "fixed": fixed,
         "runs": {name: job.parameters for name, job in jobs.items()},
@@ -244,28 +406,36 @@ def run_sweep(notebook: str | Path, grid: Mapping[str, Sequence[Any]], *, fixed:
             todo.append(job)
 
     bar = _progress(len(jobs), len(jobs) - len(todo), progress)
-    own_close: Callable[[], None] = lambda: None  # noqa: E731
+    own_close: Callable[[bool], None] = lambda cancel=False: None  # noqa: E731
+    local = executor is None and not scheduler
+    n_workers = min(workers, len(todo))
     if executor is None and todo:
-        executor, own_close = _make_executor(min(workers, len(todo)), scheduler, pool)
+        executor, own_close = _make_executor(n_workers, scheduler, pool)
+    interrupted, victims = False, []
     try:
-        if executor is None:
+        if executor is None:  # in this process: Ctrl-C stops the running report at once (its kernel killed)
             for job in todo:
                 runs.append(run_job(job))
                 bar.update(1)
         else:
-            futures = [executor.submit(run_job, job) for job in todo]
-            for fut in cf.as_completed(futures):
-                runs.append(fut.result())
-                bar.update(1)
+            window = n_workers if local else len(todo)
+            interrupted, victims = _dispatch(executor, todo, window, bar, stop_file, runs, local)
     finally:
         bar.close()
-        own_close()
+        own_close(interrupted)  # the pool's workers exit here
+        _reap(victims)  # and anything a second Ctrl-C signalled that has not
+        remove(stop_file)
 
+    done = {r["name"] for r in runs}
+    runs += [{"name": j.name, "status": "cancelled", "duration_s": None, "error": None}
+             for j in todo if j.name not in done]
     order = {name: i for i, name in enumerate(jobs)}
     runs.sort(key=lambda r: order[r["name"]])
     summary = summarize(out, jobs)
     files = write_summary(out, summary)
     index = write_index(out, summary, notebook=notebook)
+    if interrupted:
+        raise KeyboardInterrupt
     return SweepResult(output_dir=out, runs=runs, summary=summary, index=index, files=files)
 
 
@@ -324,17 +494,14 @@ def write_summary(output_dir: str | Path, summary: pd.DataFrame) -> dict[str, Pa
     """``summary.csv`` always; ``summary.parquet`` too when pyarrow (or fastparquet) is installed, else a warning."""
     out = Path(output_dir)
     files = {"csv": out / "summary.csv"}
-    tmp = out / ".summary.csv.tmp"
-    summary.to_csv(tmp, index=False)
-    tmp.replace(files["csv"])
+    with atomic_open(files["csv"]) as fh:
+        summary.to_csv(fh, index=False)
     try:
-        tmp = out / ".summary.parquet.tmp"
-        summary.to_parquet(tmp, index=False)
-        tmp.replace(out / "summary.parquet")
+        with atomic_open(out / "summary.parquet", "wb") as fh:
+            summary.to_parquet(fh, index=False)
         files["parquet"] = out / "summary.parquet"
     except ImportError as exc:  # the runs are done: do not fail the sweep over the second copy of its table
         warnings.warn(f"summary.parquet not written: it needs pyarrow (pip install pyarrow): {exc}", stacklevel=2)
-        tmp.unlink(missing_ok=True)
     return files
 
 
@@ -373,11 +540,7 @@ Data: <a href="summary.csv">summary.csv</a>, <a href="summary.parquet">summary.p
 {chr(10).join(body)}
 </tbody></table></body></html>
 """
-    path = out / "index.html"
-    tmp = out / ".index.html.tmp"
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return atomic_write(out / "index.html", page)
 
 
 __all__ = ["split_grid", "load_grid", "expand_grid", "run_name", "SweepJob", "run_job", "SweepResult", "run_sweep",
