@@ -10,7 +10,8 @@
 - readouts → ``handle.evaluate()`` (accuracy and loss, or embedding cosine for sentence-embedding models, against
   the unmodified model), :func:`workbench.formats.model_size_bytes`, and per-layer weight SQNR
   (:func:`workbench.widgets.readouts.weight_sqnr_table`), drawn by :mod:`workbench.viz.dashboard` into one
-  ``FigureWidget`` per plot, created once and redrawn inside ``batch_update()``;
+  :class:`~workbench.widgets.plot.PlotView` per plot (a plain figure in an Output widget, whole figure resent on
+  every redraw, so a page reload or a reopened notebook shows the latest figure);
 - tabs for the lab views registered in :data:`workbench.widgets.LAB_VIEWS`, each imported and built the first
   time its tab is selected.
 
@@ -34,12 +35,12 @@ from typing import Any
 
 import ipywidgets as W
 import pandas as pd
-import plotly.graph_objects as go
 
 from workbench import formats as F
 from workbench.errors import WorkbenchError
 from workbench.viz.dashboard import layer_error_figure, readout_figure
 from workbench.widgets._async import Cancelled, JobContext, LatestJobRunner
+from workbench.widgets.plot import PlotView
 from workbench.widgets.readouts import (
     evaluate_watched,
     plan_formats,
@@ -237,7 +238,7 @@ class Workbench:
         return self.state.to_report_params()
 
     def close(self) -> None:
-        """Stop the worker thread and close every widget (the FigureWidgets included)."""
+        """Stop the worker thread and close every widget (the plots included)."""
         self.runner.close()
         _close_tree(self.ui)  # only this dashboard's widgets (Widget.close_all would close every widget)
 
@@ -282,8 +283,9 @@ class Workbench:
 
         self.readout_html = W.HTML("<i>loading…</i>")
         self.readout_html.add_class("wb-readouts")
-        self.readout_fig = go.FigureWidget(readout_figure(pd.DataFrame(columns=["metric", "which", "value"])))
-        self.error_fig = go.FigureWidget(layer_error_figure(pd.DataFrame(columns=["layer", "format", "sqnr_db"])))
+        self.readout_fig = PlotView(readout_figure(pd.DataFrame(columns=["metric", "which", "value"])),
+                                    flex="1 1 0%", width="auto", min_width="360px")
+        self.error_fig = PlotView(layer_error_figure(pd.DataFrame(columns=["layer", "format", "sqnr_db"])))
 
         self.layer_table = W.GridBox([], layout=W.Layout(
             grid_template_columns="minmax(120px, 2fr) 70px 110px 80px 170px minmax(120px, 1.4fr) 80px",
@@ -300,10 +302,10 @@ class Workbench:
             "info", f"saved state to {self.save_state(self.state_path.value)}")))
         self.load_state_button.on_click(lambda _b: self._guard(lambda: self.load_state(self.state_path.value)))
 
-        readouts = W.HBox([self.readout_html, self.readout_fig], layout=W.Layout(align_items="flex-start"))
+        readouts = W.HBox([self.readout_html, self.readout_fig.ui], layout=W.Layout(align_items="flex-start"))
         main = W.VBox([
             W.HBox([self.sparsity]), W.HBox([self.number]), W.HBox([self.activations, self.restore_button]),
-            readouts, self.error_fig, W.HTML("<b>Layers</b> (override a layer's format in its dropdown)"),
+            readouts, self.error_fig.ui, W.HTML("<b>Layers</b> (override a layer's format in its dropdown)"),
             self.layer_box, W.HBox([self.state_path, self.save_button, self.load_state_button]),
         ])
         self._view_specs: list[tuple[str, str, str]] = []
@@ -578,9 +580,9 @@ class Workbench:
         task_metric = "accuracy" if "accuracy" in snap.metrics else ("cosine" if "cosine" in snap.metrics else None)
         self.readout_html.value = _readout_html(s.baseline, snap.metrics, s.dense_bytes, snap.size_bytes,
                                                 task_metric, s.spec, snap.state)
-        readout_figure(self.readouts, fig=self.readout_fig,
-                       title=f"{s.spec}: unmodified vs {html.escape(snap.state.default)}")
-        layer_error_figure(snap.errors, fig=self.error_fig)
+        self.readout_fig.show(readout_figure(self.readouts, title=f"{s.spec}: unmodified vs "
+                                                                  f"{html.escape(snap.state.default)}"))
+        self.error_fig.show(layer_error_figure(snap.errors))
         errors = dict(zip(snap.errors["layer"], snap.errors["sqnr_db"]))
         for name, row in self._layer_rows.items():
             fmt = snap.effective.get(name, "dense")

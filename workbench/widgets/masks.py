@@ -1,6 +1,6 @@
 """``MaskView(handle)``: choose a layer and a sparsity pattern; see the mask over |w|, kept magnitude and mask
 diversity across patterns, and a table beside them. A thin shell over :func:`workbench.sparsity.mask_report` and
-:mod:`workbench.viz.sparsity`; every figure is one FigureWidget created once and updated in ``batch_update``.
+:mod:`workbench.viz.sparsity`; every figure is one :class:`~workbench.widgets.plot.PlotView` created once.
 """
 
 from __future__ import annotations
@@ -9,13 +9,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import ipywidgets as W
-import plotly.graph_objects as go
 
 from workbench.formats import eligible_layers, to_matrix
 from workbench.sparsity.layerio import dense_weight
 from workbench.sparsity.patterns import DEFAULT_PATTERNS, parse_pattern, pattern_mask
 from workbench.sparsity.report import mask_report
 from workbench.viz.sparsity import diversity_bar, kept_magnitude_bar, mask_heatmap
+from workbench.widgets.plot import PlotView
 
 
 class MaskView:
@@ -40,15 +40,15 @@ class MaskView:
         self.col0 = W.IntText(value=0, description="col 0")
         self.status = W.HTML()
         self.table = W.HTML()
-        self.heatmap = go.FigureWidget(layout=dict(height=360))
-        self.kept_fig = go.FigureWidget(layout=dict(height=300))
-        self.diversity_fig = go.FigureWidget(layout=dict(height=300))
+        self.heatmap = PlotView(height=360, flex="1 1 0%", width="auto", min_width="360px")
+        self.kept_fig = PlotView(height=300, width="50%")
+        self.diversity_fig = PlotView(height=300, width="50%")
         for w in (self.layer, self.rows, self.cols, self.row0, self.col0, self.pattern):
             w.observe(self._on_change, names="value")
         controls = W.VBox([self.layer, self.pattern, self.rows, self.cols, W.HBox([self.row0, self.col0]), self.status])
         self.ui = W.VBox([
-            W.HBox([controls, self.heatmap]),
-            W.HBox([self.kept_fig, self.diversity_fig]),
+            W.HBox([controls, self.heatmap.ui], layout=W.Layout(width="100%")),
+            W.HBox([self.kept_fig.ui, self.diversity_fig.ui], layout=W.Layout(width="100%")),
             self.table,
         ])
         self.refresh()
@@ -85,10 +85,10 @@ class MaskView:
         region = mat[r0 : r0 + self.rows.value, c0 : c0 + self.cols.value].abs().numpy()
         kept = (mask[r0 : r0 + self.rows.value, c0 : c0 + self.cols.value].numpy() if mask is not None
                 else region * 0 > 1)
-        mask_heatmap(region, kept, title=f"{self.layer.value} · {self.pattern.value} (rows {r0}+, cols {c0}+)",
-                     m=p.m, fig=self.heatmap)
-        kept_magnitude_bar(rep, fig=self.kept_fig, title=f"{self.layer.value}: fraction of |w| kept")
-        diversity_bar(rep, fig=self.diversity_fig, title=f"{self.layer.value}: log10 mask diversity")
+        self.heatmap.show(mask_heatmap(region, kept, m=p.m,
+                                       title=f"{self.layer.value} · {self.pattern.value} (rows {r0}+, cols {c0}+)"))
+        self.kept_fig.show(kept_magnitude_bar(rep, title=f"{self.layer.value}: fraction of |w| kept"))
+        self.diversity_fig.show(diversity_bar(rep, title=f"{self.layer.value}: log10 mask diversity"))
         cols = ["pattern", "status", "kept_abs", "kept_sq", "log10_diversity", "output_rel_error", "padded"]
         self.table.value = rep[cols].to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="—")
 
