@@ -3,7 +3,8 @@
 The server listens on 127.0.0.1 on a free port with a random token, serves a temporary copy of the notebooks,
 and keeps its config, data, runtime, settings and workspaces in a temporary directory (nothing of the user's
 Jupyter setup is read or written); the command line is :func:`workbench.cli.lab_argv`'s, the one ``workbench lab``
-runs. Screenshots are saved with ``--screenshots DIR`` or ``WORKBENCH_SCREENSHOTS=DIR``. Chromium is Debian's (``apt-get install chromium``), driven through Python
+runs (so its settings, e.g. no news pop-up, are the ones tested). Screenshots are saved with ``--screenshots DIR``
+or ``WORKBENCH_SCREENSHOTS=DIR``. Chromium is Debian's (``apt-get install chromium``), driven through Python
 Playwright with ``executable_path``; no browser is ever downloaded. Tests skip with a reason when either is
 missing. Every wait is bounded and the server is killed in a ``finally``.
 """

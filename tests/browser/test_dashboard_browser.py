@@ -46,8 +46,8 @@ PLOTS_JS = """(root) => Array.from(document.querySelectorAll(root + ' .wb-plot')
     return [!!gd.querySelector('.main-svg'), full, String(title)];
   })"""
 
-# the lab tabs and how many of their plots hold data before any button is pressed
-TABS = {"masks": 3, "quantization": 4, "dynamics": 0, "topology": 0, "kernels": 1}
+# the lab tabs and how many of their plots hold data (dynamics and topology once their train button ran)
+TABS = {"masks": 3, "quantization": 4, "dynamics": 1, "topology": 3, "kernels": 1}
 # plots each tab shows (the dynamics view shows one of its two: the other is in its inner second tab)
 TAB_PLOTS = {"masks": 3, "quantization": 4, "dynamics": 1, "topology": 3, "kernels": 1}
 
@@ -112,9 +112,27 @@ class _Shots:
         el.screenshot(path=str(self.folder / f"{name}.png"), timeout=30_000)
 
 
-def _check_every_tab(page, shot, suffix: str = "") -> None:
+def _train(page, title: str, index: int) -> None:
+    """Press the train button of the dynamics (a short run) or topology tab and wait until it is done: their
+    plots are drawn from a background thread (dynamics) or a click handler (topology)."""
+    panel = page.locator(_panel(index))
+    if title == "dynamics":
+        steps = panel.get_by_label("steps", exact=True)
+        steps.fill("20")
+        steps.press("Enter")
+        panel.get_by_role("button", name="train", exact=True).click()
+        _wait_until(lambda: "done after 20 steps" in panel.inner_text(), 240, "the dynamics run to finish")
+    elif title == "topology":
+        panel.get_by_role("button", name=re.compile("train SET nets")).click()
+        _wait_until(lambda: "mean pairwise NNSTD" in panel.inner_text(), 240, "the SET nets to train")
+
+
+def _check_every_tab(page, shot, suffix: str = "", train: bool = False) -> None:
     for i, (title, n_full) in enumerate(TABS.items(), start=1):
         _tab(page, title).click()
+        if train:
+            _plots_drawn(page, _panel(i), TAB_PLOTS[title], 0, f"the {title} tab", timeout=180)
+            _train(page, title, i)
         _plots_drawn(page, _panel(i), TAB_PLOTS[title], n_full, f"the plots of the {title} tab{suffix}",
                      timeout=180)
         shot(f"tab-{title}")
@@ -152,7 +170,7 @@ def test_dashboard_switch_changes_numbers_in_the_browser(lab_server, page, scree
         _wait_until(lambda: "ready" in page.locator(".wb-status").first.inner_text(), 30, "status ready")
         _no_widget_errors(page)
         shot("dashboard-digits-cnn")
-        _check_every_tab(page, shot)
+        _check_every_tab(page, shot, train=True)
         _no_widget_errors(page)
 
         # --- page reload: every widget comes back from the kernel with the latest figure ------------------------

@@ -7,13 +7,16 @@ shows and returns it. Traces are updated in place when their number and types ma
 holds stay valid, and a ``FigureWidget`` sends only the changed properties), otherwise replaced; the layout is
 replaced as a whole (shapes, annotations and titles of the previous drawing do not linger). No torch and no
 ipywidgets here.
+
+:func:`empty_figure` is what a view shows before it has anything to plot: a title and a line saying what to do,
+no empty axes.
 """
 
 from __future__ import annotations
 
 import plotly.graph_objects as go
 
-__all__ = ["redraw"]
+__all__ = ["redraw", "empty_figure"]
 
 _KEEP = ("type", "uid")
 
@@ -44,3 +47,18 @@ def redraw(fig: go.Figure | None, new: go.Figure) -> go.Figure:
                 fig.add_traces(list(new.data))
         fig.layout = new.layout
     return fig
+
+
+def empty_figure(title: str, note: str, height: int | None = None) -> go.Figure:
+    """A figure with ``title`` and a centred ``note`` (what to press to fill it) instead of empty axes.
+
+    >>> f = empty_figure("NNSTD", "press train")
+    >>> f.layout.annotations[0].text, f.layout.xaxis.visible, len(f.data)
+    ('press train', False, 0)
+    """
+    return go.Figure(layout=dict(
+        title=dict(text=title, x=0.02), height=height, template="plotly_white",
+        xaxis=dict(visible=False), yaxis=dict(visible=False),
+        annotations=[dict(text=note, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
+                          font=dict(size=14, color="#666"))],
+    ))

@@ -24,6 +24,7 @@ from workbench.config import quick_mode
 from workbench.dynamics import compare_regimes, fit_growth, predict_growth, summarize_regimes, train
 from workbench.dynamics.gap import REGIMES
 from workbench.viz.dynamics import accuracy_figure, distance_figure
+from workbench.viz.figure import empty_figure
 from workbench.widgets.plot import PlotView
 
 
@@ -75,8 +76,12 @@ class DynamicsView:
         self.compare_button = W.Button(description="compare", button_style="primary", icon="balance-scale")
         self.table = W.HTML()
 
-        self.fig = PlotView(distance_figure(pd.DataFrame(columns=["step", "layer", "distance"])), height=420)
-        self.acc_fig = PlotView(accuracy_figure(pd.DataFrame(columns=["regime", "test_acc"])), height=420)
+        self.fig = PlotView(empty_figure("distance from initialization ‖w_t − w_0‖",
+                                         "press train: each layer's distance is drawn here as it trains"),
+                            height=420)
+        self.acc_fig = PlotView(empty_figure("test accuracy: small vs large batch",
+                                             "press compare: mean test accuracy per regime over the seeds"),
+                                height=420)
 
         self.train_button.on_click(self._on_train)
         self.stop_button.on_click(self._on_stop)
@@ -142,7 +147,7 @@ class DynamicsView:
             self._rows = []
         self._last_draw = 0.0
         self.fits = None
-        self.fig.show(distance_figure(pd.DataFrame(columns=["step", "layer", "distance"])))
+        self.fig.show(empty_figure("distance from initialization ‖w_t − w_0‖", "training: first steps…"))
         t0 = time.perf_counter()
         total = int(self.steps.value)
 

@@ -16,7 +16,6 @@ from typing import Any
 
 import ipywidgets as W
 import pandas as pd
-import plotly.graph_objects as go
 
 from workbench.errors import WorkbenchError
 from workbench.topology import (
@@ -27,6 +26,7 @@ from workbench.topology import (
     nnstd_over_epochs,
     train_set_runs,
 )
+from workbench.viz.figure import empty_figure
 from workbench.viz.topology import connections_figure, nnstd_epochs_figure, nnstd_heatmap
 from workbench.widgets.plot import PlotView
 
@@ -66,9 +66,10 @@ class TopologyView:
         self.picked = W.Dropdown(options=[], description="draw")
         self.status = W.HTML("<i>no networks yet: press train, or pass nets=</i>")
         self.table = W.HTML()
-        self.heatmap = PlotView(go.Figure(layout=dict(title="NNSTD between networks")), height=420)
-        self.over_epochs = PlotView(go.Figure(layout=dict(title="NNSTD along training, per layer")), height=380)
-        self.connections = PlotView(go.Figure(layout=dict(title="Connections")), height=420)
+        press = "press train (or pass nets=) to compare networks"
+        self.heatmap = PlotView(empty_figure("NNSTD between networks", press), height=420)
+        self.over_epochs = PlotView(empty_figure("NNSTD along training, per layer", press), height=380)
+        self.connections = PlotView(empty_figure("Connections", press), height=420)
         self.train_button.on_click(self._on_train)
         self.against.observe(lambda _: self._draw_epochs(), names="value")
         self.picked.observe(lambda _: self._draw_connections(), names="value")
@@ -150,7 +151,8 @@ class TopologyView:
     def _draw_epochs(self) -> None:
         if not self.runs:
             self.epochs_df = pd.DataFrame()
-            self.over_epochs.show(go.Figure(layout=dict(title="NNSTD along training: needs SET runs (press train)")))
+            self.over_epochs.show(empty_figure("NNSTD along training, per layer",
+                                               "needs SET runs: press train"))
             return
         if len(self.runs) < 2 and self.against.value == "pairs":
             self.against.value = "init"
@@ -163,8 +165,7 @@ class TopologyView:
     def _draw_connections(self) -> None:
         name = self.picked.value
         if name is None:
-            self.connections.show(go.Figure(layout=dict(
-                title="Connections: no network small enough to draw (≤ 64 per level)")))
+            self.connections.show(empty_figure("Connections", "no network small enough to draw (≤ 64 per level)"))
             return
         net = self.nets[self.names.index(name)]
         self.connections.show(connections_figure(connection_table(net), title=f"Connections of {name}"))
