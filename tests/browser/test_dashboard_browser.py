@@ -34,7 +34,8 @@ TEXTS_JS = """() => Array.from(document.querySelectorAll(
   '.wb-dashboard > .widget-tab > .widget-tab-contents > :nth-child(1) .js-plotly-plot .bartext'))
   .map(e => e.textContent)"""
 
-# per plotly plot inside `root` (a CSS selector) that is displayed: [drawn, traces with data, title]
+# per plotly plot inside `root` (a CSS selector) that is displayed: [drawn (SVG, taller than 50 px), traces with
+# data, title]
 PLOTS_JS = """(root) => Array.from(document.querySelectorAll(root + ' .wb-plot'))
   .filter(o => o.offsetParent !== null)
   .map(o => {
@@ -43,7 +44,7 @@ PLOTS_JS = """(root) => Array.from(document.querySelectorAll(root + ' .wb-plot')
     const n = (v) => (v && v.length) || 0;
     const full = (gd._fullData || []).filter(t => n(t.x) + n(t.y) + n(t.z) > 0).length;  // arrays decoded
     const title = (gd.layout && gd.layout.title && (gd.layout.title.text || gd.layout.title)) || '';
-    return [!!gd.querySelector('.main-svg'), full, String(title)];
+    return [!!gd.querySelector('.main-svg') && o.getBoundingClientRect().height > 50, full, String(title)];
   })"""
 
 # the lab tabs and how many of their plots hold data (dynamics and topology once their train button ran)
@@ -107,9 +108,18 @@ class _Shots:
         if self.folder is None:
             return
         el = self.page.locator(selector).first
-        el.scroll_into_view_if_needed(timeout=10_000)
-        time.sleep(0.5)  # plotly's transitions
-        el.screenshot(path=str(self.folder / f"{name}.png"), timeout=30_000)
+        viewport = self.page.viewport_size
+        box = el.bounding_box()
+        if box is not None and viewport is not None:  # a window tall enough for the whole element
+            tall = min(6000, int(box["height"]) + 300)
+            self.page.set_viewport_size({"width": viewport["width"], "height": max(viewport["height"], tall)})
+        try:
+            el.scroll_into_view_if_needed(timeout=10_000)
+            time.sleep(1.0)  # JupyterLab's relayout and plotly's resize
+            el.screenshot(path=str(self.folder / f"{name}.png"), timeout=30_000)
+        finally:
+            if viewport is not None:
+                self.page.set_viewport_size(viewport)
 
 
 def _train(page, title: str, index: int) -> None:
@@ -120,10 +130,10 @@ def _train(page, title: str, index: int) -> None:
         steps = panel.get_by_label("steps", exact=True)
         steps.fill("20")
         steps.press("Enter")
-        panel.get_by_role("button", name="train", exact=True).click()
+        panel.locator("button").filter(has_text=re.compile(r"^\s*train\s*$")).click()  # icon glyph: not by role
         _wait_until(lambda: "done after 20 steps" in panel.inner_text(), 240, "the dynamics run to finish")
     elif title == "topology":
-        panel.get_by_role("button", name=re.compile("train SET nets")).click()
+        panel.locator("button").filter(has_text="train SET nets").click()
         _wait_until(lambda: "mean pairwise NNSTD" in panel.inner_text(), 240, "the SET nets to train")
 
 
@@ -172,6 +182,11 @@ def test_dashboard_switch_changes_numbers_in_the_browser(lab_server, page, scree
         shot("dashboard-digits-cnn")
         _check_every_tab(page, shot, train=True)
         _no_widget_errors(page)
+        # a window resize keeps every plot drawn (plotly's `responsive` config collapsed them to 0 px)
+        viewport = page.viewport_size
+        for size in ({"width": 1100, "height": 2200}, viewport):
+            page.set_viewport_size(size)
+            _plots_drawn(page, _panel(0), 2, 2, f"the dashboard's plots in a {size['width']}×{size['height']} window")
 
         # --- page reload: every widget comes back from the kernel with the latest figure ------------------------
         # the outputs (which reference the widgets) are saved first, as JupyterLab's autosave does

@@ -32,8 +32,10 @@ import plotly.io as pio
 __all__ = ["PlotView", "PLOTLY_MIME", "figure_bundle"]
 
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
-#: plotly.js config of every PlotView (no logo link; resize with the box).
-PLOT_CONFIG: dict[str, Any] = {"displaylogo": False, "responsive": True}
+#: plotly.js config of every PlotView: no logo link. Not ``responsive``: that makes plotly.js size the plot to 100 %
+#: of its container's height, which in an output area is undefined, so a window resize collapsed plots to 0 px
+#: (JupyterLab's plotly renderer resizes the width on its own).
+PLOT_CONFIG: dict[str, Any] = {"displaylogo": False}
 
 
 def figure_bundle(fig: go.Figure, height: int | None = None) -> dict[str, Any]:
