@@ -3,7 +3,8 @@
 A heatmap of layers × formats (SQNR), a bar chart for the chosen format, a histogram of the chosen layer's weights
 with the format's scaled grid overlaid, and a budget slider that re-solves the bit allocation (Hubara et al. 2020).
 A thin shell over :func:`workbench.quant.layer_error`, :func:`workbench.quant.sensitivity`,
-:func:`workbench.quant.allocate_bits` and :mod:`workbench.viz.quant`; each figure is one :class:`~workbench.widgets.plot.PlotView` created once.
+:func:`workbench.quant.allocate_bits` and :mod:`workbench.viz.quant`; each figure is one
+:class:`~workbench.widgets.plot.PlotView` created once.
 """
 
 from __future__ import annotations

@@ -3,10 +3,11 @@ along training, and a picture of one small network's connections).
 
 A thin shell over :mod:`workbench.topology` (``nnstd_matrix``, ``nnstd_over_epochs``, ``train_set``,
 ``connection_table``) and the figures of :mod:`workbench.viz.topology`; three
-:class:`~workbench.widgets.plot.PlotView` s created once. Give it trained :class:`~workbench.topology.SETRun` s, modules or mask lists, or press
-"train" to train a small set of SET networks on digits from different seeds (sharing one initial topology, so the
-epochs plot shows them drift apart). The dashboard calls ``TopologyView(handle)``: a model handle as first argument
-is accepted and ignored (the lab compares networks it trains itself).
+:class:`~workbench.widgets.plot.PlotView` s created once. Give it trained :class:`~workbench.topology.SETRun` s,
+modules or mask lists, or press "train" to train a small set of SET networks on digits from different seeds
+(sharing one initial topology, so the epochs plot shows them drift apart). The dashboard calls
+``TopologyView(handle)``: a model handle as first argument is accepted and ignored (the lab compares networks it
+trains itself).
 """
 
 from __future__ import annotations
