@@ -6,10 +6,11 @@ binary, cycling) is timed twice in this run:
 - *bare*: the work itself without widgets: ``formats.restore`` + ``formats.apply`` + ``handle.evaluate()`` +
   ``formats.model_size_bytes`` (the baseline);
 - *dashboard*: ``Workbench`` in its normal threaded mode: set the switch (as a click does), then ``wait()`` until the
-  readouts, the two FigureWidgets and the layer table are redrawn. Also timed: how long the switch's observer holds
-  the UI thread (it only queues the job), and how many progress updates each toggle shows.
+  readouts, the two plots (PlotView: the whole figure resent) and the layer table are redrawn. Also timed: how long
+  the switch's observer holds the UI thread (it only queues the job), and how many progress updates each toggle
+  shows.
 
-Memory: resident set size before and after N further toggles on digits-cnn (FigureWidgets are reused, so it must
+Memory: resident set size before and after N further toggles on digits-cnn (the plots are reused, so it must
 stay flat). Prints a markdown table; run under ``flock /tmp/bench.lock``.
 
     python benchmarks/dashboard.py [--toggles 100] [--memory-toggles 200] [--minilm-toggles 20] [--no-minilm]

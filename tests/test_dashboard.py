@@ -385,6 +385,13 @@ def test_minilm_reports_embedding_cosine():
         assert w.metrics["cosine"] == pytest.approx(1.0, abs=1e-6)
         w.number.value = "int4"
         assert w.metrics["cosine"] < 1.0 and "wb-cosine" in w.readout_html.value
+        assert "pts" not in w.readout_html.value  # a cosine changes in cosine units
+        # 36 layers: the error plot shows the 12 most changed as horizontal bars, every label legible
+        bars = w.error_fig.data[0]
+        assert bars.orientation == "h" and len(bars.y) == 12 and len(set(bars.y)) == 12
+        assert w.error_fig.layout.title.text.startswith("12 of 36 layers")
+        lowest = w.layer_errors.nsmallest(12, "sqnr_db")["sqnr_db"]
+        assert sorted(bars.x) == pytest.approx(sorted(lowest))
         w.restore_dense()
         assert w.metrics["cosine"] == pytest.approx(1.0, abs=1e-6)
     finally:
@@ -489,3 +496,15 @@ def test_lab_tab_builds_off_the_ui_thread(monkeypatch, tmp_path):
         assert sys.modules["slowviews.slow"].THREADS == ["workbench-view-slow"]
     finally:
         w.close()
+
+
+def test_readout_html_units_and_no_wrap():
+    from workbench.widgets.dashboard import _readout_html
+
+    st = DashboardState("m", "int8")
+    acc = _readout_html({"accuracy": 0.99, "loss": 0.1}, {"accuracy": 0.9, "loss": 0.2}, 153907, 38477, "accuracy",
+                        "m", st)
+    assert "-9.00 pts" in acc
+    assert "150.30\u00a0KiB" in acc and "white-space:nowrap" in acc  # "150.30 / KiB" never wraps
+    cos = _readout_html({"cosine": 1.0, "loss": 0.0}, {"cosine": 0.6512, "loss": 0.3488}, 10, 5, "cosine", "m", st)
+    assert "-0.3488" in cos and "pts" not in cos

@@ -137,7 +137,7 @@ def test_mask_view_headless(cnn):
     from workbench.widgets.masks import MaskView
 
     v = MaskView(cnn, n_batches=1)
-    assert v.ui is not None and v.layer.value == "conv1"
+    assert v.ui is not None and v.layer.value == "conv2"  # the first layer 2:4 fits (conv1 has 1 input channel)
     v.layer.value = "fc1"
     v.pattern.value = "4:8-T"
     z = np.array(v.heatmap.data[1].z, dtype=float)

@@ -2,7 +2,9 @@
 
 The server listens on 127.0.0.1 on a free port with a random token, serves a temporary copy of the notebooks,
 and keeps its config, data, runtime, settings and workspaces in a temporary directory (nothing of the user's
-Jupyter setup is read or written). Chromium is Debian's (``apt-get install chromium``), driven through Python
+Jupyter setup is read or written); the command line is :func:`workbench.cli.lab_argv`'s, the one ``workbench lab``
+runs (so its settings, e.g. no news pop-up, are the ones tested). Screenshots are saved with ``--screenshots DIR``
+or ``WORKBENCH_SCREENSHOTS=DIR``. Chromium is Debian's (``apt-get install chromium``), driven through Python
 Playwright with ``executable_path``; no browser is ever downloaded. Tests skip with a reason when either is
 missing. Every wait is bounded and the server is killed in a ``finally``.
 """
@@ -35,6 +37,27 @@ LAB_SETTINGS = {
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false",
                                                                         "checkForUpdates": False},
 }
+
+
+def pytest_addoption(parser):
+    parser.addoption("--screenshots", default=None, metavar="DIR",
+                     help="browser tests: save screenshots of the dashboard and its tabs into DIR "
+                          "(or set WORKBENCH_SCREENSHOTS=DIR)")
+
+
+@pytest.fixture(scope="session")
+def screenshots(request) -> Path | None:
+    """The folder to save screenshots into (``--screenshots DIR`` or ``WORKBENCH_SCREENSHOTS``), or None."""
+    try:
+        opt = request.config.getoption("--screenshots")
+    except ValueError:  # the option is registered only when pytest starts in tests/browser
+        opt = None
+    folder = opt or os.environ.get("WORKBENCH_SCREENSHOTS")
+    if not folder:
+        return None
+    path = Path(folder).resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def _free_port() -> int:
@@ -80,12 +103,15 @@ def lab_server(tmp_path_factory, chromium_path):  # noqa: ARG001 - skip before s
         "IPYTHONDIR": str(tmp / "ipython"), "WORKBENCH_QUICK": "1", "TQDM_DISABLE": "1",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")])),
     })
-    cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-           "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-           "--ServerApp.terminals_enabled=False", "--LabApp.expose_app_in_browser=True",
-           "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:  # containers and CI runners often run as root
-        cmd.append("--allow-root")
+    from workbench.cli import lab_argv
+
+    # the command `workbench lab` runs (its flags, e.g. no news pop-up), on a private root, port and token
+    cmd = lab_argv(port=port, no_browser=True, root=root, notebook=root / "00_start_here.ipynb",
+                   python=sys.executable)
+    cmd += [f"--IdentityProvider.token={token}", "--ServerApp.terminals_enabled=False",
+            "--LabApp.expose_app_in_browser=True"]
+    if not any("news" in a for a in cmd):  # until `workbench lab` turns the news off itself
+        cmd += ["--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
     log = (tmp / "server.log").open("w")
     proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"

@@ -5,21 +5,26 @@
 - :func:`layer_error_figure`: weight SQNR per layer, ``20·log10(‖w‖/‖w − q(w)‖)`` dB (higher is better; a layer
   left dense has no bar), coloured by the layer's format.
 
-Each takes an optional ``fig=`` to draw into, so the dashboard creates one ``FigureWidget`` per plot once and
-redraws it inside ``fig.batch_update()`` (FigureWidgets are never freed; creating one per toggle leaks). The trace
-count of each figure is fixed, so redrawing only updates trace data. No torch and no ipywidgets here.
+Each takes an optional ``fig=`` to draw into (:func:`workbench.viz.figure.redraw`); the trace count of each figure
+is fixed, so redrawing only updates trace data. A model with many layers (MiniLM: 36) gets horizontal bars for the
+:data:`TOP_LAYERS` layers whose weights changed most (lowest SQNR), so every label is legible; the dashboard's layer
+table lists them all. No torch and no ipywidgets here.
 """
 
 from __future__ import annotations
 
 import math
-from contextlib import nullcontext
-from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
 
-__all__ = ["readout_figure", "layer_error_figure", "short_layer_names", "FORMAT_COLORS", "format_color"]
+from workbench.viz.figure import redraw
+
+__all__ = ["readout_figure", "layer_error_figure", "short_layer_names", "FORMAT_COLORS", "format_color",
+           "TOP_LAYERS"]
+
+#: At most this many layers in the per-layer error plot; beyond it the most changed ones (lowest SQNR) are shown.
+TOP_LAYERS = 12
 
 #: Colours of the number formats (sparsity-only formats use the first entry); stable across redraws.
 FORMAT_COLORS: dict[str, str] = {
@@ -63,26 +68,6 @@ def short_layer_names(names: list[str]) -> list[str]:
     return [".".join(s[common:]) for s in split]
 
 
-def _batch(fig: Any):
-    return fig.batch_update() if hasattr(fig, "batch_update") else nullcontext()
-
-
-def _draw(fig: go.Figure | None, traces: list[dict[str, Any]], layout: dict[str, Any]) -> go.Figure:
-    """Create a figure with ``traces`` (bars), or update ``fig``'s traces in place inside one batch update."""
-    if fig is None:
-        fig = go.Figure()
-    with _batch(fig):
-        if len(fig.data) != len(traces):
-            if len(fig.data):  # a figure of another shape: start over (never happens with figures made here)
-                fig.data = ()
-            fig.add_traces([go.Bar(**t) for t in traces])
-        else:
-            for trace, spec in zip(fig.data, traces):
-                trace.update(**spec)
-        fig.update_layout(**layout)
-    return fig
-
-
 def readout_figure(df: pd.DataFrame, fig: go.Figure | None = None, title: str | None = None) -> go.Figure:
     """Bars of the unmodified model against the current formats.
 
@@ -110,37 +95,64 @@ def readout_figure(df: pd.DataFrame, fig: go.Figure | None = None, title: str | 
         yaxis=dict(range=[0, 1.15], title="value"), height=300, margin=dict(l=50, r=10, t=40, b=40),
         legend=dict(orientation="h", y=-0.2), template="plotly_white",
     )
-    return _draw(fig, traces, layout)
+    return redraw(fig, go.Figure([go.Bar(**t) for t in traces], layout))
 
 
-def layer_error_figure(df: pd.DataFrame, fig: go.Figure | None = None, title: str | None = None) -> go.Figure:
+def layer_error_figure(df: pd.DataFrame, fig: go.Figure | None = None, title: str | None = None,
+                       top: int = TOP_LAYERS) -> go.Figure:
     """Weight SQNR per layer (dB), one bar per layer coloured by its format.
 
     ``df`` has one row per layer with columns ``layer``, ``format`` and ``sqnr_db`` (``inf`` or NaN for a layer
-    whose weights are unchanged: no bar and no label).
+    whose weights are unchanged: no bar and no label). Up to ``top`` layers: vertical bars in model order. More
+    layers: horizontal bars (names on the y axis, model order top-down) for the ``top`` layers of lowest SQNR, the
+    title saying how many of how many are shown.
 
     >>> df = pd.DataFrame({"layer": ["fc1", "fc2"], "format": ["int8", "dense"], "sqnr_db": [41.5, float("inf")]})
     >>> fig = layer_error_figure(df)
     >>> list(fig.data[0].text)
-    ['int8 · 41.5 dB', '']
+    ['int8 · 41.5 dB']
+    >>> many = pd.DataFrame({"layer": [f"l{i}" for i in range(30)], "format": "int8", "sqnr_db": range(30)})
+    >>> f = layer_error_figure(many, top=5)
+    >>> f.data[0].orientation, list(f.data[0].y), f.layout.title.text.startswith("5 of 30 layers")
+    ('h', ['l0', 'l1', 'l2', 'l3', 'l4'], True)
     """
     layers = [str(x) for x in df["layer"]] if len(df) else []
     fmts = [str(x) for x in df["format"]] if len(df) else []
     raw = [float(v) for v in df["sqnr_db"]] if len(df) else []
-    ys = [v if math.isfinite(v) else None for v in raw]
-    # no label on a missing bar: plotly.js drops every bar label of later redraws after one (seen in 2.x/3.x)
-    text = [(f"{f} · {v:.1f} dB" if y is not None else "") for f, v, y in zip(fmts, raw, ys)]
-    finite = [y for y in ys if y is not None]
-    top = max(finite) if finite else 60.0
-    traces = [dict(
-        name="weight SQNR", x=short_layer_names(layers), y=ys, customdata=[[n, f] for n, f in zip(layers, fmts)],
-        marker_color=[format_color(f) for f in fmts], text=text, textposition="outside", cliponaxis=False,
-        hovertemplate="%{customdata[0]}<br>%{customdata[1]}: %{y:.2f} dB<extra></extra>", showlegend=False,
-    )]
-    layout = dict(
-        title=dict(text=title or "Per-layer weight error (SQNR, higher is better)", x=0.02),
-        yaxis=dict(title="SQNR [dB]", range=[min(0.0, min(finite, default=0.0)), max(10.0, top * 1.25)]),
-        xaxis=dict(tickangle=-30 if len(layers) > 6 else 0, automargin=True),
-        height=340, margin=dict(l=50, r=10, t=40, b=60), template="plotly_white",
+    changed = [i for i, v in enumerate(raw) if math.isfinite(v)]  # a layer left dense has no bar
+    many = len(layers) > top
+    if many:  # the `top` most changed layers, shown in model order
+        changed = sorted(sorted(changed, key=lambda i: raw[i])[:top])
+    names = short_layer_names(layers)
+    xs = [names[i] for i in changed]
+    ys = [raw[i] for i in changed]
+    text = [f"{fmts[i]} · {raw[i]:.1f} dB" for i in changed]
+    hi = max(ys, default=60.0)
+    value_range = [min(0.0, min(ys, default=0.0)), max(10.0, hi * (1.45 if many else 1.25))]
+    bar = dict(
+        name="weight SQNR", customdata=[[layers[i], fmts[i]] for i in changed],
+        marker_color=[format_color(fmts[i]) for i in changed], text=text, textposition="outside", cliponaxis=False,
+        showlegend=False,
     )
-    return _draw(fig, traces, layout)
+    heading = title or "Per-layer weight error (SQNR, higher is better)"
+    if many:
+        bar.update(x=ys, y=xs, orientation="h",
+                   hovertemplate="%{customdata[0]}<br>%{customdata[1]}: %{x:.2f} dB<extra></extra>")
+        shown = f"{len(changed)} of {len(layers)} layers, lowest SQNR" if changed else f"{len(layers)} layers"
+        layout = dict(
+            title=dict(text=f"{shown}: {heading}", x=0.02),
+            xaxis=dict(title="SQNR [dB]", range=value_range),
+            yaxis=dict(autorange="reversed", automargin=True, type="category"),
+            height=max(240, 26 * max(len(changed), 4) + 110), margin=dict(l=10, r=20, t=40, b=50),
+            template="plotly_white",
+        )
+    else:
+        bar.update(x=xs, y=ys, hovertemplate="%{customdata[0]}<br>%{customdata[1]}: %{y:.2f} dB<extra></extra>")
+        layout = dict(
+            title=dict(text=heading, x=0.02),
+            yaxis=dict(title="SQNR [dB]", range=value_range),
+            xaxis=dict(tickangle=-30 if len(layers) > 6 else 0, automargin=True, type="category",
+                       categoryorder="array", categoryarray=names),
+            height=340, margin=dict(l=50, r=10, t=40, b=60), template="plotly_white",
+        )
+    return redraw(fig, go.Figure([go.Bar(**bar)], layout))

@@ -9,17 +9,18 @@ bandwidth-floor prediction (bytes moved / copy bandwidth). Two views:
 - :func:`floor_figure`: achieved bandwidth as a fraction of the measured copy bandwidth (1 = at the floor), with the
   issue's 80% target as a line.
 
-Both take an optional ``fig=`` to redraw into (the widget keeps one FigureWidget per plot and updates it inside
-``batch_update``); the trace count depends only on the formats present. No torch and no ipywidgets here.
+Both take an optional ``fig=`` to redraw into (:func:`workbench.viz.figure.redraw`); the trace count depends only
+on the formats present. No torch and no ipywidgets here.
 """
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
+
+from workbench.viz.figure import redraw
 
 __all__ = ["KERNEL_COLORS", "speedup_figure", "floor_figure", "floor_speedup"]
 
@@ -50,23 +51,6 @@ def _prepare(df: pd.DataFrame, formats: list[str] | None) -> tuple[pd.DataFrame,
     if formats is None:
         formats = [f for f in KERNEL_COLORS if f in set(d["format"])] + sorted(set(d["format"]) - set(KERNEL_COLORS))
     return d, formats
-
-
-def _into(new: go.Figure, fig: go.Figure | None) -> go.Figure:
-    """Return ``new``, or redraw ``fig`` to look like it: trace data updated in place when the traces match."""
-    if fig is None:
-        return new
-    same = len(fig.data) == len(new.data) and all(a.name == b.name and a.type == b.type for a, b in zip(fig.data, new.data))
-    ctx = fig.batch_update() if hasattr(fig, "batch_update") else nullcontext()
-    if not same:
-        fig.data = ()
-        fig.add_traces(list(new.data))
-    with ctx:
-        if same:
-            for old, tr in zip(fig.data, new.data):
-                old.update(x=tr.x, y=tr.y)
-        fig.layout = new.layout
-    return fig
 
 
 def _title(meta: dict[str, Any] | None, what: str) -> str:
@@ -101,7 +85,7 @@ def speedup_figure(
         yaxis_title="speedup over dense bf16 (×)", xaxis_title="weight shape (out×in) · batch", legend_title="format",
     )
     new.add_hline(y=1.0, line_dash="dot", line_color="grey")
-    return _into(new, fig)
+    return redraw(fig, new)
 
 
 def floor_figure(
@@ -122,4 +106,4 @@ def floor_figure(
         yaxis_tickformat=".0%", xaxis_title="weight shape (out×in) · batch", legend_title="format",
     )
     new.add_hline(y=0.8, line_dash="dash", line_color="red", annotation_text="target 80%")
-    return _into(new, fig)
+    return redraw(fig, new)

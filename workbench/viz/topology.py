@@ -8,41 +8,22 @@
 - :func:`connections_figure`: the connections of a small network from ``workbench.topology.connection_table``,
   neurons in columns by level, edges coloured by the sign of their weight (grey when only a mask is known).
 
-Each takes an optional ``fig=`` (a ``go.Figure`` or ``FigureWidget``) to redraw into inside ``fig.batch_update()``.
+Each takes an optional ``fig=`` to redraw into (:func:`workbench.viz.figure.redraw`).
 """
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from workbench.viz.figure import redraw
+
 __all__ = ["nnstd_heatmap", "nnstd_epochs_figure", "connections_figure"]
 
 _LAYER_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
-
-
-def _draw(fig: go.Figure | None, traces: list[Any], layout: dict[str, Any]) -> go.Figure:
-    """Put ``traces`` and ``layout`` into ``fig`` (a new ``go.Figure`` when None), updating traces in place when
-    their number and types match (so a FigureWidget keeps its trace objects)."""
-    if fig is None:
-        return go.Figure(data=traces, layout=layout)
-    ctx = fig.batch_update() if hasattr(fig, "batch_update") else nullcontext()
-    with ctx:
-        same = len(fig.data) == len(traces) and all(a.type == b.type for a, b in zip(fig.data, traces))
-        if same:
-            for old, new in zip(fig.data, traces):
-                props = new.to_plotly_json()
-                props.pop("type", None)
-                old.update(props, overwrite=True)
-        else:
-            fig.data = ()
-            fig.add_traces(traces)
-        fig.update_layout(layout, overwrite=False)
-    return fig
 
 
 def nnstd_heatmap(df: pd.DataFrame, accuracies: Any = None, fig: go.Figure | None = None,
@@ -71,7 +52,7 @@ def nnstd_heatmap(df: pd.DataFrame, accuracies: Any = None, fig: go.Figure | Non
                        hovertemplate="%{y} vs %{x}<br>NNSTD %{z:.4f}<extra></extra>")
     layout = dict(title=title, xaxis=dict(title="network", type="category"),
                   yaxis=dict(title="network", type="category", autorange="reversed"), height=420)
-    return _draw(fig, [trace], layout)
+    return redraw(fig, go.Figure([trace], layout))
 
 
 def nnstd_epochs_figure(df: pd.DataFrame, fig: go.Figure | None = None,
@@ -92,7 +73,7 @@ def nnstd_epochs_figure(df: pd.DataFrame, fig: go.Figure | None = None,
                          arrayminus=sub["mean"] - sub["min"], thickness=1),
             hovertemplate="epoch %{x}<br>NNSTD %{y:.4f}<extra>" + label + "</extra>"))
     layout = dict(title=title, xaxis=dict(title="epoch"), yaxis=dict(title="NNSTD", range=[0, 1.02]), height=380)
-    return _draw(fig, traces, layout)
+    return redraw(fig, go.Figure(traces, layout))
 
 
 def connections_figure(df: pd.DataFrame, sizes: list[int] | None = None, fig: go.Figure | None = None,
@@ -135,4 +116,4 @@ def connections_figure(df: pd.DataFrame, sizes: list[int] | None = None, fig: go
     layout = dict(title=title, height=420, showlegend=True,
                   xaxis=dict(title="level (0 = inputs)", tickvals=list(range(len(sizes))), zeroline=False),
                   yaxis=dict(visible=False, range=[0, 1]))
-    return _draw(fig, traces, layout)
+    return redraw(fig, go.Figure(traces, layout))

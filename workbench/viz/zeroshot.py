@@ -8,17 +8,18 @@ ipywidgets).
   ``tradeoff_curve`` rows, one line per ``method``), with the uncalibrated point (γ = 0) marked.
 - :func:`metrics_table_figure`: the mean ± sd table of ``compare_methods(...).table`` as a plotly table.
 
-Each takes an optional ``fig=`` (a ``go.Figure`` or ``FigureWidget``) to redraw into inside ``fig.batch_update()``.
+Each takes an optional ``fig=`` to redraw into (:func:`workbench.viz.figure.redraw`).
 """
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+
+from workbench.viz.figure import redraw
 
 __all__ = ["soft_label_figure", "digit_figure", "tradeoff_figure", "metrics_table_figure"]
 
@@ -27,14 +28,7 @@ _KIND_COLORS = {"true class": "#444444", "unseen": "#d62728", "other seen": "#9e
 
 
 def _draw(fig: go.Figure | None, traces: list[Any], layout: dict[str, Any]) -> go.Figure:
-    if fig is None:
-        return go.Figure(data=traces, layout=layout)
-    ctx = fig.batch_update() if hasattr(fig, "batch_update") else nullcontext()
-    with ctx:
-        fig.data = ()
-        fig.add_traces(traces)
-        fig.update_layout(layout, overwrite=False)
-    return fig
+    return redraw(fig, go.Figure(data=traces, layout=layout))
 
 
 def soft_label_figure(target: Sequence[float], true_class: int, unseen: Sequence[int], fig: go.Figure | None = None,

@@ -3,7 +3,7 @@
 A thin shell over :func:`workbench.dynamics.train`, :func:`~workbench.dynamics.fit_growth` and
 :func:`~workbench.dynamics.compare_regimes` with the figures of :mod:`workbench.viz.dynamics` (Hoffer, Hubara &
 Soudry 2017). Training runs on a background thread so the kernel stays responsive; the distance plot (log step axis,
-one line per layer plus the total) is updated live inside ``FigureWidget.batch_update()`` as the tracker records,
+one line per layer plus the total, a :class:`~workbench.widgets.plot.PlotView`) is redrawn live as the tracker records,
 at most every ``refresh_s`` seconds, and the fitted growth laws are overlaid when the run ends. The stop button sets
 a ``threading.Event`` that the loop checks every step; everything recorded so far is kept. The second panel trains
 the regimes small batch / large batch / large + √-scaled lr + Ghost BN (+ regime adaptation) over a few seeds and
@@ -19,12 +19,13 @@ from typing import Any
 
 import ipywidgets as W
 import pandas as pd
-import plotly.graph_objects as go
 
 from workbench.config import quick_mode
 from workbench.dynamics import compare_regimes, fit_growth, predict_growth, summarize_regimes, train
 from workbench.dynamics.gap import REGIMES
-from workbench.viz.dynamics import PALETTE, accuracy_figure, distance_figure
+from workbench.viz.dynamics import accuracy_figure, distance_figure
+from workbench.viz.figure import empty_figure
+from workbench.widgets.plot import PlotView
 
 
 class DynamicsView:
@@ -75,8 +76,12 @@ class DynamicsView:
         self.compare_button = W.Button(description="compare", button_style="primary", icon="balance-scale")
         self.table = W.HTML()
 
-        self.fig = go.FigureWidget(distance_figure(pd.DataFrame(columns=["step", "layer", "distance"])))
-        self.acc_fig = go.FigureWidget(accuracy_figure(pd.DataFrame(columns=["regime", "test_acc"])))
+        self.fig = PlotView(empty_figure("distance from initialization ‖w_t − w_0‖",
+                                         "press train: each layer's distance is drawn here as it trains"),
+                            height=420)
+        self.acc_fig = PlotView(empty_figure("test accuracy: small vs large batch",
+                                             "press compare: mean test accuracy per regime over the seeds"),
+                                height=420)
 
         self.train_button.on_click(self._on_train)
         self.stop_button.on_click(self._on_stop)
@@ -84,9 +89,9 @@ class DynamicsView:
 
         run_box = W.VBox([W.HBox([W.VBox([self.batch, self.lr, self.steps, self.seed]),
                                   W.VBox([self.ghost, self.scaling, self.augment, self.hadamard])]),
-                          W.HBox([self.train_button, self.stop_button]), self.status, self.fig])
+                          W.HBox([self.train_button, self.stop_button]), self.status, self.fig.ui])
         gap_box = W.VBox([W.HBox([W.VBox([self.small, self.large, self.epochs, self.seeds]), self.regimes]),
-                          W.HBox([self.compare_button]), self.acc_fig, self.table])
+                          W.HBox([self.compare_button]), self.acc_fig.ui, self.table])
         self.tabs = W.Tab(children=[run_box, gap_box])
         self.tabs.set_title(0, "distance from init")
         self.tabs.set_title(1, "small vs large batch")
@@ -142,8 +147,7 @@ class DynamicsView:
             self._rows = []
         self._last_draw = 0.0
         self.fits = None
-        with self.fig.batch_update():
-            self.fig.data = ()
+        self.fig.show(empty_figure("distance from initialization ‖w_t − w_0‖", "training: first steps…"))
         t0 = time.perf_counter()
         total = int(self.steps.value)
 
@@ -174,39 +178,18 @@ class DynamicsView:
             df = pd.DataFrame(self._rows)
         if df.empty:
             return
-        df = df[df["step"] > 0]
-        names = list(dict.fromkeys(df["layer"]))
-        existing = {t.name: t for t in self.fig.data}
-        missing = [n for n in names if n not in existing]
-        for i, name in enumerate(missing):  # traces are created once per run
-            total = name == "total"
-            self.fig.add_scatter(x=[], y=[], mode="lines", name=name,
-                                 line=dict(width=3.5 if total else 1.5,
-                                           color="black" if total else PALETTE[names.index(name) % len(PALETTE)]))
-        existing = {t.name: t for t in self.fig.data}
-        with self.fig.batch_update():
-            for name in names:
-                part = df[df["layer"] == name]
-                existing[name].x = part["step"].to_numpy()
-                existing[name].y = part["distance"].to_numpy()
+        self.fig.show(distance_figure(df))
 
     def _draw_fits(self) -> None:
-        df = pd.DataFrame(self._rows)
+        with self._lock:
+            df = pd.DataFrame(self._rows)
         try:
             self.fits = fit_growth(df)
         except Exception:  # too few steps to fit: keep the measured curves only
             self.fits = None
             return
         steps = sorted(s for s in df["step"].unique() if s >= 1)
-        curves = predict_growth(self.fits, steps)
-        for model in dict.fromkeys(curves["model"]):
-            part = curves[curves["model"] == model]
-            r2 = float(self.fits.set_index("model").loc[model, "r2"])
-            star = " ★" if model == self.fits.attrs["best"] else ""
-            self.fig.add_scatter(x=part["step"].to_numpy(), y=part["fitted"].to_numpy(), mode="lines",
-                                 name=f"fit {model} (R²={r2:.3f}){star}",
-                                 line=dict(dash={"log": "dash", "log^β": "dot", "sqrt": "dashdot"}.get(model, "longdash"),
-                                           color="#444", width=2.5 if star else 1.2))
+        self.fig.show(distance_figure(df, curves=predict_growth(self.fits, steps), fits=self.fits))
 
     # -- small vs large batch ---------------------------------------------------------------------------------
     def _on_compare(self, _=None) -> None:
@@ -214,14 +197,14 @@ class DynamicsView:
 
     def _compare(self) -> None:
         self.runs = pd.DataFrame()
-        accuracy_figure(self.runs, fig=self.acc_fig)
+        self.acc_fig.show(accuracy_figure(self.runs))
         regimes = list(self.regimes.value) or ["small", "large"]
         seeds = range(int(self.seeds.value))
         n = len(regimes) * len(seeds)
 
         def on_result(row: dict) -> None:
             self.runs = pd.concat([self.runs, pd.DataFrame([row])], ignore_index=True)
-            accuracy_figure(self.runs, fig=self.acc_fig)
+            self.acc_fig.show(accuracy_figure(self.runs))
             self.status.value = f"compare: {len(self.runs)} / {n} runs done"
 
         compare_regimes(self.handle, small_batch=int(self.small.value), large_batch=int(self.large.value),

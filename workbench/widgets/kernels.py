@@ -2,7 +2,8 @@
 
 A thin shell over :func:`workbench.kernels.bench.load_results` (recorded GPU results from
 ``benchmarks/kernels_results.json``, else the bandwidth-floor prediction, clearly labelled) and the figures of
-:mod:`workbench.viz.kernels`. One FigureWidget, created once, redrawn in ``batch_update`` when a control changes.
+:mod:`workbench.viz.kernels`. One :class:`~workbench.widgets.plot.PlotView`, created once, redrawn when a control
+changes.
 ``handle`` (a ModelHandle, optional) adds the model's linear layers with the bytes each format would move.
 """
 
@@ -13,11 +14,11 @@ from typing import Any
 
 import ipywidgets as W
 import pandas as pd
-import plotly.graph_objects as go
 
 from workbench.kernels.bench import load_results, to_markdown
 from workbench.kernels.packing import FORMATS, packed_bytes
 from workbench.viz.kernels import floor_figure, speedup_figure
+from workbench.widgets.plot import PlotView
 
 VIEWS = {"speedup over dense bf16": "speedup", "fraction of bandwidth floor": "floor"}
 
@@ -50,7 +51,7 @@ class KernelBenchView:
         self.batch = W.Dropdown(options=[("all", None)] + [(str(b), b) for b in batches], value=None, description="batch")
         self.formats = W.SelectMultiple(options=formats, value=tuple(formats), description="formats", rows=min(6, len(formats)))
         self.note = W.HTML(self._note_html())
-        self.fig = go.FigureWidget()
+        self.fig = PlotView(height=450)
         self.table = W.HTML()
         self.layers = W.HTML()
         for w in (self.view, self.batch, self.formats):
@@ -62,7 +63,7 @@ class KernelBenchView:
                     self.layers.value = "<b>This model's linear layers: bytes per format</b>" + t.to_html(index=False)
             except Exception as e:  # noqa: BLE001 - an odd handle must not break the view
                 self.layers.value = f"<i>model layers unavailable: {type(e).__name__}</i>"
-        self.ui = W.VBox([self.note, W.HBox([self.view, self.batch]), self.formats, self.fig, self.table, self.layers])
+        self.ui = W.VBox([self.note, W.HBox([self.view, self.batch]), self.formats, self.fig.ui, self.table, self.layers])
         self._redraw()
 
     def _note_html(self) -> str:
@@ -86,9 +87,9 @@ class KernelBenchView:
         d = self.selection()
         shown = [f for f in self.formats.value]
         if VIEWS[self.view.value] == "speedup":
-            speedup_figure(d, self.meta, formats=shown, fig=self.fig)
+            self.fig.show(speedup_figure(d, self.meta, formats=shown))
         else:
-            floor_figure(d, self.meta, formats=shown, fig=self.fig)
+            self.fig.show(floor_figure(d, self.meta, formats=shown))
         cols = [c for c in ("shape", "batch", "format", "time_us", "gbps", "speedup_vs_dense", "speedup_vs_torch24",
                             "floor_fraction", "check") if c in d]
         self.table.value = d[d["format"].isin(shown)][cols].to_html(index=False, float_format=lambda v: f"{v:.2f}")

@@ -3,7 +3,8 @@
 A heatmap of layers × formats (SQNR), a bar chart for the chosen format, a histogram of the chosen layer's weights
 with the format's scaled grid overlaid, and a budget slider that re-solves the bit allocation (Hubara et al. 2020).
 A thin shell over :func:`workbench.quant.layer_error`, :func:`workbench.quant.sensitivity`,
-:func:`workbench.quant.allocate_bits` and :mod:`workbench.viz.quant`; each figure is one FigureWidget created once.
+:func:`workbench.quant.allocate_bits` and :mod:`workbench.viz.quant`; each figure is one
+:class:`~workbench.widgets.plot.PlotView` created once.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from typing import Any
 
 import ipywidgets as W
 import numpy as np
-import plotly.graph_objects as go
 
 from workbench.formats import compute_scale, eligible_layers, original_weight, parse_format, representable_values
 from workbench.quant.error import layer_error
 from workbench.quant.sensitivity import allocate_bits, layer_sizes
 from workbench.viz.quant import allocation_bar, sqnr_bar, sqnr_heatmap, weight_histogram
+from workbench.widgets.plot import PlotView
 
 DEFAULT_FORMATS = ("fp8_e4m3", "int8", "int4", "binary")
 METRICS = ("output_sqnr_db", "weight_sqnr_db", "output_nl2", "output_cosine", "delta_loss")
@@ -56,10 +57,10 @@ class QuantErrorView:
                                     description="budget (B)", continuous_update=False, readout_format=",.0f")
         self.status = W.HTML()
         self.table = W.HTML()
-        self.heatmap = go.FigureWidget(layout=dict(height=400))
-        self.bar = go.FigureWidget(layout=dict(height=320))
-        self.hist = go.FigureWidget(layout=dict(height=320))
-        self.alloc_fig = go.FigureWidget(layout=dict(height=320))
+        self.heatmap = PlotView(height=400, flex="1 1 0%", width="auto", min_width="360px")
+        self.bar = PlotView(height=320, width="50%")
+        self.hist = PlotView(height=320, width="50%")
+        self.alloc_fig = PlotView(height=320, width="50%")
         self.allocation = None
         for w in (self.mode, self.metric):
             w.observe(lambda c: self._draw_errors(), names="value")
@@ -67,8 +68,11 @@ class QuantErrorView:
         self.layer.observe(lambda c: self._draw_hist(), names="value")
         self.budget.observe(lambda c: self._solve(), names="value")
         controls = W.VBox([self.mode, self.metric, self.fmt, self.layer, self.budget, self.status])
-        self.ui = W.VBox([W.HBox([controls, self.heatmap]), W.HBox([self.bar, self.hist]),
-                          W.HBox([self.alloc_fig, self.table])])
+        self.table.layout = W.Layout(width="50%", overflow="auto")
+        full = W.Layout(width="100%")
+        self.ui = W.VBox([W.HBox([controls, self.heatmap.ui], layout=full),
+                          W.HBox([self.bar.ui, self.hist.ui], layout=W.Layout(width="100%")),
+                          W.HBox([self.alloc_fig.ui, self.table], layout=W.Layout(width="100%"))])
         self._draw_errors()
         self._draw_hist()
         self._solve()
@@ -82,11 +86,11 @@ class QuantErrorView:
         return self._errors[m]
 
     def _draw_errors(self) -> None:
-        sqnr_heatmap(self.errors, self.metric.value, fig=self.heatmap)
+        self.heatmap.show(sqnr_heatmap(self.errors, self.metric.value))
         self._draw_bar()
 
     def _draw_bar(self) -> None:
-        sqnr_bar(self.errors, self.fmt.value, self.metric.value, fig=self.bar)
+        self.bar.show(sqnr_bar(self.errors, self.fmt.value, self.metric.value))
 
     def _draw_hist(self) -> None:
         if self.layer.value is None:
@@ -96,7 +100,7 @@ class QuantErrorView:
         f = parse_format(self.fmt.value)
         scale = compute_scale(w, f.number, "tensor")
         grid = representable_values(f).numpy() * float(scale)
-        weight_histogram(w.numpy(), grid, f.name, self.layer.value, fig=self.hist)
+        self.hist.show(weight_histogram(w.numpy(), grid, f.name, self.layer.value))
 
     def _solve(self) -> None:
         try:
@@ -105,7 +109,7 @@ class QuantErrorView:
             self.status.value = f"<span style='color:#b00'>{e}</span>"
             return
         self.allocation = a
-        allocation_bar(a.table, fig=self.alloc_fig)
+        self.alloc_fig.show(allocation_bar(a.table))
         measured = f", measured loss {a.measured_loss:.4f}" if np.isfinite(a.measured_loss) else ""
         self.status.value = (f"{a.size_bytes:,.0f} B of {self.budget.value:,.0f} B; predicted loss "
                              f"{a.predicted_loss:.4f}{measured}")

@@ -2,11 +2,12 @@
 along training, and a picture of one small network's connections).
 
 A thin shell over :mod:`workbench.topology` (``nnstd_matrix``, ``nnstd_over_epochs``, ``train_set``,
-``connection_table``) and the figures of :mod:`workbench.viz.topology`; three FigureWidgets created once and
-redrawn in ``batch_update``. Give it trained :class:`~workbench.topology.SETRun` s, modules or mask lists, or press
-"train" to train a small set of SET networks on digits from different seeds (sharing one initial topology, so the
-epochs plot shows them drift apart). The dashboard calls ``TopologyView(handle)``: a model handle as first argument
-is accepted and ignored (the lab compares networks it trains itself).
+``connection_table``) and the figures of :mod:`workbench.viz.topology`; three
+:class:`~workbench.widgets.plot.PlotView` s created once. Give it trained :class:`~workbench.topology.SETRun` s,
+modules or mask lists, or press "train" to train a small set of SET networks on digits from different seeds
+(sharing one initial topology, so the epochs plot shows them drift apart). The dashboard calls
+``TopologyView(handle)``: a model handle as first argument is accepted and ignored (the lab compares networks it
+trains itself).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from typing import Any
 
 import ipywidgets as W
 import pandas as pd
-import plotly.graph_objects as go
 
 from workbench.errors import WorkbenchError
 from workbench.topology import (
@@ -27,7 +27,9 @@ from workbench.topology import (
     nnstd_over_epochs,
     train_set_runs,
 )
+from workbench.viz.figure import empty_figure
 from workbench.viz.topology import connections_figure, nnstd_epochs_figure, nnstd_heatmap
+from workbench.widgets.plot import PlotView
 
 
 def _is_net_collection(x: Any) -> bool:
@@ -65,15 +67,16 @@ class TopologyView:
         self.picked = W.Dropdown(options=[], description="draw")
         self.status = W.HTML("<i>no networks yet: press train, or pass nets=</i>")
         self.table = W.HTML()
-        self.heatmap = go.FigureWidget(layout=dict(height=420, title="NNSTD between networks"))
-        self.over_epochs = go.FigureWidget(layout=dict(height=380, title="NNSTD along training, per layer"))
-        self.connections = go.FigureWidget(layout=dict(height=420, title="Connections"))
+        press = "press train (or pass nets=) to compare networks"
+        self.heatmap = PlotView(empty_figure("NNSTD between networks", press), height=420)
+        self.over_epochs = PlotView(empty_figure("NNSTD along training, per layer", press), height=380)
+        self.connections = PlotView(empty_figure("Connections", press), height=420)
         self.train_button.on_click(self._on_train)
         self.against.observe(lambda _: self._draw_epochs(), names="value")
         self.picked.observe(lambda _: self._draw_connections(), names="value")
         controls = W.HBox([self.n_nets, self.hidden, self.epochs, self.train_button])
-        self.ui = W.VBox([controls, self.status, self.table, self.heatmap, self.against, self.over_epochs,
-                          self.picked, self.connections])
+        self.ui = W.VBox([controls, self.status, self.table, self.heatmap.ui, self.against, self.over_epochs.ui,
+                          self.picked, self.connections.ui])
         if nets is not None:
             self.set_nets(nets, accuracies)
 
@@ -133,7 +136,7 @@ class TopologyView:
                 self.accuracies.values())}).to_html(index=False, float_format=lambda v: f"{v:.4f}")
         else:
             self.table.value = ""
-        nnstd_heatmap(self.matrix, self.accuracies or None, fig=self.heatmap)
+        self.heatmap.show(nnstd_heatmap(self.matrix, self.accuracies or None))
         self._draw_epochs()
         small = []
         for name, n in zip(self.names, self.nets):
@@ -149,9 +152,8 @@ class TopologyView:
     def _draw_epochs(self) -> None:
         if not self.runs:
             self.epochs_df = pd.DataFrame()
-            with self.over_epochs.batch_update():
-                self.over_epochs.data = ()
-                self.over_epochs.layout.title = "NNSTD along training: needs SET runs (press train)"
+            self.over_epochs.show(empty_figure("NNSTD along training, per layer",
+                                               "needs SET runs: press train"))
             return
         if len(self.runs) < 2 and self.against.value == "pairs":
             self.against.value = "init"
@@ -159,17 +161,15 @@ class TopologyView:
         self.epochs_df = nnstd_over_epochs(self.runs, names=self.names, against=self.against.value)
         title = ("NNSTD between nets along training, per layer" if self.against.value == "pairs"
                  else "NNSTD of each net to its initial topology, per layer")
-        nnstd_epochs_figure(self.epochs_df, fig=self.over_epochs, title=title)
+        self.over_epochs.show(nnstd_epochs_figure(self.epochs_df, title=title))
 
     def _draw_connections(self) -> None:
         name = self.picked.value
         if name is None:
-            with self.connections.batch_update():
-                self.connections.data = ()
-                self.connections.layout.title = "Connections: no network small enough to draw (≤ 64 per level)"
+            self.connections.show(empty_figure("Connections", "no network small enough to draw (≤ 64 per level)"))
             return
         net = self.nets[self.names.index(name)]
-        connections_figure(connection_table(net), fig=self.connections, title=f"Connections of {name}")
+        self.connections.show(connections_figure(connection_table(net), title=f"Connections of {name}"))
 
 
 __all__ = ["TopologyView"]

@@ -18,12 +18,13 @@ from typing import Any
 
 import ipywidgets as W
 import numpy as np
-import plotly.graph_objects as go
 
 from workbench.config import quick_mode
 from workbench.errors import WorkbenchError
+from workbench.viz.figure import empty_figure
 from workbench.viz.zeroshot import digit_figure, soft_label_figure, tradeoff_figure
 from workbench.widgets._async import JobContext, LatestJobRunner
+from workbench.widgets.plot import PlotView
 from workbench.zeroshot import (
     DEFAULTS,
     check_attributes,
@@ -77,9 +78,9 @@ class ZeroShotView:
         self.cancel_button = W.Button(description="cancel", icon="stop", disabled=True)
         self.progress = W.FloatProgress(value=0.0, min=0.0, max=1.0, layout=W.Layout(width="200px"))
         self.status = W.HTML(f"<i>move the sliders; press train to compare the methods</i>{note}")
-        self.digit = go.FigureWidget(layout=dict(height=260, width=260))
-        self.bars = go.FigureWidget(layout=dict(height=340))
-        self.curve = go.FigureWidget(layout=dict(height=420, title="Seen vs unseen accuracy: press train"))
+        self.digit = PlotView(height=260, width="280px", min_width="280px")
+        self.bars = PlotView(height=340)
+        self.curve = PlotView(empty_figure("Seen vs unseen accuracy", "press train & compare"), height=420)
         self.table = W.HTML()
 
         self.runner = LatestJobRunner(sync=sync, on_progress=self._on_progress, on_busy=self._on_busy,
@@ -90,9 +91,9 @@ class ZeroShotView:
         self.train_button.on_click(self._on_train)
         self.cancel_button.on_click(lambda _: self.runner.cancel())
         controls = W.VBox([self.split, self.example, self.temperature, self.mass])
-        top = W.HBox([controls, self.digit])
+        top = W.HBox([controls, self.digit.ui])
         actions = W.HBox([self.epochs, self.train_button, self.cancel_button, self.progress])
-        self.ui = W.VBox([top, self.bars, actions, self.status, self.curve, self.table])
+        self.ui = W.VBox([top, self.bars.ui, actions, self.status, self.curve.ui, self.table])
         self._split_changed()
 
     # --------------------------------------------------------------------------------------------- soft labels
@@ -114,8 +115,8 @@ class ZeroShotView:
         y = int(self.y_train[idx])
         table = soft_label_matrix(self.attributes, float(self.temperature.value), float(self.mass.value), unseen=sp)
         self.soft_label = table[y]
-        digit_figure(self.x_train[idx], fig=self.digit, title=f"a seen {y} (training example {idx})")
-        soft_label_figure(self.soft_label, y, sp.unseen, fig=self.bars)
+        self.digit.show(digit_figure(self.x_train[idx], title=f"a seen {y} (training example {idx})"))
+        self.bars.show(soft_label_figure(self.soft_label, y, sp.unseen))
 
     # --------------------------------------------------------------------------------------------- training
     def _settings(self) -> dict[str, Any]:
@@ -142,8 +143,8 @@ class ZeroShotView:
 
     def _show(self, comparison: Any) -> None:
         self.comparison = comparison
-        tradeoff_figure(comparison.tradeoff(), fig=self.curve,
-                        title=f"Seen vs unseen accuracy on {self.current_split.name} (circles: no calibration)")
+        self.curve.show(tradeoff_figure(comparison.tradeoff(),
+                                        title=f"Seen vs unseen accuracy on {self.current_split.name} (circles: no calibration)"))
         t = comparison.runs[["method", "zsl", "seen", "unseen", "H", "ausuc", "seconds"]]
         self.table.value = t.to_html(index=False, float_format=lambda v: f"{v:.3f}")
         best = comparison.runs.sort_values("H", ascending=False).iloc[0]
