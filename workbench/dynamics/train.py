@@ -39,7 +39,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
+from workbench.progress import progress_bar
 
 from workbench.dynamics.augment import batch_augment
 from workbench.dynamics.ghost_bn import swap_ghost_bn
@@ -311,7 +311,7 @@ def train(handle, batch_size: int = 32, lr: float = 0.05, steps: int | None = No
     bar_kwargs: dict[str, Any] = {"total": total, "desc": f"train {name} B={batch_size}", "leave": False}
     if not progress:
         bar_kwargs["disable"] = True
-    bar = tqdm(**bar_kwargs)
+    bar = progress_bar(**bar_kwargs)
     try:
         while step < total:
             if should_stop():

@@ -33,7 +33,7 @@ import math
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from workbench.progress import progress_bar
 
 from workbench.errors import DataError
 
@@ -74,7 +74,7 @@ def _free(dim: int, steps: int, step_size: float, rec: np.ndarray, rng: np.rando
     chunk = max(1, min(steps, 2_000_000 // max(dim, 1)))
     j = 1  # rec[0] == 0
     done = 0
-    with tqdm(total=steps, desc="free walk", disable=not progress) as bar:
+    with progress_bar(total=steps, desc="free walk", disable=not progress) as bar:
         while done < steps:
             c = min(chunk, steps - done)
             path = pos + np.cumsum(rng.standard_normal((c, dim)) * step_size, axis=0)
@@ -104,7 +104,7 @@ def _landscape(dim: int, steps: int, alpha: float, temperature: float, sigma: fl
     chunk = max(1, min(steps, 1_000_000 // max(dim, 1)))
     done = 0
     beta = 1.0 / temperature
-    with tqdm(total=steps, desc="random-landscape walk", disable=not progress) as bar:
+    with progress_bar(total=steps, desc="random-landscape walk", disable=not progress) as bar:
         while done < steps:
             c = min(chunk, steps - done)
             moves = rng.integers(0, 2, size=(c, dim), dtype=np.int64) * 2 - 1

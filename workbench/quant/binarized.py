@@ -193,7 +193,7 @@ def train_digits_mlp(
     """
     import time
 
-    from tqdm.auto import tqdm
+    from workbench.progress import progress_bar
 
     from workbench.checks import integer, number
     from workbench.data import digits_split
@@ -220,7 +220,7 @@ def train_digits_mlp(
     rows = []
     step = 0
     t0 = time.perf_counter()
-    for epoch in tqdm(range(epochs), desc="binarized" if binary else "float", disable=not progress):
+    for epoch in progress_bar(range(epochs), desc="binarized" if binary else "float", disable=not progress):
         model.train()
         perm = torch.randperm(len(s.x_train), generator=g)
         for i in range(0, len(perm), batch_size):

@@ -290,7 +290,7 @@ def adaquant(handle: Any, fmt: str, batches: Iterable[Any] | None = None, *, act
 def _adaquant(handle: Any, fmt: str, batches: list[Any], activations: bool, scales: pd.DataFrame | None,
               steps: int, lr: float, bias: bool, granularity: Any, seed: int,
               progress: bool) -> tuple[nn.Module, pd.DataFrame]:
-    from tqdm.auto import tqdm
+    from workbench.progress import progress_bar
 
     from workbench.formats import activation_quantizer, apply, eligible_layers, quantize
     from workbench.formats.parametrize import straight_through
@@ -301,7 +301,7 @@ def _adaquant(handle: Any, fmt: str, batches: list[Any], activations: bool, scal
     names = list(eligible_layers(fp))
     fp_layers = eligible_layers(fp)
     rows = []
-    for name in tqdm(names, desc="adaquant", disable=not progress):
+    for name in progress_bar(names, desc="adaquant", disable=not progress):
         x_fp = _collect_inputs(handle, fp, name, batches)
         with torch.no_grad():
             y_fp = [fp_layers[name](x) for x in x_fp]

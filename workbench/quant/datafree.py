@@ -66,7 +66,7 @@ def synthesize(handle: Any, n: int = 256, *, steps: int = 300, lr: float = 0.1, 
     towards random (balanced) labels, which spreads the inputs over the classes; ``input_range`` clamps inputs
     after each step (e.g. ``(0, 1)`` for pixels). The model is used in eval mode and left unchanged.
     """
-    from tqdm.auto import tqdm
+    from workbench.progress import progress_bar
 
     from workbench.checks import integer, number
 
@@ -109,7 +109,7 @@ def synthesize(handle: Any, n: int = 256, *, steps: int = 300, lr: float = 0.1, 
         p.requires_grad_(False)
     rows = []
     try:
-        for step in tqdm(range(steps), desc="synthesize", disable=not progress):
+        for step in progress_bar(range(steps), desc="synthesize", disable=not progress):
             opt.zero_grad()
             loss, out, per = bn_statistics_loss(model, x)
             total = loss

@@ -218,7 +218,7 @@ def layer_error(
 
 def _layer_error(handle: Any, fmts: list[str], names: list[str], mode: str, what: str, batches: list[Any],
                  granularity: Any, evaluate: bool, progress: bool) -> pd.DataFrame:
-    from tqdm.auto import tqdm
+    from workbench.progress import progress_bar
 
     from workbench.formats import eligible_layers
 
@@ -267,7 +267,7 @@ def _layer_error(handle: Any, fmts: list[str], names: list[str], mode: str, what
 
     if mode == "isolated":
         pairs = [(n, f) for n in names for f in fmts]
-        for name, f in tqdm(pairs, desc="layer_error (isolated)", disable=not progress):
+        for name, f in progress_bar(pairs, desc="layer_error (isolated)", disable=not progress):
             mod = eligible[name]
             with quantized(model, {name: f}, what, granularity):
                 parts = []
@@ -285,7 +285,7 @@ def _layer_error(handle: Any, fmts: list[str], names: list[str], mode: str, what
                          "weight_sqnr_db": wsq, "output_sqnr_db": m["sqnr_db"],
                          "output_nl2": m["nl2"], "output_cosine": m["cosine"], **model_level(res)})
     else:
-        for f in tqdm(fmts, desc="layer_error (cumulative)", disable=not progress):
+        for f in progress_bar(fmts, desc="layer_error (cumulative)", disable=not progress):
             with quantized(model, {n: f for n in names}, what, granularity):
                 got = capture_layer_io(handle, batches, names, inputs=False, fmt=f)
                 res = handle.evaluate() if evaluate else {}

@@ -66,7 +66,7 @@ def sensitivity(
 
     >>> # s = sensitivity(load_model("digits-mlp"), ["int8", "int4"])
     """
-    from tqdm.auto import tqdm
+    from workbench.progress import progress_bar
 
     from workbench import formats as wf
 
@@ -95,7 +95,7 @@ def sensitivity(
             replay = None
         metric = _metric_name(base)
         pairs = [(layer, f) for layer in layer_names for f in formats]
-        for layer, f in tqdm(pairs, desc="sensitivity", disable=not progress):
+        for layer, f in progress_bar(pairs, desc="sensitivity", disable=not progress):
             wf.apply(model, {layer: f})
             try:
                 res = replay.evaluate(layer) if replay is not None else handle.evaluate()
@@ -354,7 +354,7 @@ def frontier(
     per point: ``kind`` (``"allocated"`` / ``"uniform"``), ``budget, size_bytes, predicted_loss`` and, with a
     handle, ``measured_loss, metric, value``; allocated rows also carry ``assignment`` as a dict.
     """
-    from tqdm.auto import tqdm
+    from workbench.progress import progress_bar
 
     sizes = _sizes_for(sensitivity, sizes, handle, "frontier")
     _, _, _, sz = _tables(sensitivity, sizes)
@@ -369,7 +369,7 @@ def frontier(
     rows: list[dict] = []
     seen: dict[tuple, dict] = {}
     first = True
-    for b in tqdm(list(budgets), desc="frontier", disable=not progress):
+    for b in progress_bar(list(budgets), desc="frontier", disable=not progress):
         a = allocate_bits(sensitivity, sizes, float(b), handle=None, baseline_loss=baseline_loss,
                           compare_uniform=first)
         row = {"kind": "allocated", "budget": float(b), "size_bytes": a.size_bytes,

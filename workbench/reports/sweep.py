@@ -191,9 +191,9 @@ class SweepResult:
 
 
 def _progress(total: int, initial: int, show: bool):
-    from tqdm.auto import tqdm
+    from workbench.progress import progress_bar
 
-    return tqdm(total=total, initial=initial, desc="sweep", unit="report", disable=not show or None)
+    return progress_bar(total=total, initial=initial, desc="sweep", unit="report", disable=not show or None)
 
 
 def _ignore_sigint() -> None:

@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
+from workbench.progress import progress_bar
 
 from workbench.errors import FormatError
 from workbench.formats import eligible_layers, from_matrix, original_weight, to_matrix
@@ -132,7 +132,7 @@ def convert_to_nm(
     mods = dict(model.named_modules())
     gen = torch.Generator().manual_seed(seed)
     rows = []
-    for name in tqdm(names, desc=f"convert {fmt}", leave=False):
+    for name in progress_bar(names, desc=f"convert {fmt}", leave=False):
         mod = mods[name]
         w = original_weight(mod).clone()
         mat = to_matrix(w)

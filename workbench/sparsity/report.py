@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 import torch
-from workbench.progress import progress
+from workbench.progress import progress_bar
 
 from workbench.errors import LayerError
 from workbench.formats import eligible_layers, from_matrix, to_matrix
@@ -69,7 +69,7 @@ def mask_report(
     batches = handle.calibration_batches(n_batches=n_batches) if n_batches else handle.calibration_batches()
     inputs = capture_inputs(handle, handle.model, mods, batches)
     rows = []
-    for name, mod in progress(mods.items(), desc="mask report", leave=False):
+    for name, mod in progress_bar(mods.items(), desc="mask report", leave=False):
         w = original_weight(mod)
         mat = to_matrix(w)
         absw, sqw = float(mat.abs().sum()), float((mat.double() ** 2).sum())

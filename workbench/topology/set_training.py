@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from workbench.progress import progress_bar
 
 from workbench.errors import DataError, ShapeError
 from workbench.topology.nnstd import Topology, nnstd, topology_of
@@ -283,7 +283,7 @@ def train_set(sizes: Sequence[int] = (64, 128, 128, 10), *, epochs: int = 10, ep
     rows = []
     prune_at = set(int(e) for e in prune_neurons_at)
     with _threads_for(model.n_connections):
-        for epoch in tqdm(range(1, epochs + 1), desc=f"SET seed {seed}", disable=not progress, leave=False):
+        for epoch in progress_bar(range(1, epochs + 1), desc=f"SET seed {seed}", disable=not progress, leave=False):
             t0 = time.perf_counter()
             perm = torch.randperm(len(xtr), generator=gen)
             total, count = 0.0, 0
@@ -314,7 +314,7 @@ def train_set(sizes: Sequence[int] = (64, 128, 128, 10), *, epochs: int = 10, ep
 
 def train_set_runs(seeds: Sequence[int], progress: bool = True, **kwargs: Any) -> list[SETRun]:
     """:func:`train_set` once per seed (same keyword arguments)."""
-    return [train_set(seed=s, progress=progress, **kwargs) for s in tqdm(list(seeds), desc="SET runs",
+    return [train_set(seed=s, progress=progress, **kwargs) for s in progress_bar(list(seeds), desc="SET runs",
                                                                            disable=not progress)]
 
 
