@@ -134,3 +134,24 @@ def test_metrics_and_figures(handle):
     assert len(mfig.data) == 2
     qfig = quantization_figure(quantization_sample(handle, ["int8"], "fc2", n=50))
     assert [t.name for t in qfig.data] == ["int8", "identity"]
+
+
+@pytest.mark.parametrize("call", [
+    lambda h: format_tradeoff(h, ["int4", "2:4"]),
+    lambda h: weight_error(h, ["int8", "2:4"]),
+    lambda h: mask_sample(h, "2:4", "fc1"),
+    lambda h: quantization_sample(h, ["int4"], "fc1", n=50),
+], ids=["format_tradeoff", "weight_error", "mask_sample", "quantization_sample"])
+def test_report_functions_leave_the_users_formats(call):
+    """The report's analyses set the user's formats aside and give them back, objects and weights unchanged."""
+    h = wb.load_model("digits-mlp")
+    names = list(wb.formats.eligible_layers(h.model))
+    wb.apply(h.model, {names[-1]: "int4"}, activations=True)
+    before_formats, before_state = wb.current_formats(h.model), _state(h.model)
+    before_param = h.model.get_submodule(names[-1]).parametrizations.weight[0]
+    call(h)
+    assert wb.current_formats(h.model) == before_formats == {names[-1]: "int4"}
+    assert h.model.get_submodule(names[-1]).parametrizations.weight[0] is before_param
+    assert wb.formats.activation_quantizer(h.model.get_submodule(names[-1])) is not None
+    after = _state(h.model)
+    assert after.keys() == before_state.keys() and all(torch.equal(after[k], before_state[k]) for k in after)

@@ -8,12 +8,15 @@
   changes); ``workbench.quant.layer_error`` adds output-level errors.
 - :func:`mask_sample` and :func:`quantization_sample`: the data of the mask and rounding plots.
 
-Every function restores the model before it returns, so the handle is left as it was given.
+Every function runs on the model without the formats it carries (:func:`workbench.formats.suspended`) and gives
+them back unchanged, so the handle is left as it was given.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from typing import Any, Sequence
 
 import pandas as pd
@@ -32,6 +35,21 @@ def _formats_of(formats: Sequence[str] | str) -> list[str]:
     return [parse_format(f).name for f in names]
 
 
+def _leaves_formats(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Run ``fn(handle, ...)`` inside :func:`workbench.formats.suspended`: the user's formats are set aside and come
+    back exactly as they were, whatever ``fn`` applies or restores."""
+
+    @functools.wraps(fn)
+    def wrapper(handle: Any, *args: Any, **kwargs: Any) -> Any:
+        from workbench.formats import suspended
+
+        with suspended(handle.model):
+            return fn(handle, *args, **kwargs)
+
+    return wrapper
+
+
+@_leaves_formats
 def format_tradeoff(handle: Any, formats: Sequence[str] | str) -> pd.DataFrame:
     """Score and size of the model with each format on every eligible layer (plus a ``dense`` baseline row).
 
@@ -73,6 +91,7 @@ def _effective_weight(module: torch.nn.Module) -> torch.Tensor:
         return module.weight.detach().clone()
 
 
+@_leaves_formats
 def weight_error(handle: Any, formats: Sequence[str] | str, layers: Sequence[str] | None = None) -> pd.DataFrame:
     """Weight error of every layer × format, each layer alone under the format.
 
@@ -114,6 +133,7 @@ def weight_error(handle: Any, formats: Sequence[str] | str, layers: Sequence[str
     return pd.DataFrame(rows)
 
 
+@_leaves_formats
 def mask_sample(handle: Any, fmt: str, layer: str, rows: int = 16, cols: int = 32) -> pd.DataFrame:
     """The top-left ``rows × cols`` corner of a layer's weight (2-D view, out × in) under a sparse format.
 
@@ -142,6 +162,7 @@ def mask_sample(handle: Any, fmt: str, layer: str, rows: int = 16, cols: int = 3
     return pd.DataFrame(out)
 
 
+@_leaves_formats
 def quantization_sample(handle: Any, formats: Sequence[str] | str, layer: str, n: int = 2000,
                         seed: int = 0) -> pd.DataFrame:
     """Original vs rounded values of ``n`` weights of one layer under each number format (the rounding staircase).
