@@ -1,7 +1,9 @@
 """``apply`` and ``restore``: put formats on a model's layers and take them off again, exactly.
 
 Layers are chosen by name (torchao's ``FqnToConfig`` idea): ``layers`` takes ``None`` (every eligible layer), a
-name, a ``"re:<pattern>"``, a list of those, or a predicate ``f(name, module) -> bool``; or ``fmt`` itself is a
+name, a ``"re:<pattern>"``, a list of those, or a predicate ``f(name, module) -> bool`` (the order of
+``model.named_modules()``; torchao's ``filter_fn`` takes ``(module, fqn)``, but swapping the order here would
+silently invert every existing two-argument predicate, so the workbench keeps name first everywhere); or ``fmt`` itself is a
 mapping ``{name | "re:<pattern>" | "default": format | None}`` (exact names win over patterns, patterns are tried in
 order, ``"default"`` covers the rest, ``None`` leaves a layer untouched).
 
