@@ -133,23 +133,30 @@ def weight_error(handle: Any, formats: Sequence[str] | str, layers: Sequence[str
     return pd.DataFrame(rows)
 
 
+def _eligible_layer(handle: Any, layer: str) -> torch.nn.Module:
+    """The eligible layer named ``layer`` of the handle's model, or a LayerError listing the eligible ones."""
+    from workbench.formats import eligible_layers
+
+    eligible = eligible_layers(handle.model)
+    if layer not in eligible:
+        raise LayerError(f"layer {layer!r} is not an eligible layer of {getattr(handle, 'name', 'the model')}; "
+                         f"eligible: {', '.join(eligible)}")
+    return eligible[layer]
+
+
 @_leaves_formats
 def mask_sample(handle: Any, fmt: str, layer: str, rows: int = 16, cols: int = 32) -> pd.DataFrame:
     """The top-left ``rows × cols`` corner of a layer's weight (2-D view, out × in) under a sparse format.
 
     Tidy: one row per weight: ``row, col, weight, kept`` (``kept`` is 1 where the format keeps the weight).
     """
-    from workbench.formats import apply, eligible_layers, parse_format, restore, to_matrix
+    from workbench.formats import apply, parse_format, restore, to_matrix
 
     f = parse_format(fmt)
     if f.sparsity is None:
         raise FormatError(f"mask_sample: format {f.name!r} has no sparsity pattern (use e.g. '2:4' or '4:8-T')")
     model = handle.model
-    restore(model)
-    eligible = eligible_layers(model)
-    if layer not in eligible:
-        raise LayerError(f"layer {layer!r} is not an eligible layer; eligible: {', '.join(eligible)}")
-    mod = eligible[layer]
+    mod = _eligible_layer(handle, layer)
     w = to_matrix(_effective_weight(mod))
     try:
         apply(model, {layer: f.name})
@@ -169,14 +176,10 @@ def quantization_sample(handle: Any, formats: Sequence[str] | str, layer: str, n
 
     Columns: ``format, original, quantized``. The same weights (chosen with ``seed``) for every format.
     """
-    from workbench.formats import apply, eligible_layers, parse_format, restore
+    from workbench.formats import apply, parse_format, restore
 
     model = handle.model
-    restore(model)
-    eligible = eligible_layers(model)
-    if layer not in eligible:
-        raise LayerError(f"layer {layer!r} is not an eligible layer; eligible: {', '.join(eligible)}")
-    mod = eligible[layer]
+    mod = _eligible_layer(handle, layer)
     w = _effective_weight(mod).flatten()
     gen = torch.Generator().manual_seed(seed)
     idx = torch.randperm(w.numel(), generator=gen)[: min(n, w.numel())].sort().values
