@@ -63,6 +63,11 @@ class DeviceError(WorkbenchError, RuntimeError):
     """Tensors on a device the path cannot use (CPU tensors for a GPU-only kernel, tensors on different devices)."""
 
 
+class UnavailableError(WorkbenchError, RuntimeError):
+    """An optional dependency that is missing or does not run beside the installed packages (the message says which
+    and why, and how to install it)."""
+
+
 __all__ = [
     "WorkbenchError",
     "FormatError",
@@ -76,4 +81,5 @@ __all__ = [
     "ReportFailedError",
     "DTypeError",
     "DeviceError",
+    "UnavailableError",
 ]
