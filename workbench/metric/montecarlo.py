@@ -80,10 +80,12 @@ class MCOptions:
     steps: moves in all; block: moves per temperature (one trace row each); schedule: ``"geometric"``,
     ``"adaptive"`` or ``"constant"``; t_start: ``"auto"`` (the median uphill ΔE of ``probe`` trial moves from the
     start, over ln 2, so half of the typical uphill moves are accepted at first) or a temperature > 0; t_end: the
-    final temperature (default ``t_start · 1e-3``); target_acceptance: ``(a_0, a_end)`` of the adaptive schedule;
+    final temperature (default ``t_start · t_ratio``; ending warm, not frozen, keeps the map from overfitting the
+    training neighbours); target_acceptance: ``(a_0, a_end)`` of the adaptive schedule;
     p_rotate: probability of a rotation move (else a stretch); stretch_scale σ_s and rotation_scale σ_r (radians);
     shrink_moves: scale both move sizes by ``√(T/T_0)`` so moves stay acceptable as the system cools;
-    init: ``"identity"`` (first d rows), ``"pca"`` or a d × D array; resync: recompute distances every so many
+    max_log_stretch: a row of ``L`` never grows or shrinks by more than ``e^max_log_stretch`` (keeps ``L``
+    finite and well conditioned); init: ``"identity"`` (first d rows), ``"pca"`` or a d × D array; resync: recompute distances every so many
     moves; dtype: ``"float32"`` or ``"float64"``.
     """
 
@@ -92,6 +94,8 @@ class MCOptions:
     schedule: str = "geometric"
     t_start: float | str = "auto"
     t_end: float | None = None
+    t_ratio: float = 0.05
+    max_log_stretch: float = 12.0
     target_acceptance: tuple[float, float] = (0.5, 0.02)
     p_rotate: float = 0.5
     stretch_scale: float = 0.3
@@ -128,6 +132,9 @@ class MCOptions:
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
                 raise DataError(f"{name} must be a finite number > 0, got {v!r}")
+        for name in ("t_ratio", "max_log_stretch"):
+            if not _positive(getattr(self, name)) or not math.isfinite(getattr(self, name)):
+                raise DataError(f"{name} must be a finite number > 0, got {getattr(self, name)!r}")
         if self.dtype not in ("float32", "float64"):
             raise DataError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
         if isinstance(self.init, str) and self.init not in ("identity", "pca"):
@@ -167,6 +174,7 @@ class MetricChain:
         self.constraints = _reindex(constraints, order)
         self.L = torch.as_tensor(np.asarray(L), dtype=torch.float64).clone()  # the map itself in float64
         self.log_stretch = np.zeros(self.L.shape[0])
+        self.max_log_stretch = _MAX_LOG_STRETCH
         self.n, self.D_in = self.X.shape
         self.d = self.L.shape[0]
         self._floor = -80.0 if dtype == torch.float32 else -700.0  # exp below this is < 1e-34: no denormals
@@ -228,7 +236,7 @@ class MetricChain:
 
     def delta(self, mv: _Move) -> float:
         """ΔE of a move (the candidate distances are kept until :meth:`accept` or the next :meth:`delta`)."""
-        if mv.kind == "stretch" and abs(self.log_stretch[mv.index[0]] + mv.amount) > _MAX_LOG_STRETCH:
+        if mv.kind == "stretch" and abs(self.log_stretch[mv.index[0]] + mv.amount) > self.max_log_stretch:
             self._pending = None
             return math.inf
         h, U, V, payload = self._low_rank(mv)
@@ -326,9 +334,10 @@ def anneal(X: np.ndarray, codes: np.ndarray, L0: np.ndarray, opt: MCOptions, *,
     dtype = torch.float64 if opt.dtype == "float64" else torch.float32
     rng = np.random.default_rng(seed)
     chain = MetricChain(torch.as_tensor(np.asarray(X, dtype=np.float64)), codes, L0, constraints, dtype)
+    chain.max_log_stretch = opt.max_log_stretch
     stop = stop or (lambda: False)
     T_start = _auto_temperature(chain, rng, opt) if opt.t_start == "auto" else float(opt.t_start)
-    T_end = float(opt.t_end) if opt.t_end is not None else T_start * 1e-3
+    T_end = float(opt.t_end) if opt.t_end is not None else T_start * opt.t_ratio
     n_blocks = max(1, math.ceil(opt.steps / opt.block))
     best_E, best_L = chain.energy, chain.L.clone()
     rows: list[dict[str, Any]] = []
