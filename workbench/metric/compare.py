@@ -90,7 +90,7 @@ def compare_metrics(datasets: Any = ("iris", "wine", "breast_cancer", "digits"),
         if k > n_train:
             raise DataError(f"{name}: k={k} exceeds the {n_train} training samples of a split")
         if k > 1 and counts.min() * (1 - test_size) < 2:
-            raise DataError(f"{name}: class {classes[int(np.argmin(counts))]!r} has {counts.min()} samples; with "
+            raise DataError(f"{name}: class {classes[int(np.argmin(counts))].item()!r} has {counts.min()} samples; with "
                             f"k={k} each class needs at least 2 in the training part of a split")
         data[str(name)] = (Xa, codes)
     stop_fn = (stop.is_set if hasattr(stop, "is_set") else stop) if stop is not None else (lambda: False)

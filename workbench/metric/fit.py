@@ -111,9 +111,10 @@ def check_data(X: Any, y: Any, *, min_per_class: int = 2) -> tuple[np.ndarray, n
         raise ShapeError(f"X and y have different lengths: {len(Xa)} samples in X, {len(ya)} labels in y")
     classes, codes, counts = np.unique(ya, return_inverse=True, return_counts=True)
     if len(classes) < 2:
-        raise DataError(f"y has one class only ({classes[0]!r}); metric learning needs at least 2 classes")
+        raise DataError(f"y has one class only ({classes[0].item()!r}); metric learning needs at least 2 classes")
     if counts.min() < min_per_class:
         c = classes[int(np.argmin(counts))]
+        c = c.item() if hasattr(c, "item") else c
         raise DataError(f"class {c!r} has {counts.min()} sample(s); each class needs at least {min_per_class} "
                         f"(a sample's same-class neighbours must exist)")
     return Xa, codes.astype(np.int64), classes
