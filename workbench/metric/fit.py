@@ -17,7 +17,7 @@ Every method returns ``L`` (``d × D``, Mahalanobis ``M = LᵀL``) and its energ
 
 from __future__ import annotations
 
-import math
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -128,6 +128,7 @@ def _check_dim(dim: Any, D: int) -> int:
     return int(dim)
 
 
+@functools.lru_cache(maxsize=1)
 def metric_learn_status() -> str:
     """``"ok"`` when metric-learn imports and fits a tiny problem with LMNN and ITML here, else the reason."""
     try:
