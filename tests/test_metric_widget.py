@@ -81,3 +81,25 @@ def test_view_comparison_table():
     assert v.error is None
     assert set(v.table["method"]) == {"free_energy", "nca", "lmnn", "itml", "euclidean"}
     assert "accuracy_mean" in v.table_html.value and len(v.compare_fig.data) >= 3
+
+
+def test_view_on_a_model_handle_uses_its_features_and_leaves_it_alone():
+    import torch
+
+    import workbench
+    from workbench.metric import cnn_features
+    from workbench.widgets.metric import _HANDLE
+
+    h = workbench.load_model("digits-cnn")
+    before = {k: v.clone() for k, v in h.model.state_dict().items()}
+    v = MetricView(h, sync=True, steps=50)
+    assert _HANDLE in v.dataset.options
+    v.dataset.value = _HANDLE
+    v.method.value = "euclidean"
+    v.run_button.click()
+    assert v.error is None and v.metric.L.shape == (2, 64)
+    X, y = cnn_features(h, "int4")  # a format applied for the features and removed again
+    assert X.shape == (360, 64) and len(y) == 360
+    after = h.model.state_dict()
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    assert not workbench.current_formats(h.model)

@@ -11,7 +11,6 @@ says why instead of numbers.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
