@@ -11,7 +11,7 @@
 Targets (issue 16): free energy at least as accurate as NCA on ≥ 3 of the 4 data sets (a tie within one sd counts);
 fit time on digits within 3× of NCA's.
 
-    flock /tmp/wb-bench.lock python benchmarks/metric.py [--splits 5] [--digits-steps 600]
+    flock /tmp/wb-bench.lock python benchmarks/metric.py [--splits 5] [--digits-steps 800]
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def verdict(df) -> list[str]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--splits", type=int, default=5)
-    ap.add_argument("--digits-steps", type=int, default=600)
+    ap.add_argument("--digits-steps", type=int, default=800)
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--formats", nargs="*", default=["dense", "int4", "binary"])
     args = ap.parse_args()
