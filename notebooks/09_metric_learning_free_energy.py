@@ -217,7 +217,7 @@ f.update_layout(height=450, title="annealed chain on the two-basin set")
 # part's statistics) and scores a 3-nearest-neighbour classifier in the learned space; it reports accuracy mean ±
 # sd, fit time and a paired t-test against scikit-learn's NCA. LMNN and ITML come from the optional `metric-learn`
 # package; where it cannot run beside the installed scikit-learn, the table says so. The default run uses iris,
-# wine and breast cancer on 3 splits (about a minute); `full = True` adds digits and the digits-cnn penultimate
+# wine and breast cancer on 3 splits (under a minute); `full = True` adds digits and the digits-cnn penultimate
 # features under dense / int4 / binary weights on 5 splits (several minutes; `benchmarks/metric.py` records that
 # run in `benchmarks/RESULTS.md`).
 
@@ -243,8 +243,8 @@ shown.round(4)
 comparison_figure(cmp)
 
 # %% [markdown]
-# Read the table with its spread: on these small sets every learner is within a few points of the others and the
-# standard deviation over splits is of the same size, so a difference smaller than one sd is a tie. The free-energy
+# Read the table with its spread: the standard deviation over splits is the scale of the noise, and a difference
+# smaller than one sd is a tie (the paired p-value says the same with the splits matched). The free-energy
 # search spends its time differently from L-BFGS: thousands of cheap moves, each costing one pass over the
 # distance matrix (the energy change of a move is computed from a rank-1 or rank-2 update of the distances), instead
 # of a few dozen gradient evaluations.
