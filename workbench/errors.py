@@ -86,6 +86,9 @@ def shorten(value: object, limit: int = 60) -> str:
     """
     text = ascii(value)
     return text if len(text) <= limit else f"{text[: limit - 1]}… ({len(text)} chars)"
+class UnavailableError(WorkbenchError, RuntimeError):
+    """An optional dependency that is missing or does not run beside the installed packages (the message says which
+    and why, and how to install it)."""
 
 
 __all__ = [
@@ -105,4 +108,5 @@ __all__ = [
     "DeviceError",
     "CostLimitError",
     "shorten",
+    "UnavailableError",
 ]
