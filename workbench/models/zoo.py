@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from workbench.errors import ModelSpecError
+from workbench.geometry.cnn import Digits32CNNAPS, Digits32CNNBlur, Digits32CNNMax
 
 
 class DigitsMLP(nn.Module):
@@ -81,11 +82,16 @@ class BundledModel:
     arch: type[nn.Module]
     file: str
     images: bool  # True when the model takes 1×8×8 images, False for flat 64-vectors
+    size: int = 8  # image side: 8, or the geometry lab's upsampled digits (32: workbench.data.upsample_digits)
 
 
 BUNDLED: dict[str, BundledModel] = {
     "digits-mlp": BundledModel("digits-mlp", DigitsMLP, "digits-mlp.pt", images=False),
     "digits-cnn": BundledModel("digits-cnn", DigitsCNN, "digits-cnn.pt", images=True),
+    # the geometry lab's shift-invariance models, trained by scripts/train_digits32.py on 32×32 digits
+    "digits32-cnn-max": BundledModel("digits32-cnn-max", Digits32CNNMax, "digits32-cnn-max.pt", True, 32),
+    "digits32-cnn-blur": BundledModel("digits32-cnn-blur", Digits32CNNBlur, "digits32-cnn-blur.pt", True, 32),
+    "digits32-cnn-aps": BundledModel("digits32-cnn-aps", Digits32CNNAPS, "digits32-cnn-aps.pt", True, 32),
 }
 
 CHECKPOINTS_FILE = "checkpoints.json"
