@@ -131,9 +131,16 @@ def digits_split(images: bool = False, size: int = 8) -> Split:
     s = Split(torch.from_numpy(xtr.copy()), torch.from_numpy(ytr.copy()), torch.from_numpy(xte.copy()),
               torch.from_numpy(yte.copy()))
     if size != 8:
-        im = s.images()
-        return Split(upsample_digits(im.x_train, size), s.y_train, upsample_digits(im.x_test, size), s.y_test)
+        xtr_up, xte_up = _upsampled(size)
+        return Split(xtr_up.clone(), s.y_train, xte_up.clone(), s.y_test)
     return s.images() if images else s
+
+
+@lru_cache(maxsize=4)
+def _upsampled(size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    xtr, xte, _, _ = _digits_arrays()
+    as_images = [torch.from_numpy(a.copy()).reshape(-1, 1, 8, 8) for a in (xtr, xte)]
+    return upsample_digits(as_images[0], size), upsample_digits(as_images[1], size)
 
 
 def sentences() -> list[str]:

@@ -12,7 +12,7 @@ Shifts
     shift_consistency, compare_shift_consistency, shift_images, shift_set, shifted_probabilities,
     find_breaking_shift
 Mixed sizes
-    mix_and_match, size_schedule, batch_for_size, accuracy_vs_size, compare_fixed_mixed, summarize_sizes
+    mix_and_match, size_schedule, batch_for_size, accuracy_vs_size, recalibrate_bn, compare_fixed_mixed, summarize_sizes
 Bundled models
     ``workbench.load_model("digits32-cnn-max" | "digits32-cnn-blur" | "digits32-cnn-aps")``
 """
@@ -49,6 +49,7 @@ from workbench.geometry.mixsize import (
     batch_for_size,
     compare_fixed_mixed,
     mix_and_match,
+    recalibrate_bn,
     size_schedule,
     summarize_sizes,
 )
@@ -71,6 +72,6 @@ __all__ = [
     "BASE_SIZE", "digits32", "resize_images", "geometry_handle",
     "shift_consistency", "compare_shift_consistency", "shift_images", "shift_set", "shifted_probabilities",
     "find_breaking_shift",
-    "DEFAULT_SIZES", "mix_and_match", "MixResult", "size_schedule", "batch_for_size", "accuracy_vs_size",
+    "DEFAULT_SIZES", "mix_and_match", "MixResult", "size_schedule", "batch_for_size", "accuracy_vs_size", "recalibrate_bn",
     "compare_fixed_mixed", "summarize_sizes", "BUNDLED_MODELS",
 ]

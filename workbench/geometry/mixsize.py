@@ -17,6 +17,7 @@ steps at (nearly) the same compute per step.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -136,20 +137,43 @@ def mix_and_match(sizes: Sequence[int] = DEFAULT_SIZES, steps: int = 300, *, bas
 
 
 @torch.no_grad()
+def recalibrate_bn(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> nn.Module:
+    """A copy of ``model`` whose BatchNorm running statistics are recomputed on the images ``x`` (a cumulative
+    average over batches, in train mode, no weight changes): the statistics of the test size (the "train-test
+    resolution discrepancy" of Touvron et al. 2019, FixRes). ``model`` is not changed."""
+    new = copy.deepcopy(model)
+    bns = [m for m in new.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return new
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average
+    new.train()
+    for i in range(0, len(x), batch_size):
+        new(x[i:i + batch_size])
+    return new.eval()
+
+
+@torch.no_grad()
 def accuracy_vs_size(model: nn.Module, sizes: Sequence[int] = DEFAULT_SIZES, *,
-                     data: tuple[torch.Tensor, torch.Tensor] | None = None) -> pd.DataFrame:
+                     data: tuple[torch.Tensor, torch.Tensor] | None = None,
+                     calibrate_bn: bool = False) -> pd.DataFrame:
     """Test accuracy and cross-entropy of ``model`` with the 32×32 test digits resized to each size, with the
-    FLOPs per image at that size (and relative to the largest size): ``size, accuracy, loss, flops, rel_flops``."""
+    FLOPs per image at that size (and relative to the largest size): ``size, accuracy, loss, flops, rel_flops``.
+    ``calibrate_bn=True``: BatchNorm statistics are first recomputed on the training digits at that size
+    (:func:`recalibrate_bn`)."""
     sizes = _sizes(sizes, "test sizes")
     for s in sizes:
         check_input_size(model, s, "test size")
     x, y = digits32()[1] if data is None else data
+    x_train = digits32()[0][0] if calibrate_bn else None
     was = model.training
     model.eval()
     rows = []
     try:
         for s in sizes:
-            out = model(resize_images(x, s))
+            net = recalibrate_bn(model, resize_images(x_train, s)) if calibrate_bn else model
+            out = net(resize_images(x, s))
             rows.append({"size": s, "accuracy": float((out.argmax(1) == y).double().mean()),
                          "loss": float(F.cross_entropy(out, y)), "flops": flops_per_image(model, s)})
     finally:
@@ -163,7 +187,8 @@ def compare_fixed_mixed(seeds: Sequence[int] = (0, 1, 2), *, train_sizes: Sequen
                         fixed_size: int = BASE_SIZE, test_sizes: Sequence[int] = DEFAULT_SIZES, steps: int = 300,
                         progress: bool = False, stop=None, **kw) -> pd.DataFrame:
     """Fixed-size (``fixed_size``) against mixed-size (``train_sizes``) training, per seed and test size:
-    ``seed, training, test_size, accuracy, loss, flops``. Same steps, same pixels per step (``**kw`` go to
+    ``seed, training, test_size, accuracy, accuracy_bn (BatchNorm statistics recomputed at the test size), loss,
+    flops``. Same steps, same pixels per step (``**kw`` go to
     :func:`mix_and_match`)."""
     test_sizes = _sizes(test_sizes, "test sizes")
     rows = []
@@ -171,18 +196,23 @@ def compare_fixed_mixed(seeds: Sequence[int] = (0, 1, 2), *, train_sizes: Sequen
         for label, sizes in (("fixed", (fixed_size,)), ("mixed", tuple(train_sizes))):
             res = mix_and_match(sizes, steps, seed=int(seed), progress=progress, stop=stop, **kw)
             acc = accuracy_vs_size(res.model, test_sizes)
-            for r in acc.itertuples():
+            cal = accuracy_vs_size(res.model, test_sizes, calibrate_bn=True)
+            for r, c in zip(acc.itertuples(), cal.itertuples()):
                 rows.append({"seed": int(seed), "training": label, "test_size": int(r.size),
-                             "accuracy": r.accuracy, "loss": r.loss, "flops": int(r.flops)})
+                             "accuracy": r.accuracy, "accuracy_bn": c.accuracy, "loss": r.loss,
+                             "flops": int(r.flops)})
     return pd.DataFrame(rows)
 
 
-def summarize_sizes(frame: pd.DataFrame) -> pd.DataFrame:
-    """Mean and sample standard deviation of accuracy over seeds, per training and test size."""
-    g = frame.groupby(["training", "test_size"])["accuracy"]
+def summarize_sizes(frame: pd.DataFrame, column: str = "accuracy") -> pd.DataFrame:
+    """Mean and sample standard deviation of ``column`` (``accuracy`` or ``accuracy_bn``) over seeds, per training
+    and test size: ``training, test_size, accuracy_mean, accuracy_sd, seeds``."""
+    if column not in frame.columns:
+        raise DataError(f"column must be one of the frame's accuracy columns, got {column!r}")
+    g = frame.groupby(["training", "test_size"])[column]
     out = g.agg(["mean", "std", "count"]).reset_index()
     return out.rename(columns={"mean": "accuracy_mean", "std": "accuracy_sd", "count": "seeds"})
 
 
 __all__ = ["DEFAULT_SIZES", "LR_SCALINGS", "batch_for_size", "size_schedule", "mix_and_match", "MixResult",
-           "accuracy_vs_size", "compare_fixed_mixed", "summarize_sizes"]
+           "accuracy_vs_size", "recalibrate_bn", "compare_fixed_mixed", "summarize_sizes"]
