@@ -79,9 +79,11 @@ def main() -> None:
         f, m, fb, mb = pick(plain, "fixed"), pick(plain, "mixed"), pick(bn, "fixed"), pick(bn, "mixed")
         print(f"| {s} | {flops[s] / 1e6:.3f} | {fmt(*f)} | {fmt(*m)} | {m[0] - f[0]:+.3f} | {fmt(*fb)} | {fmt(*mb)} | "
               f"{mb[0] - fb[0]:+.3f} |")
-    print("\nper seed:\n")
+    print("\nper seed (accuracy, as trained):\n")
+    print("```")
     print(frame.pivot_table(index=["test_size"], columns=["training", "seed"], values="accuracy").round(3)
-          .to_markdown())
+          .to_string())
+    print("```")
     print(f"\nload avg after: {os.getloadavg()[0]:.2f}; total {time.perf_counter() - t0:.0f} s")
 
 
