@@ -14,7 +14,8 @@ to), ``mode="linear"`` moves it and fills the uncovered border with zeros (the d
   ``max_prob_change`` its largest value;
 * ``accuracy`` (unshifted), ``min_accuracy`` and ``mean_accuracy`` over the shifts.
 
-The per-shift table (``dx, dy, accuracy, agreement, prob_change``) is in ``frame.attrs["per_shift"]``.
+``per_shift=True`` returns instead the per-shift table (``dx, dy, accuracy, agreement, prob_change, model, mode``;
+``agreement`` = the fraction of images whose class under that shift is the unshifted one).
 """
 
 from __future__ import annotations
@@ -124,9 +125,9 @@ def _model_and_data(handle) -> tuple[str, nn.Module, torch.Tensor, torch.Tensor]
 @torch.no_grad()
 def shift_consistency(handle, shifts: str | int | Sequence[tuple[int, int]] = "all", mode: str = "circular", *,
                       max_shift: int | None = None, n_images: int | None = None, seed: int = 0,
-                      batch_size: int = 1024) -> pd.DataFrame:
-    """Shift consistency of ``handle``'s model on its test images (see the module doc); one row, with the
-    per-shift table in ``.attrs["per_shift"]``. ``n_images``: use the first ``n_images`` test images only."""
+                      batch_size: int = 1024, per_shift: bool = False) -> pd.DataFrame:
+    """Shift consistency of ``handle``'s model on its test images (see the module doc): one row, or with
+    ``per_shift=True`` one row per shift. ``n_images``: use the first ``n_images`` test images only."""
     name, model, x, y = _model_and_data(handle)
     if mode not in MODES:
         raise DataError(f"mode must be one of {MODES}, got {mode!r}")
@@ -160,23 +161,19 @@ def shift_consistency(handle, shifts: str | int | Sequence[tuple[int, int]] = "a
                          "agreement": float(agree.double().mean()), "prob_change": float(tv.mean())})
     finally:
         model.train(was)
-    per_shift = pd.DataFrame(rows, columns=["dx", "dy", "accuracy", "agreement", "prob_change"])
+    table = pd.DataFrame(rows, columns=["dx", "dy", "accuracy", "agreement", "prob_change"])
     summary = pd.DataFrame([{
         "model": name, "mode": mode, "n_shifts": len(pairs), "n_images": len(x),
         "accuracy": rows[0]["accuracy"], "consistency": float(same.double().mean()),
         "prob_change": tv_sum / (len(x) * len(pairs)), "max_prob_change": tv_max,
-        "min_accuracy": float(per_shift["accuracy"].min()), "mean_accuracy": float(per_shift["accuracy"].mean()),
+        "min_accuracy": float(table["accuracy"].min()), "mean_accuracy": float(table["accuracy"].mean()),
     }], columns=SUMMARY_COLUMNS)
-    summary.attrs["per_shift"] = per_shift.assign(model=name, mode=mode)
-    return summary
+    return table.assign(model=name, mode=mode) if per_shift else summary
 
 
 def compare_shift_consistency(handles: Sequence, **kw) -> pd.DataFrame:
     """:func:`shift_consistency` of several handles (or specs), one row each (same shifts for all)."""
-    frames = [shift_consistency(h, **kw) for h in handles]
-    out = pd.concat(frames, ignore_index=True)
-    out.attrs["per_shift"] = pd.concat([f.attrs["per_shift"] for f in frames], ignore_index=True)
-    return out
+    return pd.concat([shift_consistency(h, **kw) for h in handles], ignore_index=True)
 
 
 @torch.no_grad()

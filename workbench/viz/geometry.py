@@ -111,8 +111,8 @@ def consistency_figure(frame: pd.DataFrame, fig: go.Figure | None = None, title:
 
 def shift_map_figure(frame: pd.DataFrame, value: str = "agreement", fig: go.Figure | None = None,
                      title: str | None = None) -> go.Figure:
-    """A heatmap of ``value`` over the shifts ``(dx, dy)`` of a per-shift table (``shift_consistency(...)
-    .attrs["per_shift"]``); missing shifts are blank."""
+    """A heatmap of ``value`` over the shifts ``(dx, dy)`` of a per-shift table (``shift_consistency(...,
+    per_shift=True)``); missing shifts are blank."""
     need = {"dx", "dy", value}
     if not need <= set(frame.columns):
         raise ValueError(f"shift_map_figure: frame needs columns {sorted(need)}, got {list(frame.columns)}")
