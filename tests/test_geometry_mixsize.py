@@ -12,6 +12,7 @@ from workbench.errors import DataError, ShapeError
 from workbench.geometry import (
     accuracy_vs_size,
     batch_for_size,
+    digits32,
     flops_per_image,
     geometry_handle,
     make_digits_cnn,
@@ -39,6 +40,11 @@ def test_linear_rule_is_lr_times_batch_ratio():
     torch.testing.assert_close(_ScaledLoss("sqrt", 32)(logits, y), F.cross_entropy(logits, y) * 2.0)
 
 
+def small_data():
+    (xtr, ytr), (xte, yte) = digits32()
+    return (xtr[:64], ytr[:64]), (xte[:32], yte[:32])
+
+
 def test_train_batch_transform_hook_sees_every_step_and_changes_the_batch():
     seen = []
 
@@ -46,7 +52,7 @@ def test_train_batch_transform_hook_sees_every_step_and_changes_the_batch():
         seen.append((step, tuple(x.shape)))
         return F.interpolate(x, size=(16, 16)), y
 
-    h = geometry_handle(make_digits_cnn("max", 32), name="t")
+    h = geometry_handle(make_digits_cnn("max", 32), name="t", data=small_data())
     r = train(h, batch_size=8, steps=3, progress=False, track_every=3, batch_transform=halve)
     assert [s for s, _ in seen] == [0, 1, 2] and all(shape == (8, 1, 32, 32) for _, shape in seen)
     assert r.config["batch_transform"] == "halve"
@@ -55,9 +61,10 @@ def test_train_batch_transform_hook_sees_every_step_and_changes_the_batch():
 
 
 def test_mix_and_match_follows_its_schedule_and_runs_at_every_size():
-    res = mix_and_match((16, 32), steps=4, seed=2)
+    data = small_data()
+    res = mix_and_match((16, 32), steps=4, seed=2, data=data)
     assert list(res.schedule["step"]) == [0, 1, 2, 3] and res.train_result.steps == 4
-    acc = accuracy_vs_size(res.model, (16, 24, 32, 40))
+    acc = accuracy_vs_size(res.model, (16, 24, 32, 40), data=data[1])
     assert list(acc["size"]) == [16, 24, 32, 40] and acc["accuracy"].between(0, 1).all()
     assert list(acc["flops"]) == [flops_per_image(res.model, s) for s in (16, 24, 32, 40)]
     assert acc["flops"].is_monotonic_increasing and acc["rel_flops"].iloc[-1] == 1.0
@@ -74,3 +81,5 @@ def test_bad_sizes():
         size_schedule((16, 32), 5, probs=[1.0])
     with pytest.raises(DataError, match="sizes"):
         size_schedule((), 5)
+    with pytest.raises(DataError, match="data"):
+        geometry_handle(make_digits_cnn("max"), data=(torch.zeros(3, 64), torch.zeros(3)))

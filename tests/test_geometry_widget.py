@@ -43,13 +43,23 @@ def test_shift_sliders_update_the_probabilities_and_aps_does_not_move():
     assert len(view.bars.data) == 3
 
 
-def test_train_fills_the_size_table_and_the_slider_reads_it():
+def test_train_fills_the_size_table_and_the_slider_reads_it(monkeypatch):
+    import workbench.widgets.geometry as wg
+    from workbench.geometry import MixResult, make_digits_cnn
     from workbench.widgets.geometry import TEST_SIZES, GeometryView
 
+    calls = []
+
+    def fake_mix_and_match(sizes, steps, seed=0, stop=None):  # the training itself is tested in test_geometry_mixsize
+        calls.append((tuple(sizes), steps))
+        return MixResult(model=make_digits_cnn("max", seed=len(calls)).eval(), schedule=None, train_result=None)
+
+    monkeypatch.setattr(wg, "mix_and_match", fake_mix_and_match)
     view = GeometryView(None, quick=True, sync=True)
     view.steps.value = 3
     view.train_button.click()
     assert view.wait(120) and view.error is None
+    assert calls == [((32,), 3), ((16, 24, 32, 40), 3)]
     t = view.sizes_table
     assert set(t["training"]) == {"fixed", "mixed"} and sorted(set(t["test_size"])) == list(TEST_SIZES)
     view.test_size.value = 16

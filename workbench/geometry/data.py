@@ -33,13 +33,24 @@ def resize_images(x: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
 
 
-def geometry_handle(model: nn.Module, name: str | None = None, size: int = BASE_SIZE):
-    """A :class:`~workbench.models.ClassificationHandle` of ``model`` on the digits at ``size``×``size``."""
+def geometry_handle(model: nn.Module, name: str | None = None, size: int = BASE_SIZE, data=None):
+    """A :class:`~workbench.models.ClassificationHandle` of ``model`` on the digits at ``size``×``size``, or on
+    ``data = ((x_train, y_train), (x_test, y_test))`` (image batches N×C×H×W and int labels)."""
     from workbench.models.handle import ClassificationHandle
 
-    train, test = digits32(size)
-    return ClassificationHandle(name or type(model).__name__, model, train=train, test=test,
-                                notes=f"digits upsampled to 32×32, resized to {size}×{size}")
+    if data is None:
+        train, test = digits32(size)
+        notes = f"digits upsampled to 32×32, resized to {size}×{size}"
+    else:
+        try:
+            (xtr, ytr), (xte, yte) = data
+        except (TypeError, ValueError):
+            raise DataError("data must be ((x_train, y_train), (x_test, y_test))") from None
+        for x, y, what in ((xtr, ytr, "training"), (xte, yte, "test")):
+            if not isinstance(x, torch.Tensor) or x.dim() != 4 or len(x) != len(y) or len(x) == 0:
+                raise DataError(f"data: the {what} images must be a non-empty N×C×H×W tensor with one label each")
+        train, test, notes = (xtr, ytr), (xte, yte), "user data"
+    return ClassificationHandle(name or type(model).__name__, model, train=train, test=test, notes=notes)
 
 
 __all__ = ["BASE_SIZE", "digits32", "resize_images", "geometry_handle"]

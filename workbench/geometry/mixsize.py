@@ -112,9 +112,10 @@ def mix_and_match(sizes: Sequence[int] = DEFAULT_SIZES, steps: int = 300, *, bas
                   base_batch: int = 32, lr: float = 0.05, lr_scaling: str | None = "linear",
                   probs: Sequence[float] | None = None, pool: str = "max", seed: int = 0, momentum: float = 0.9,
                   weight_decay: float = 5e-4, lr_schedule: str = "cosine", model: nn.Module | None = None,
-                  progress: bool = False, stop=None) -> MixResult:
+                  data=None, progress: bool = False, stop=None) -> MixResult:
     """Train a :class:`~workbench.geometry.cnn.GeometryCNN` (or ``model``) on digits with an image size drawn per
     step from ``sizes`` (see the module doc); ``sizes=(32,)`` is fixed-size training at the same compute per step.
+    ``data``: ``((x_train, y_train), (x_test, y_test))`` at ``base_size`` instead of the 32×32 digits.
     """
     sizes = _sizes(sizes)
     if lr_scaling not in LR_SCALINGS:
@@ -125,7 +126,7 @@ def mix_and_match(sizes: Sequence[int] = DEFAULT_SIZES, steps: int = 300, *, bas
     plan = size_schedule(sizes, steps, probs=probs, base_size=base_size, base_batch=base_batch, seed=seed)
     from workbench.dynamics.train import train
 
-    handle = geometry_handle(net, name=f"{pool}-cnn sizes {'/'.join(map(str, sizes))}", size=base_size)
+    handle = geometry_handle(net, name=f"{pool}-cnn sizes {'/'.join(map(str, sizes))}", size=base_size, data=data)
     result = train(handle, batch_size=int(plan["batch"].max()), lr=lr, steps=steps, seed=seed, reinit=True,
                    momentum=momentum, weight_decay=weight_decay, lr_schedule=lr_schedule, track_every=steps,
                    eval_every=1e9, progress=progress, stop=stop, loss_fn=_ScaledLoss(lr_scaling, base_batch),
