@@ -66,7 +66,7 @@ from workbench.viz.geometry import (
 )
 
 quick = quick_mode(quick)
-n_shifts, n_images = (16, 120) if quick else (64, 360)
+n_shifts, n_images = (16, 120) if quick else (32, 360)
 mm_steps = 30 if quick else int(steps)
 handles = {name: workbench.load_model(name) for name in BUNDLED_MODELS}
 x_test, y_test = handles["digits32-cnn-aps"].test_data()
@@ -153,7 +153,7 @@ print(f"consistency: max {c['digits32-cnn-max']:.1%}, blur {c['digits32-cnn-blur
 # invariant to those shifts, and only the others can break it.
 
 # %%
-small = dict(n_images=min(n_images, 120))
+small = dict(n_images=60)
 grid = [(dx, dy) for dy in range(0, 16, 2) for dx in range(0, 16, 2)] if quick else "all"
 max_map = shift_consistency(handles["digits32-cnn-max"], shifts=grid, per_shift=True, **small)
 shift_map_figure(max_map, value="agreement", title="max-pool model: fraction of images keeping their class, per shift")
@@ -169,7 +169,7 @@ print("max-pool model, shifts by multiples of 8: consistency", multiples.loc[0, 
 # around, and the table shows how close each model gets.
 
 # %%
-linear = compare_shift_consistency(list(handles.values()), shifts="all", mode="linear", n_images=n_images)
+linear = compare_shift_consistency(list(handles.values()), shifts="all", mode="linear", n_images=120)
 linear[["model", "n_shifts", "accuracy", "consistency", "prob_change"]]
 
 # %% [markdown]
