@@ -48,8 +48,8 @@ def main() -> None:
     table = pd.DataFrame(rows)
     base = table[table["model"] == "digits32-cnn-max"].set_index("mode")
     table["inconsistent_vs_max"] = [
-        (1 - r.consistency) / (1 - base.loc[r.mode, "consistency"]) if base.loc[r.mode, "consistency"] < 1 else
-        float("nan") for r in table.itertuples()]
+        (1 - r.consistency) / (1 - base.loc[r.mode, "consistency"])
+        if base.loc[r.mode, "consistency"] < 1 else float("nan") for r in table.itertuples()]
     print(f"\n### Shift consistency of the bundled models ({time.perf_counter() - t0:.0f} s; circular: (0,0) + "
           f"{args.shifts - 1} random shifts of the 32×32 torus, linear: all 81 shifts with |dx|,|dy| ≤ 4, zero fill; "
           "360 test images)\n")

@@ -34,7 +34,7 @@
 
 # %% tags=["parameters"]
 # Parameters (papermill)
-quick = None  # help: None = follow WORKBENCH_QUICK; True/False force quick mode (fewer shifts, tiny Mix & Match training)
+quick = None  # help: None = follow WORKBENCH_QUICK; True/False force quick mode (fewer shifts, tiny training)
 steps = 200  # help: SGD steps of each Mix & Match model in the default run (quick mode uses 30)
 seed = 0  # help: seed of the Mix & Match models and of the random shifts
 
@@ -156,7 +156,7 @@ print(f"consistency: max {c['digits32-cnn-max']:.1%}, blur {c['digits32-cnn-blur
 small = dict(n_images=60)
 grid = [(dx, dy) for dy in range(0, 16, 2) for dx in range(0, 16, 2)] if quick else "all"
 max_map = shift_consistency(handles["digits32-cnn-max"], shifts=grid, per_shift=True, **small)
-shift_map_figure(max_map, value="agreement", title="max-pool model: fraction of images keeping their class, per shift")
+shift_map_figure(max_map, value="agreement", title="max-pool model: share of images keeping their class, per shift")
 
 # %%
 multiples = shift_consistency(handles["digits32-cnn-max"], shifts=[(8, 0), (0, 8), (16, 24), (8, 8)], **small)
@@ -205,7 +205,8 @@ size_accuracy_figure(sizes, flops=flops, title="accuracy against test size (hove
 # The compute of a forward pass grows with the number of pixels: a 16×16 image costs about a quarter of a 32×32 one.
 
 # %%
-print(pd.DataFrame({"size": test_sizes, "MFLOPs per image": [flops_per_image(fixed.model, s) / 1e6 for s in test_sizes]}))
+print(pd.DataFrame({"size": test_sizes,
+                    "MFLOPs per image": [flops_per_image(fixed.model, s) / 1e6 for s in test_sizes]}))
 assert flops_per_image(fixed.model, 16) < 0.3 * flops_per_image(fixed.model, 32)
 
 # %% [markdown]

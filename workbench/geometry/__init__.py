@@ -72,6 +72,7 @@ __all__ = [
     "BASE_SIZE", "digits32", "resize_images", "geometry_handle",
     "shift_consistency", "compare_shift_consistency", "shift_images", "shift_set", "shifted_probabilities",
     "find_breaking_shift",
-    "DEFAULT_SIZES", "mix_and_match", "MixResult", "size_schedule", "batch_for_size", "accuracy_vs_size", "recalibrate_bn",
+    "DEFAULT_SIZES", "mix_and_match", "MixResult", "size_schedule", "batch_for_size", "accuracy_vs_size",
+    "recalibrate_bn",
     "compare_fixed_mixed", "summarize_sizes", "BUNDLED_MODELS",
 ]

@@ -160,7 +160,8 @@ class BlurPool(nn.Module):
         return F.conv2d(x, weight, stride=self.stride, groups=c)
 
     def extra_repr(self) -> str:
-        return f"channels={self.channels}, stride={self.stride}, filter_size={self.filter_size}, pad_mode={self.pad_mode!r}"
+        return (f"channels={self.channels}, stride={self.stride}, filter_size={self.filter_size}, "
+                f"pad_mode={self.pad_mode!r}")
 
 
 class CircularMaxPool(nn.Module):

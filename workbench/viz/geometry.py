@@ -52,7 +52,8 @@ def image_figure(image: Any, fig: go.Figure | None = None, title: str | None = N
     a = np.asarray(image, dtype=float)
     if a.ndim != 2:
         raise ValueError(f"image_figure: image must be 2-D (H, W), got shape {a.shape}")
-    trace = go.Heatmap(z=a, colorscale="gray_r", showscale=False, hovertemplate="x %{x}, y %{y}: %{z:.2f}<extra></extra>")
+    trace = go.Heatmap(z=a, colorscale="gray_r", showscale=False,
+                       hovertemplate="x %{x}, y %{y}: %{z:.2f}<extra></extra>")
     layout = dict(title=title or "", yaxis=dict(autorange="reversed", scaleanchor="x", visible=False),
                   xaxis=dict(visible=False), margin=dict(l=10, r=10, t=40, b=10))
     return _draw(fig, [trace], layout)
