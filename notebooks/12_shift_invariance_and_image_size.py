@@ -144,7 +144,8 @@ consistency_figure(circular, title=f"same class under {n_shifts} circular shifts
 c = circular.set_index("model")["consistency"]
 assert c["digits32-cnn-aps"] == 1.0 and circular.set_index("model").loc["digits32-cnn-aps", "prob_change"] < 1e-6
 assert c["digits32-cnn-max"] < 1.0
-print(f"consistency: max {c['digits32-cnn-max']:.1%}, blur {c['digits32-cnn-blur']:.1%}, APS {c['digits32-cnn-aps']:.0%}")
+print(f"consistency: max {c['digits32-cnn-max']:.1%}, blur {c['digits32-cnn-blur']:.1%}, "
+      f"APS {c['digits32-cnn-aps']:.0%}")
 
 # %% [markdown]
 # APS is at 100 %, and its probabilities do not move (the change is rounding). Which shifts break the max-pool model?
