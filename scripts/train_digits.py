@@ -1,6 +1,7 @@
 """Train the bundled digits models and write their checkpoints and records to ``data/``.
 
-    python scripts/train_digits.py            # trains digits-mlp and digits-cnn, writes data/*.pt + checkpoints.json
+    python scripts/train_digits.py            # trains every bundled model, writes data/*.pt + checkpoints.json
+    python scripts/train_digits.py --only digits32-cnn-aps   # one model (the geometry lab's are digits32-cnn-*)
     python scripts/train_digits.py --check    # trains again and compares with the committed records, writes nothing
     python scripts/train_digits.py --only digits-bnn   # the binarized MLP of notebook 05 (+ its float twins' records)
 
@@ -37,6 +38,10 @@ SEED = 0
 RECIPES: dict[str, tuple[int, int, float, float]] = {
     "digits-mlp": (40, 64, 3e-3, 1e-4),
     "digits-cnn": (30, 64, 3e-3, 1e-4),
+    # the geometry lab's 32×32 models (workbench.geometry): max pool, blur pool, adaptive polyphase sampling
+    "digits32-cnn-max": (15, 64, 6e-3, 1e-4),
+    "digits32-cnn-blur": (15, 64, 6e-3, 1e-4),
+    "digits32-cnn-aps": (15, 64, 6e-3, 1e-4),
 }
 
 
@@ -56,7 +61,7 @@ def train(name: str, seed: int = SEED, epochs: int | None = None) -> tuple[torch
     entry = BUNDLED[name]
     n_epochs, batch, lr, wd = RECIPES[name]
     n_epochs = epochs if epochs is not None else n_epochs
-    split = digits_split(images=entry.images)
+    split = digits_split(images=entry.images, size=entry.size)
     threads = torch.get_num_threads()
     deterministic = torch.are_deterministic_algorithms_enabled()
     torch.set_num_threads(1)
@@ -97,6 +102,8 @@ def train(name: str, seed: int = SEED, epochs: int | None = None) -> tuple[torch
         "torch_version": torch.__version__,
         "split": "scikit-learn digits, stratified train_test_split(test_size=0.2, random_state=0): 1437 train / 360 test",
     }
+    if entry.size != 8:
+        record["input"] = f"digits upsampled to {entry.size}×{entry.size} (workbench.data.upsample_digits)"
     return model.float().eval(), record
 
 

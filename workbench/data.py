@@ -105,8 +105,23 @@ def _digits_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     )
 
 
-def digits_split(images: bool = False) -> Split:
-    """The fixed digits split: 1,437 training and 360 test samples.
+def upsample_digits(x: torch.Tensor, size: int) -> torch.Tensor:
+    """8×8 digit images (N, 1, 8, 8) upsampled to ``size``×``size``: bilinear resize of the digit to ``3·size/4``
+    pixels (antialiased, ``align_corners=False``), centred on a zero border of ``size/8`` pixels each side, so that
+    shifts have room. ``size`` must be a positive multiple of 8 (32 → a 24×24 digit with a 4-pixel border)."""
+    if isinstance(size, bool) or not isinstance(size, int) or size < 8 or size % 8:
+        raise DataError(f"digits size must be a positive multiple of 8 (8, 16, 24, 32, ...), got {size!r}")
+    if size == 8:
+        return x
+    inner, border = 3 * size // 4, size // 8
+    up = torch.nn.functional.interpolate(x, size=(inner, inner), mode="bilinear", align_corners=False,
+                                         antialias=True)
+    return torch.nn.functional.pad(up, (border, border, border, border)).contiguous()
+
+
+def digits_split(images: bool = False, size: int = 8) -> Split:
+    """The fixed digits split: 1,437 training and 360 test samples. ``size`` other than 8 gives images upsampled
+    by :func:`upsample_digits` (the geometry lab's 32×32 digits: ``digits_split(size=32)``).
 
     >>> s = digits_split()
     >>> tuple(s.x_train.shape), tuple(s.x_test.shape)
@@ -115,7 +130,17 @@ def digits_split(images: bool = False) -> Split:
     xtr, xte, ytr, yte = _digits_arrays()
     s = Split(torch.from_numpy(xtr.copy()), torch.from_numpy(ytr.copy()), torch.from_numpy(xte.copy()),
               torch.from_numpy(yte.copy()))
+    if size != 8:
+        xtr_up, xte_up = _upsampled(size)
+        return Split(xtr_up.clone(), s.y_train, xte_up.clone(), s.y_test)
     return s.images() if images else s
+
+
+@lru_cache(maxsize=4)
+def _upsampled(size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    xtr, xte, _, _ = _digits_arrays()
+    as_images = [torch.from_numpy(a.copy()).reshape(-1, 1, 8, 8) for a in (xtr, xte)]
+    return upsample_digits(as_images[0], size), upsample_digits(as_images[1], size)
 
 
 def sentences() -> list[str]:
@@ -123,4 +148,4 @@ def sentences() -> list[str]:
     return list(json.loads(data_path("sentences.json").read_text())["sentences"])
 
 
-__all__ = ["Split", "digits_split", "sentences", "data_path", "data_dir", "data_dirs", "DATA_ENV", "DATA_DIR"]
+__all__ = ["Split", "digits_split", "upsample_digits", "sentences", "data_path", "data_dir", "data_dirs", "DATA_ENV", "DATA_DIR"]

@@ -223,7 +223,9 @@ def train(handle, batch_size: int = 32, lr: float = 0.05, steps: int | None = No
           track_points: int = 256, travelled: bool = False, eval_every: float = 1.0,
           stop=None, on_record: Callable[[list[dict]], None] | None = None,
           on_metrics: Callable[[dict], None] | None = None, progress: bool = True,
-          loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> TrainResult:
+          loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+          batch_transform: Callable[[torch.Tensor, torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]]
+          | None = None) -> TrainResult:
     """Train a fresh copy of ``handle``'s model with SGD; return distances from initialization and metrics.
 
     ``handle``: a ModelHandle (or a spec string for :func:`workbench.load_model`) with ``.model``,
@@ -234,6 +236,9 @@ def train(handle, batch_size: int = 32, lr: float = 0.05, steps: int | None = No
     ``loss_fn(logits, labels)``: the training loss of a batch (default ``F.cross_entropy``), for targets that are
     not one-hot, such as the zero-shot lab's soft labels looked up from the labels; evaluation stays cross-entropy
     and accuracy against the labels.
+    ``batch_transform(x, y, step)``: called on every training batch (after batch augmentation) with the index of the
+    update; returns the ``(x, y)`` to train on, which may have another image size or fewer samples (the geometry
+    lab's Mix & Match draws an image size per step this way). Evaluation sees the handle's data unchanged.
     """
     name, source, (x_train, y_train), (x_test, y_test), handle = _handle_parts(handle)
     task_metrics = getattr(handle, "evaluate", None)  # the handle's task metric on its held-out split
@@ -264,6 +269,9 @@ def train(handle, batch_size: int = 32, lr: float = 0.05, steps: int | None = No
     if loss_fn is not None and not callable(loss_fn):
         raise DataError(f"loss_fn must be a callable (logits, labels) -> loss, got {type(loss_fn).__name__}")
     batch_loss = F.cross_entropy if loss_fn is None else loss_fn
+    if batch_transform is not None and not callable(batch_transform):
+        raise DataError(f"batch_transform must be a callable (x, y, step) -> (x, y), got "
+                        f"{type(batch_transform).__name__}")
 
     model = dense_copy(source)
     if reinit:
@@ -329,6 +337,8 @@ def train(handle, batch_size: int = 32, lr: float = 0.05, steps: int | None = No
                 need -= len(chunk)
             idx = torch.cat(take) if len(take) > 1 else take[0]
             xb, yb = batch_augment(x_train[idx], y_train[idx], m, gen, augment=do_augment)
+            if batch_transform is not None:
+                xb, yb = batch_transform(xb, yb, step)
             for group in opt.param_groups:
                 group["lr"] = _lr_at(lr_schedule, p["lr_effective"], step, total)
             opt.zero_grad(set_to_none=True)
@@ -363,7 +373,9 @@ def train(handle, batch_size: int = 32, lr: float = 0.05, steps: int | None = No
               "regime_adaptation": bool(regime_adaptation), "batch_augmentation": m, "augment": do_augment,
               "hadamard_classifier": bool(hadamard_classifier), "seed": int(seed), "reinit": bool(reinit),
               "momentum": momentum, "weight_decay": weight_decay, "lr_schedule": lr_schedule,
-              "loss_fn": None if loss_fn is None else getattr(loss_fn, "__name__", type(loss_fn).__name__), **p}
+              "loss_fn": None if loss_fn is None else getattr(loss_fn, "__name__", type(loss_fn).__name__),
+              "batch_transform": None if batch_transform is None else getattr(batch_transform, "__name__",
+                                                                               type(batch_transform).__name__), **p}
     return TrainResult(distances=tracker.frame(), metrics=pd.DataFrame(metrics, columns=METRIC_COLUMNS),
                        model=model, config=config, steps=step, stopped=stopped, interrupted=interrupted,
                        seconds=time.perf_counter() - t_start)

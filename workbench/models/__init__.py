@@ -109,8 +109,8 @@ def load_model(spec: Any, *, arch: Any = None, trust: bool = False, trust_remote
 
 
 # -- bundled ---------------------------------------------------------------------------------------------------
-def _digits_data(images: bool) -> dict[str, Any]:
-    s = digits_split(images=images)
+def _digits_data(images: bool, size: int = 8) -> dict[str, Any]:
+    s = digits_split(images=images, size=size)
     return {"train": (s.x_train, s.y_train), "test": (s.x_test, s.y_test)}
 
 
@@ -129,7 +129,7 @@ def _bundled_handle(name: str, data: Any, data_dir: Path | None = None) -> Model
     if data is not None:
         return _module_handle(model, data, name=name, spec=name, notes=notes + "; evaluated on user data",
                               record=record)
-    return ClassificationHandle(name, model, **_digits_data(BUNDLED[name].images), notes=notes, spec=name,
+    return ClassificationHandle(name, model, **_digits_data(BUNDLED[name].images, BUNDLED[name].size), notes=notes, spec=name,
                                 record=record)
 
 
@@ -241,7 +241,7 @@ def _module_handle(model: nn.Module, data: Any, *, name: str, spec: Any, notes: 
     if data is None:
         for entry in BUNDLED.values():
             if isinstance(model, entry.arch):
-                return ClassificationHandle(name, model, **_digits_data(entry.images), spec=spec, record=record,
+                return ClassificationHandle(name, model, **_digits_data(entry.images, entry.size), spec=spec, record=record,
                                             notes=notes + "; evaluated on the digits held-out split")
         return ClassificationHandle(name, model, spec=spec, record=record,
                                     notes=notes + "; no data given: pass data= to calibrate and evaluate")

@@ -9,6 +9,7 @@ test accuracy in ``data/checkpoints.json``.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,14 +79,28 @@ class BundledModel:
     """A bundled model: its spec name, architecture class, and checkpoint file name in ``data/``."""
 
     name: str
-    arch: type[nn.Module]
+    arch_ref: type[nn.Module] | str  # the class, or "module:Class" for a lab's architecture (imported on first use)
     file: str
     images: bool  # True when the model takes 1×8×8 images, False for flat 64-vectors
+    size: int = 8  # image side: 8, or the geometry lab's upsampled digits (32: workbench.data.upsample_digits)
+
+    @property
+    def arch(self) -> type[nn.Module]:
+        """The architecture class; a lab's class named by ``"module:Class"`` is imported here, on first use, so the
+        models package imports no lab."""
+        if isinstance(self.arch_ref, str):
+            module, _, cls = self.arch_ref.partition(":")
+            return getattr(importlib.import_module(module), cls)
+        return self.arch_ref
 
 
 BUNDLED: dict[str, BundledModel] = {
     "digits-mlp": BundledModel("digits-mlp", DigitsMLP, "digits-mlp.pt", images=False),
     "digits-cnn": BundledModel("digits-cnn", DigitsCNN, "digits-cnn.pt", images=True),
+    # the geometry lab's shift-invariance models, trained by scripts/train_digits32.py on 32×32 digits
+    "digits32-cnn-max": BundledModel("digits32-cnn-max", "workbench.geometry.cnn:Digits32CNNMax", "digits32-cnn-max.pt", True, 32),
+    "digits32-cnn-blur": BundledModel("digits32-cnn-blur", "workbench.geometry.cnn:Digits32CNNBlur", "digits32-cnn-blur.pt", True, 32),
+    "digits32-cnn-aps": BundledModel("digits32-cnn-aps", "workbench.geometry.cnn:Digits32CNNAPS", "digits32-cnn-aps.pt", True, 32),
 }
 
 CHECKPOINTS_FILE = "checkpoints.json"

@@ -23,6 +23,7 @@ LAB_VIEWS: dict[str, tuple[str, str]] = {
     "kernels": ("workbench.widgets.kernels", "KernelBenchView"),
     "zero-shot": ("workbench.widgets.zeroshot", "ZeroShotView"),
     "metric": ("workbench.widgets.metric", "MetricView"),
+    "geometry": ("workbench.widgets.geometry", "GeometryView"),
 }
 
 
