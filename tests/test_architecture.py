@@ -28,6 +28,7 @@ ALLOWED: dict[str, set[str]] = {
     "topology": FOUNDATIONS | {"data", "formats"},
     "kernels": FOUNDATIONS | {"formats"},
     "viz": FOUNDATIONS,
+    "lab": FOUNDATIONS | {"reports"},  # reports.files: the one atomic write / safe output folder
 }
 # a lab not in the table (a new room) may import the foundations, data, models, formats and the one train loop
 NEW_LAB = FOUNDATIONS | {"data", "models", "formats", "dynamics"}
