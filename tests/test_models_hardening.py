@@ -59,7 +59,6 @@ def _tiny_config(**overrides):
 @pytest.fixture(scope="module")
 def tiny_bert(tmp_path_factory) -> Path:
     """A valid tiny BERT folder: random weights (seed 0), a 27-word vocabulary, 32 positions."""
-    pytest.importorskip("transformers")
     from transformers import BertModel, BertTokenizer
 
     out = tmp_path_factory.mktemp("hf") / "tiny-bert"
