@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from workbench.errors import DataError
+
 __all__ = ["nnstd_heatmap", "nnstd_epochs_figure", "connections_figure"]
 
 _LAYER_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
@@ -53,7 +55,8 @@ def nnstd_heatmap(df: pd.DataFrame, accuracies: Any = None, fig: go.Figure | Non
     columns); shown in the axis labels and hover text.
     """
     if df.empty:
-        raise ValueError("nnstd_heatmap: empty NNSTD table")
+        raise DataError("nnstd_heatmap: empty NNSTD table; pass nnstd_matrix's output (columns a, b, distance), "
+                        "at least one row")
     order = list(dict.fromkeys(df["a"].tolist()))
     mat = df.groupby(["a", "b"], sort=False)["distance"].mean().unstack().reindex(index=order, columns=order)
     acc: dict[str, float] = {}
@@ -79,7 +82,8 @@ def nnstd_epochs_figure(df: pd.DataFrame, fig: go.Figure | None = None,
     """Per-layer NNSTD against the epoch (columns ``epoch, layer, distance`` and optionally ``name``): the mean over
     network pairs as a line, the min–max range as error bars."""
     if df.empty:
-        raise ValueError("nnstd_epochs_figure: empty table")
+        raise DataError("nnstd_epochs_figure: empty table; pass nnstd_over_epochs' output (columns epoch, layer, "
+                        "distance), at least one row")
     g = df.groupby(["layer", "epoch"])["distance"].agg(["mean", "min", "max"]).reset_index()
     names = df.groupby("layer")["name"].first() if "name" in df else None
     traces = []
