@@ -140,10 +140,11 @@ def test_report_html_draws_its_figures_offline_in_a_browser(two_runs):
     """Open the report in headless Chromium with every network request blocked: each plotly figure is drawn."""
     import shutil
 
-    playwright_api = pytest.importorskip("playwright.sync_api")
+    import playwright.sync_api as playwright_api  # the test extra has playwright; the browser is a system package
+
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
-        pytest.skip("no chromium on PATH")
+        pytest.skip("no chromium on PATH: this check needs a system Chromium for playwright to drive")
     result, _ = two_runs
     requested = []
     with playwright_api.sync_playwright() as p:
