@@ -153,6 +153,7 @@ def test_layers_table_conv1d_and_no_weight():
 
 
 # -- reproducing the checkpoints ---------------------------------------------------------------------------------
+@pytest.mark.slow  # retrains both bundled models for their recorded epochs (about 35 s on 2 cores)
 def test_training_script_reproduces_recorded_accuracy():
     """Retrain both models with the committed script. Bitwise equality of weights is not guaranteed across CPUs
     and torch builds (floating-point reductions differ), so the accuracy must match within 0.5 points."""
