@@ -7,7 +7,6 @@ import copy
 import pytest
 import torch
 
-import workbench.models as wm
 from workbench.errors import DataError, NonFiniteError
 from workbench.formats import current_formats
 from workbench.quant.calibration import (
@@ -94,9 +93,9 @@ def test_synthesized_data_matches_bn_statistics(digits_cnn) -> None:
     assert acc_syn > acc_noise
 
 
-def test_synthesize_needs_bn() -> None:
+def test_synthesize_needs_bn(digits_mlp) -> None:
     with pytest.raises(DataError, match="no BatchNorm"):
-        synthesize(wm.load_model("digits-mlp"), 8, steps=1)
+        synthesize(digits_mlp, 8, steps=1)
 
 
 def test_scaling_comparison(digits_cnn) -> None:
