@@ -7,21 +7,15 @@ import time
 
 import pytest
 
-import workbench.models as wm
 from workbench.dynamics import compare_regimes, fractional_brownian_motion, simulate_walk, train
 from workbench.errors import DataError, OptionError, WorkbenchError
 
 
-@pytest.fixture(scope="module")
-def mlp():
-    return wm.load_model("digits-mlp")
-
-
-def test_batch_larger_than_the_data_is_refused_at_once(mlp) -> None:
-    n = len(mlp.train_data()[0])
+def test_batch_larger_than_the_data_is_refused_at_once(digits_mlp) -> None:
+    n = len(digits_mlp.train_data()[0])
     t0 = time.perf_counter()
     with pytest.raises(DataError, match=rf"batch_size=1000000000 is larger than the training set of {n} samples"):
-        train(mlp, batch_size=10**9, steps=1, progress=False)
+        train(digits_mlp, batch_size=10**9, steps=1, progress=False)
     assert time.perf_counter() - t0 < 2.0
 
 
@@ -43,30 +37,30 @@ def test_batch_larger_than_the_data_is_refused_at_once(mlp) -> None:
     (dict(track_points=1), "track_points"),
     (dict(seed=1.5), "seed"),
 ])
-def test_train_refuses_bad_numbers(mlp, kwargs, words) -> None:
+def test_train_refuses_bad_numbers(digits_mlp, kwargs, words) -> None:
     kw = dict(steps=2, progress=False)
     if "epochs" in kwargs:
         kw.pop("steps")
     kw.update(kwargs)
     with pytest.raises(DataError, match=words):
-        train(mlp, **kw)
+        train(digits_mlp, **kw)
 
 
-def test_train_unknown_options_list_the_options(mlp) -> None:
+def test_train_unknown_options_list_the_options(digits_mlp) -> None:
     with pytest.raises(OptionError, match="lr_schedule must be one of 'constant', 'step', 'cosine'; got 'linear'"):
-        train(mlp, steps=2, lr_schedule="linear", progress=False)
+        train(digits_mlp, steps=2, lr_schedule="linear", progress=False)
     with pytest.raises(OptionError, match="lr_scaling must be one of None, 'sqrt', 'linear'"):
-        train(mlp, steps=2, lr_scaling="square", progress=False)
+        train(digits_mlp, steps=2, lr_scaling="square", progress=False)
 
 
-def test_compare_regimes_checks_every_run_before_training_any(mlp) -> None:
-    n = len(mlp.train_data()[0])
+def test_compare_regimes_checks_every_run_before_training_any(digits_mlp) -> None:
+    n = len(digits_mlp.train_data()[0])
     t0 = time.perf_counter()
     with pytest.raises(DataError, match="batch_size=100000 is larger than the training set"):
-        compare_regimes(mlp, small_batch=32, large_batch=100_000, epochs=1, seeds=[0], progress=False)
+        compare_regimes(digits_mlp, small_batch=32, large_batch=100_000, epochs=1, seeds=[0], progress=False)
     assert time.perf_counter() - t0 < 2.0 and n < 100_000
     with pytest.raises(OptionError, match="regime must be one of"):
-        compare_regimes(mlp, epochs=1, seeds=[0], regimes=["huge"], progress=False)
+        compare_regimes(digits_mlp, epochs=1, seeds=[0], regimes=["huge"], progress=False)
 
 
 @pytest.mark.parametrize("kwargs,words", [

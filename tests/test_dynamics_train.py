@@ -13,39 +13,29 @@ from workbench.dynamics import (HadamardClassifier, batch_augment, compare_regim
 from workbench.errors import DataError, LayerError
 
 
-@pytest.fixture(scope="module")
-def cnn():
-    return workbench.load_model("digits-cnn")
-
-
-@pytest.fixture(scope="module")
-def mlp():
-    return workbench.load_model("digits-mlp")
-
-
-def test_trains_a_fresh_seeded_copy_and_leaves_the_handle_alone(cnn):
-    before = copy.deepcopy(cnn.model.state_dict())
-    a = train(cnn, batch_size=32, steps=30, seed=3, progress=False, track_every=5, eval_every=0.5)
-    b = train(cnn, batch_size=32, steps=30, seed=3, progress=False, track_every=5, eval_every=0.5)
-    for k, v in cnn.model.state_dict().items():
+def test_trains_a_fresh_seeded_copy_and_leaves_the_handle_alone(digits_cnn):
+    before = copy.deepcopy(digits_cnn.model.state_dict())
+    a = train(digits_cnn, batch_size=32, steps=30, seed=3, progress=False, track_every=5, eval_every=0.5)
+    b = train(digits_cnn, batch_size=32, steps=30, seed=3, progress=False, track_every=5, eval_every=0.5)
+    for k, v in digits_cnn.model.state_dict().items():
         assert torch.equal(v, before[k]), k
-    assert not cnn.model.training
-    assert a.model is not cnn.model and a.steps == 30
+    assert not digits_cnn.model.training
+    assert a.model is not digits_cnn.model and a.steps == 30
     assert a.metrics.equals(a.metrics) and np.allclose(a.metrics.drop(columns="seconds"),
                                                        b.metrics.drop(columns="seconds"))
     assert a.distances.equals(b.distances)
     assert sorted(a.distances["step"].unique()) == list(range(0, 31, 5))
     # re-initialised from the architecture: the copy's start differs from the trained checkpoint
-    fresh = train(cnn, batch_size=32, steps=1, lr=1e-9, momentum=0.0, seed=3, progress=False)
-    assert not torch.allclose(fresh.model.fc1.weight, cnn.model.fc1.weight)
+    fresh = train(digits_cnn, batch_size=32, steps=1, lr=1e-9, momentum=0.0, seed=3, progress=False)
+    assert not torch.allclose(fresh.model.fc1.weight, digits_cnn.model.fc1.weight)
     # metrics per evaluation: step 0 and every half epoch (1437 / 32 ≈ 45 steps per epoch) and the end
     assert list(a.metrics["step"]) == [0, 23, 30] and a.metrics["test_acc"].iloc[-1] > 0.3
     assert a.metrics["train_loss"].iloc[-1] < a.metrics["train_loss"].iloc[0]
 
 
-def test_distance_rows_match_the_trained_model(cnn):
-    res = train(cnn, batch_size=64, steps=15, seed=0, progress=False, track_every=15, travelled=True)
-    start = train(cnn, batch_size=64, steps=1, lr=1e-30, momentum=0.0, seed=0, progress=False).model
+def test_distance_rows_match_the_trained_model(digits_cnn):
+    res = train(digits_cnn, batch_size=64, steps=15, seed=0, progress=False, track_every=15, travelled=True)
+    start = train(digits_cnn, batch_size=64, steps=1, lr=1e-30, momentum=0.0, seed=0, progress=False).model
     total = torch.sqrt(sum(((p.detach().double() - q.detach().double()) ** 2).sum()
                            for p, q in zip(res.model.parameters(), start.parameters())))
     final = res.distances.query("step == 15").set_index("layer")
@@ -53,7 +43,7 @@ def test_distance_rows_match_the_trained_model(cnn):
     assert final.loc["total", "travelled"] >= final.loc["total", "distance"]
 
 
-def test_stop_event_and_keyboard_interrupt_keep_what_was_recorded(cnn):
+def test_stop_event_and_keyboard_interrupt_keep_what_was_recorded(digits_cnn):
     stop = threading.Event()
     seen = []
 
@@ -62,7 +52,7 @@ def test_stop_event_and_keyboard_interrupt_keep_what_was_recorded(cnn):
         if rows[0]["step"] >= 7:
             stop.set()
 
-    res = train(cnn, batch_size=32, steps=500, track_every=1, stop=stop, on_record=on_record, progress=False)
+    res = train(digits_cnn, batch_size=32, steps=500, track_every=1, stop=stop, on_record=on_record, progress=False)
     assert res.stopped and not res.interrupted and res.steps == 7
     assert res.distances["step"].max() == 7 and len(seen) == len(res.distances)
     assert res.metrics["step"].iloc[-1] == 7
@@ -71,7 +61,7 @@ def test_stop_event_and_keyboard_interrupt_keep_what_was_recorded(cnn):
         if rows[0]["step"] == 5:
             raise KeyboardInterrupt
 
-    res = train(cnn, batch_size=32, steps=500, track_every=1, on_record=interrupt, progress=False)
+    res = train(digits_cnn, batch_size=32, steps=500, track_every=1, on_record=interrupt, progress=False)
     assert res.interrupted and res.steps == 5 and res.distances["step"].max() == 5
     assert len(res.metrics) >= 2
 
@@ -85,8 +75,8 @@ def test_recipe_plan():
     assert plan(128, 0.1, None, 1, 1437, "linear", 32, False)["lr_effective"] == pytest.approx(0.4)
 
 
-def test_ghost_batch_and_switches_run(cnn):
-    res = train(cnn, batch_size=64, steps=6, ghost_batch=16, lr_scaling="sqrt", batch_augmentation=2,
+def test_ghost_batch_and_switches_run(digits_cnn):
+    res = train(digits_cnn, batch_size=64, steps=6, ghost_batch=16, lr_scaling="sqrt", batch_augmentation=2,
                 hadamard_classifier=True, progress=False)
     assert type(res.model.bn1).__name__ == "GhostBatchNorm" and res.model.bn1.ghost_size == 16
     assert isinstance(res.model.fc2, HadamardClassifier)
@@ -125,27 +115,27 @@ def test_batch_augmentation_shifts_and_repeats():
     assert flat.shape == (5, 64) and flat.min() >= 0 and flat.max() <= 1
 
 
-def test_bad_input(cnn, mlp):
+def test_bad_input(digits_cnn, digits_mlp):
     with pytest.raises(DataError, match="ghost_batch=48"):
-        train(cnn, batch_size=64, steps=1, ghost_batch=48, progress=False)
+        train(digits_cnn, batch_size=64, steps=1, ghost_batch=48, progress=False)
     with pytest.raises(DataError, match="ghost_batch=128"):
-        train(cnn, batch_size=64, steps=1, ghost_batch=128, progress=False)
+        train(digits_cnn, batch_size=64, steps=1, ghost_batch=128, progress=False)
     with pytest.raises(DataError, match="lr"):
-        train(cnn, lr=0.0, steps=1, progress=False)
+        train(digits_cnn, lr=0.0, steps=1, progress=False)
     with pytest.raises(DataError, match="steps"):
-        train(cnn, steps=0, progress=False)
+        train(digits_cnn, steps=0, progress=False)
     with pytest.raises(DataError, match="epochs"):
-        train(cnn, epochs=-1, progress=False)
+        train(digits_cnn, epochs=-1, progress=False)
     with pytest.raises(DataError, match="regime_adaptation"):
-        train(cnn, steps=5, regime_adaptation=True, progress=False)
+        train(digits_cnn, steps=5, regime_adaptation=True, progress=False)
     with pytest.raises(DataError, match="lr_scaling"):
-        train(cnn, steps=5, lr_scaling="cubic", progress=False)
+        train(digits_cnn, steps=5, lr_scaling="cubic", progress=False)
     with pytest.raises(LayerError, match="BatchNorm"):
-        train(mlp, batch_size=32, steps=1, ghost_batch=16, progress=False)
+        train(digits_mlp, batch_size=32, steps=1, ghost_batch=16, progress=False)
 
 
-def test_compare_regimes_table(cnn):
-    runs = compare_regimes(cnn, small_batch=32, large_batch=64, epochs=0.25, seeds=(0, 1),
+def test_compare_regimes_table(digits_cnn):
+    runs = compare_regimes(digits_cnn, small_batch=32, large_batch=64, epochs=0.25, seeds=(0, 1),
                            regimes=("small", "large+LR+GBN+RA"), progress=False)
     assert len(runs) == 4 and set(runs["regime"]) == {"small", "large+LR+GBN+RA"}
     ra = runs[runs.regime == "large+LR+GBN+RA"]
@@ -159,29 +149,29 @@ def test_compare_regimes_table(cnn):
     assert "±" in table.loc[0, "test_acc"]
 
 
-def test_formats_on_the_handle_are_left_alone_and_the_copy_trains_dense(cnn):
+def test_formats_on_the_handle_are_left_alone_and_the_copy_trains_dense(digits_cnn):
     from workbench.formats import apply, current_formats, restore
 
-    before = {k: v.clone() for k, v in cnn.model.state_dict().items()}
-    apply(cnn.model, "2:4")
-    applied = current_formats(cnn.model)
+    before = {k: v.clone() for k, v in digits_cnn.model.state_dict().items()}
+    apply(digits_cnn.model, "2:4")
+    applied = current_formats(digits_cnn.model)
     try:
-        x = cnn.train_data()[0][:8]
-        out = cnn.model(x)
-        res = train(cnn, steps=3, progress=False)
-        assert applied and current_formats(cnn.model) == applied  # the handle keeps its formats
-        assert torch.equal(cnn.model(x), out)
+        x = digits_cnn.train_data()[0][:8]
+        out = digits_cnn.model(x)
+        res = train(digits_cnn, steps=3, progress=False)
+        assert applied and current_formats(digits_cnn.model) == applied  # the handle keeps its formats
+        assert torch.equal(digits_cnn.model(x), out)
         assert not current_formats(res.model)
-        same = train(cnn, steps=1, lr=1e-30, momentum=0.0, reinit=False, progress=False).model
+        same = train(digits_cnn, steps=1, lr=1e-30, momentum=0.0, reinit=False, progress=False).model
         torch.testing.assert_close(same.fc1.weight, before["fc1.weight"])  # the dense original, not the masked one
         assert set(res.distances["layer"]) == {"conv1", "bn1", "conv2", "bn2", "fc1", "fc2", "total"}
     finally:
-        restore(cnn.model)
-    for k, v in cnn.model.state_dict().items():
+        restore(digits_cnn.model)
+    for k, v in digits_cnn.model.state_dict().items():
         assert torch.equal(v, before[k]), k
 
 
-def test_loss_fn_hook_replaces_the_batch_loss_only(mlp):
+def test_loss_fn_hook_replaces_the_batch_loss_only(digits_mlp):
     import torch.nn.functional as F
 
     calls = []
@@ -190,13 +180,13 @@ def test_loss_fn_hook_replaces_the_batch_loss_only(mlp):
         calls.append(len(labels))
         return F.cross_entropy(logits, labels)
 
-    a = train(mlp, batch_size=16, steps=5, seed=1, progress=False, track_every=5)
-    b = train(mlp, batch_size=16, steps=5, seed=1, progress=False, track_every=5, loss_fn=ce)
+    a = train(digits_mlp, batch_size=16, steps=5, seed=1, progress=False, track_every=5)
+    b = train(digits_mlp, batch_size=16, steps=5, seed=1, progress=False, track_every=5, loss_fn=ce)
     assert calls == [16] * 5
     assert np.allclose(a.metrics.drop(columns="seconds"), b.metrics.drop(columns="seconds"))
     # a different loss trains a different model; evaluation stays cross-entropy against the labels
-    c = train(mlp, batch_size=16, steps=5, seed=1, progress=False, track_every=5,
+    c = train(digits_mlp, batch_size=16, steps=5, seed=1, progress=False, track_every=5,
               loss_fn=lambda z, y: F.cross_entropy(z, y, label_smoothing=0.5))
     assert not torch.allclose(c.model.fc3.weight, a.model.fc3.weight)
     with pytest.raises(DataError, match="loss_fn"):
-        train(mlp, batch_size=16, steps=5, progress=False, loss_fn="ce")
+        train(digits_mlp, batch_size=16, steps=5, progress=False, loss_fn="ce")

@@ -281,7 +281,7 @@ def test_failed_registration_rolls_back(monkeypatch: pytest.MonkeyPatch) -> None
         return real(*args, **kwargs)
 
     monkeypatch.setattr(api.parametrize, "register_parametrization", flaky)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match="boom"):  # the injected failure itself, after the model is rolled back
         apply(model, "binary", layers=["fc", "conv"])
     monkeypatch.setattr(api.parametrize, "register_parametrization", real)
     assert current_formats(model) == formats and _same(_weights(model), before)

@@ -139,6 +139,7 @@ def _run(body: str, fmt: str = "2:4", interpret: bool = False) -> subprocess.Com
     )
 
 
+@pytest.mark.slow  # a fresh interpreter that imports torch and triton (several seconds on 2 cores)
 @pytest.mark.skipif(CUDA, reason="checks the CPU refusal of the GPU-only path")
 def test_imports_stay_light_and_cpu_tensors_to_the_gpu_path_are_refused():
     r = _run(
@@ -155,12 +156,14 @@ def test_imports_stay_light_and_cpu_tensors_to_the_gpu_path_are_refused():
     assert "NO-INTERP" in r.stdout and "IMPORTS-CLEAN" in r.stdout
 
 
+@pytest.mark.slow  # a fresh interpreter that imports torch and triton (several seconds on 2 cores)
 def test_triton_backend_runs_in_the_interpreter_under_triton_interpret():
     r = _run("y = linear(x, p, backend='triton')\nprint('MAXERR', (y - x @ __import__('workbench.kernels', fromlist=['unpack']).unpack(p).T).abs().max().item())", fmt="fp8_e4m3", interpret=True)
     assert r.returncode == 0, r.stderr
     assert float(r.stdout.split("MAXERR")[1]) < 1e-4
 
 
+@pytest.mark.slow  # a fresh interpreter that imports torch and triton (several seconds on 2 cores)
 def test_every_kernel_compiles_for_an_h100_without_a_gpu():
     """Triton's full pipeline down to a cubin for sm_90 (bundled ptxas), in a process with the interpreter off."""
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}

@@ -59,7 +59,7 @@ def _porcelain() -> str:
 
 
 def test_using_the_lab_leaves_the_repository_and_the_provenance_clean(monkeypatch, tmp_path, capsys):
-    nbformat = pytest.importorskip("nbformat")
+    import nbformat
     from workbench.reports.provenance import git_state
 
     before, state_before = _porcelain(), git_state()
@@ -98,7 +98,6 @@ def test_lab_command_serves_the_working_copy(monkeypatch, tmp_path):
 
 
 def test_identity_provider_never_has_an_empty_token():
-    pytest.importorskip("jupyter_server")
     from traitlets.config import Config
 
     from workbench.lab import AlwaysAuthIdentityProvider
@@ -124,7 +123,6 @@ def test_security_problems_name_every_opening():
 
 
 def test_lab_settings_carry_the_installations_overrides(monkeypatch, tmp_path):
-    pytest.importorskip("jupyterlab")
     import jupyterlab.commands
 
     app = tmp_path / "app"
@@ -157,7 +155,6 @@ def _request(opener, url, *, method="GET", headers=None, data=None) -> int:
 
 @pytest.mark.slow
 def test_lab_forces_token_and_xsrf_over_an_insecure_user_config(tmp_path):
-    pytest.importorskip("jupyterlab")
     cfg = tmp_path / "cfg"
     cfg.mkdir()
     (cfg / "jupyter_server_config.py").write_text(

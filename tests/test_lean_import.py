@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "triton", "plotly", "ipywidgets", "pandas", "transformers")
 
@@ -44,6 +46,7 @@ def test_help_loads_nothing_heavy():
     assert json.loads(out) == []
 
 
+@pytest.mark.slow  # a fresh interpreter that imports every lab (torch, plotly, ipywidgets)
 def test_public_names_resolve_on_first_use():
     out = _run(
         "import sys, json\n"

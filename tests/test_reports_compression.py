@@ -23,11 +23,6 @@ from workbench.viz.reports import layer_error_figure, mask_figure, quantization_
 from workbench.reports.notebook import metrics_json
 
 
-@pytest.fixture(scope="module")
-def handle():
-    return wb.load_model("digits-mlp")
-
-
 def _state(model):
     return {k: v.clone() for k, v in model.state_dict().items()}
 
@@ -43,36 +38,36 @@ def test_sqnr_matches_numpy_float64():
     assert sqnr_db(torch.zeros(3), torch.ones(3)) == -math.inf
 
 
-def test_tradeoff_against_direct_measurement(handle):
-    before = _state(handle.model)
-    table = format_tradeoff(handle, ["2:4", "int8"])
+def test_tradeoff_against_direct_measurement(digits_mlp):
+    before = _state(digits_mlp.model)
+    table = format_tradeoff(digits_mlp, ["2:4", "int8"])
     assert list(table["format"]) == ["dense", "2:4", "int8"]
-    base = handle.evaluate()
+    base = digits_mlp.evaluate()
     dense = table.iloc[0]
     assert dense["value"] == base["accuracy"] and dense["loss"] == base["loss"]
-    assert dense["size_bytes"] == wb.model_size_bytes(handle.model)
-    wb.apply(handle.model, "int8")
+    assert dense["size_bytes"] == wb.model_size_bytes(digits_mlp.model)
+    wb.apply(digits_mlp.model, "int8")
     try:
-        direct = handle.evaluate()
-        size = wb.model_size_bytes(handle.model)
+        direct = digits_mlp.evaluate()
+        size = wb.model_size_bytes(digits_mlp.model)
     finally:
-        wb.restore(handle.model)
+        wb.restore(digits_mlp.model)
     row = table[table["format"] == "int8"].iloc[0]
     assert row["value"] == direct["accuracy"] and row["size_bytes"] == size
     assert row["compression"] == pytest.approx(dense["size_bytes"] / size)
     # the model is given back exactly as it was
-    assert wb.current_formats(handle.model) == {}
-    after = handle.model.state_dict()
+    assert wb.current_formats(digits_mlp.model) == {}
+    after = digits_mlp.model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
-def test_weight_error_against_brute_force(handle):
-    table = weight_error(handle, ["dense", "2:4", "int8"])
-    assert len(table) == 3 * len(handle.layers)
+def test_weight_error_against_brute_force(digits_mlp):
+    table = weight_error(digits_mlp, ["dense", "2:4", "int8"])
+    assert len(table) == 3 * len(digits_mlp.layers)
     assert (table.loc[table["format"] == "dense", "weight_sqnr_db"] == math.inf).all()
     assert (table.loc[table["format"] == "2:4", "kept_fraction"] == 0.5).all()
     # 2:4 by hand: keep the 2 largest |w| of every 4 consecutive inputs, SQNR in float64
-    w = dict(handle.model.named_modules())["fc2"].weight.detach().double()
+    w = dict(digits_mlp.model.named_modules())["fc2"].weight.detach().double()
     groups = w.reshape(w.shape[0], -1, 4)
     keep = torch.zeros_like(groups, dtype=torch.bool)
     keep.scatter_(-1, groups.abs().topk(2, dim=-1).indices, True)
@@ -84,13 +79,13 @@ def test_weight_error_against_brute_force(handle):
     int8 = table[table["format"] == "int8"]["weight_sqnr_db"]
     assert (int8 > 35).all() and (int8 > table[table["format"] == "2:4"]["weight_sqnr_db"].to_numpy()).all()
     with pytest.raises(LayerError, match="nope"):
-        weight_error(handle, ["2:4"], layers=["nope"])
+        weight_error(digits_mlp, ["2:4"], layers=["nope"])
     with pytest.raises(FormatError):
-        weight_error(handle, [])
+        weight_error(digits_mlp, [])
 
 
-def test_mask_sample_is_nm(handle):
-    sample = mask_sample(handle, "2:4", "fc2", rows=8, cols=16)
+def test_mask_sample_is_nm(digits_mlp):
+    sample = mask_sample(digits_mlp, "2:4", "fc2", rows=8, cols=16)
     assert len(sample) == 8 * 16
     kept = sample.pivot(index="row", columns="col", values="kept").to_numpy()
     assert (kept.reshape(8, 4, 4).sum(-1) == 2).all()
@@ -101,13 +96,13 @@ def test_mask_sample_is_nm(handle):
             mags = np.abs(weights[r, g])
             assert set(np.argsort(-mags)[:2]) == set(np.flatnonzero(kept.reshape(8, 4, 4)[r, g]))
     with pytest.raises(FormatError, match="no sparsity"):
-        mask_sample(handle, "int8", "fc2")
+        mask_sample(digits_mlp, "int8", "fc2")
 
 
-def test_quantization_sample_lies_on_the_grid(handle):
-    sample = quantization_sample(handle, ["2:4", "int8", "int4"], "fc1", n=300)
+def test_quantization_sample_lies_on_the_grid(digits_mlp):
+    sample = quantization_sample(digits_mlp, ["2:4", "int8", "int4"], "fc1", n=300)
     assert set(sample["format"]) == {"int8", "int4"}  # 2:4 has no number format
-    w = dict(handle.model.named_modules())["fc1"].weight.detach().double()
+    w = dict(digits_mlp.model.named_modules())["fc1"].weight.detach().double()
     for fmt, levels in (("int8", 127), ("int4", 7)):
         part = sample[sample["format"] == fmt]
         assert len(part) == 300
@@ -119,9 +114,9 @@ def test_quantization_sample_lies_on_the_grid(handle):
         assert np.abs(part["quantized"] - part["original"]).max() <= steps.max().item() / 2 + 1e-6
 
 
-def test_metrics_and_figures(handle):
-    tradeoff = format_tradeoff(handle, ["int8"])
-    errors = weight_error(handle, ["dense", "int8"])
+def test_metrics_and_figures(digits_mlp):
+    tradeoff = format_tradeoff(digits_mlp, ["int8"])
+    errors = weight_error(digits_mlp, ["dense", "int8"])
     metrics = report_metrics("digits-mlp", tradeoff, errors)
     assert metrics["metric"] == "accuracy" and set(metrics["formats"]) == {"dense", "int8"}
     assert metrics["weight_sqnr_db"]["fc1"]["dense"] is None  # infinite SQNR -> null in JSON
@@ -130,9 +125,9 @@ def test_metrics_and_figures(handle):
     assert list(fig.data[0].text) == ["dense", "int8"]
     heat = layer_error_figure(errors)
     assert list(heat.data[0].y) == ["fc1", "fc2", "fc3"] and heat.data[0].z[0][0] is None
-    mfig = mask_figure(mask_sample(handle, "2:4", "fc2", rows=4, cols=8))
+    mfig = mask_figure(mask_sample(digits_mlp, "2:4", "fc2", rows=4, cols=8))
     assert len(mfig.data) == 2
-    qfig = quantization_figure(quantization_sample(handle, ["int8"], "fc2", n=50))
+    qfig = quantization_figure(quantization_sample(digits_mlp, ["int8"], "fc2", n=50))
     assert [t.name for t in qfig.data] == ["int8", "identity"]
 
 

@@ -61,7 +61,6 @@ def _descendants(pid: int) -> list[int]:
 @pytest.mark.slow
 @pytest.mark.parametrize("presses", [1, 2])
 def test_ctrl_c_stops_a_process_pool_sweep_and_leaves_no_process(tmp_path, presses):
-    pytest.importorskip("psutil")
     nb = _sleepy_notebook(tmp_path / "sleepy.ipynb")
     marks = tmp_path / "marks"
     marks.mkdir()

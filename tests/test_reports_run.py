@@ -12,7 +12,7 @@ import nbformat
 import pytest
 
 import workbench
-from workbench.reports import ParameterError, run_report
+from workbench.reports import ParameterError, ReportFailedError, run_report
 from workbench.reports.html import has_embedded_plotlyjs, html_is_self_contained, notebook_to_html, remote_scripts
 from workbench.reports.notebook import metrics_json
 from workbench.reports.provenance import git_state
@@ -119,7 +119,7 @@ def test_valid_parameters_reach_papermill_as_values(monkeypatch, tmp_path):
         raise RuntimeError("stop here")
 
     monkeypatch.setattr(papermill, "execute_notebook", fake_execute)
-    with pytest.raises(Exception):
+    with pytest.raises(ReportFailedError, match="RuntimeError: stop here"):
         run_report(TINY, {"x": 2, "scale": 3, "label": "a'); import os; ('"}, output_dir=tmp_path)
     assert seen["parameters"]["x"] == 2 and seen["parameters"]["scale"] == 3.0
     assert seen["parameters"]["label"] == "a'); import os; ('"
@@ -140,10 +140,11 @@ def test_report_html_draws_its_figures_offline_in_a_browser(two_runs):
     """Open the report in headless Chromium with every network request blocked: each plotly figure is drawn."""
     import shutil
 
-    playwright_api = pytest.importorskip("playwright.sync_api")
+    import playwright.sync_api as playwright_api  # the test extra has playwright; the browser is a system package
+
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
-        pytest.skip("no chromium on PATH")
+        pytest.skip("no chromium on PATH: this check needs a system Chromium for playwright to drive")
     result, _ = two_runs
     requested = []
     with playwright_api.sync_playwright() as p:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from workbench.errors import OutputError, ReportFailedError
+from workbench.errors import OptionError, OutputError, ReportFailedError
 from workbench.reports import is_complete, run_report
 from workbench.reports.files import atomic_write, lock_path, output_lock, prepare_output_dir
 from workbench.reports.sweep import write_index, write_summary
@@ -50,10 +50,14 @@ def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path):
     target.write_text("old")
     from workbench.reports.files import atomic_open
 
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match="disk full"):
         with atomic_open(target) as fh:
             fh.write("half")
             raise RuntimeError("disk full")
+    assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["summary.csv"]
+    with pytest.raises(OptionError, match="atomic_open: mode must be 'w' or 'wb', got 'a'"):
+        with atomic_open(target, "a"):
+            pass
     assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["summary.csv"]
 
 

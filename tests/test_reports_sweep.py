@@ -68,7 +68,7 @@ def test_sweep_of_four_with_one_failure_then_resume(tmp_path):
 
 @pytest.mark.slow
 def test_sweep_on_a_dask_local_cluster(tmp_path):
-    distributed = pytest.importorskip("distributed")
+    import distributed  # the test extra has dask[distributed]
     from jupyter_core.utils import ensure_event_loop
 
     # As after a report run in this thread: jupyter_core's loop is set in this context, which Dask copies into its

@@ -17,13 +17,8 @@ from workbench.sparsity.report import mask_report, pattern_summary
 
 
 @pytest.fixture(scope="module")
-def cnn():
-    return wb.load_model("digits-cnn")
-
-
-@pytest.fixture(scope="module")
-def report(cnn):
-    return mask_report(cnn, n_batches=1)
+def report(digits_cnn):
+    return mask_report(digits_cnn, n_batches=1)
 
 
 def test_parse_pattern():
@@ -35,20 +30,20 @@ def test_parse_pattern():
             parse_pattern(bad)
 
 
-def test_report_values_against_direct_computation(cnn, report):
+def test_report_values_against_direct_computation(digits_cnn, report):
     assert set(report.layer) == {"conv1", "conv2", "fc1", "fc2"}
     row = report[(report.layer == "fc1") & (report.pattern == "2:4")].iloc[0]
-    w = cnn.model.fc1.weight.detach()
+    w = digits_cnn.model.fc1.weight.detach()
     mask = nm_mask(w, 2, 4)
     assert row.kept_abs == pytest.approx(float((w * mask).abs().sum() / w.abs().sum()), rel=1e-6)
     assert row.kept_sq == pytest.approx(float((w * mask).pow(2).sum() / w.pow(2).sum()), rel=1e-5)
     assert row.log10_diversity == pytest.approx(log10_int(mask_diversity("nm", 2, 4, shape=(64, 512))))
     # output error of this layer alone, recomputed here from a hook
     xs = []
-    hk = cnn.model.fc1.register_forward_hook(lambda mod, a, out: xs.append(a[0]))
-    cnn.run(cnn.calibration_batches(n_batches=1)[0])
+    hk = digits_cnn.model.fc1.register_forward_hook(lambda mod, a, out: xs.append(a[0]))
+    digits_cnn.run(digits_cnn.calibration_batches(n_batches=1)[0])
     hk.remove()
-    b = cnn.model.fc1.bias.detach()
+    b = digits_cnn.model.fc1.bias.detach()
     y = torch.nn.functional.linear(xs[0], w, b)
     ys = torch.nn.functional.linear(xs[0], w * mask, b)
     assert row.output_rel_error == pytest.approx(float((y - ys).norm() / y.norm()), rel=1e-4)
@@ -89,12 +84,12 @@ def test_refit_rows_recovers_a_sparse_linear_map_exactly():
     assert (w[~mask] == 0).all()
 
 
-def test_reconstruction_recovers_at_least_half_the_lost_accuracy(cnn):
-    """Done-means of the issue: digits-cnn at 2:4, magnitude vs layer-wise reconstruction."""
-    dense = cnn.evaluate()["accuracy"]
-    mag_model, _ = convert_to_nm(cnn, "2:4", "magnitude")
-    model, per_layer = convert_to_nm(cnn, "2:4", "reconstruct", n_batches=4, max_samples=6000)
-    mag, rec = cnn.evaluate(mag_model)["accuracy"], cnn.evaluate(model)["accuracy"]
+def test_reconstruction_recovers_at_least_half_the_lost_accuracy(digits_cnn):
+    """digits-cnn at 2:4: layer-wise reconstruction recovers at least half of what magnitude pruning loses."""
+    dense = digits_cnn.evaluate()["accuracy"]
+    mag_model, _ = convert_to_nm(digits_cnn, "2:4", "magnitude")
+    model, per_layer = convert_to_nm(digits_cnn, "2:4", "reconstruct", n_batches=4, max_samples=6000)
+    mag, rec = digits_cnn.evaluate(mag_model)["accuracy"], digits_cnn.evaluate(model)["accuracy"]
     assert mag < dense  # magnitude pruning costs accuracy here
     assert rec - mag >= 0.5 * (dense - mag)
     assert per_layer.set_index("layer").status["conv1"] == "skipped"
@@ -102,18 +97,19 @@ def test_reconstruction_recovers_at_least_half_the_lost_accuracy(cnn):
         w = dict(model.named_modules())[name].weight.detach()
         assert is_nm(to_matrix(w), 2, 4)
         assert torch.equal(to_matrix(w) != 0, to_matrix(dict(mag_model.named_modules())[name].weight) != 0)
-    assert torch.equal(cnn.model.conv2.weight, wb.load_model("digits-cnn").model.conv2.weight)  # handle untouched
+    # the handle is untouched
+    assert torch.equal(digits_cnn.model.conv2.weight, wb.load_model("digits-cnn").model.conv2.weight)
 
 
-def test_conversion_table_columns(cnn):
-    t = conversion_table(cnn, formats=("2:4",), methods=("magnitude",))
+def test_conversion_table_columns(digits_cnn):
+    t = conversion_table(digits_cnn, formats=("2:4",), methods=("magnitude",))
     assert list(t.columns) == ["model", "pattern", "method", "layers_converted", "metric", "dense", "converted", "change"]
     assert t.layers_converted.iloc[0] == 3 and t.change.iloc[0] == pytest.approx(t.converted.iloc[0] - t.dense.iloc[0])
 
 
-def test_convert_bad_method(cnn):
+def test_convert_bad_method(digits_cnn):
     with pytest.raises(FormatError):
-        convert_to_nm(cnn, "2:4", "prune-harder")
+        convert_to_nm(digits_cnn, "2:4", "prune-harder")
 
 
 def test_viz_figures(report):
@@ -133,10 +129,10 @@ def test_viz_figures(report):
     assert np.isnan(z[~mask]).all() and np.allclose(z[mask], absw[mask]) and len(f.layout.shapes) == 2
 
 
-def test_mask_view_headless(cnn):
+def test_mask_view_headless(digits_cnn):
     from workbench.widgets.masks import MaskView
 
-    v = MaskView(cnn, n_batches=1)
+    v = MaskView(digits_cnn, n_batches=1)
     assert v.ui is not None and v.layer.value == "conv2"  # the first layer 2:4 fits (conv1 has 1 input channel)
     v.layer.value = "fc1"
     v.pattern.value = "4:8-T"
@@ -152,12 +148,12 @@ def test_mask_view_headless(cnn):
     assert "multiple of M=4" in v.status.value
 
 
-def test_capture_stop_early_gives_the_same_inputs(cnn):
+def test_capture_stop_early_gives_the_same_inputs(digits_cnn):
     from workbench.sparsity.layerio import capture_inputs
 
-    batches = cnn.calibration_batches(n_batches=2)
-    full = capture_inputs(cnn, cnn.model, ["conv2"], batches)["conv2"]
-    early = capture_inputs(cnn, cnn.model, ["conv2"], batches, stop_early=True)["conv2"]
+    batches = digits_cnn.calibration_batches(n_batches=2)
+    full = capture_inputs(digits_cnn, digits_cnn.model, ["conv2"], batches)["conv2"]
+    early = capture_inputs(digits_cnn, digits_cnn.model, ["conv2"], batches, stop_early=True)["conv2"]
     assert len(full) == len(early) == 2 and all(torch.equal(a, b) for a, b in zip(full, early))
 
 

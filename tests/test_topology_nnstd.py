@@ -10,7 +10,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from workbench.errors import DataError, ShapeError, WorkbenchError
+from workbench.errors import DataError, ShapeError
 from workbench.topology import (
     jaccard_distance_matrix,
     nnstd,
@@ -371,7 +371,7 @@ def test_bad_input_errors():
         nnstd(nn.ReLU(), nn.ReLU())
     with pytest.raises(ShapeError, match="takes 5 inputs"):
         topology_of([np.ones((4, 6)), np.ones((3, 5))])
-    with pytest.raises(WorkbenchError):
+    with pytest.raises(DataError, match="cannot read a topology from str: pass an nn.Module or a list of 0/1 masks"):
         nnstd("net", "net")
 
 
@@ -391,3 +391,14 @@ def test_module_with_sparse_weight_uses_its_indices():
     expected = (dense.weight != 0).numpy()
     expected[0, 0] = True
     assert np.array_equal(m, expected)
+
+
+def test_figures_refuse_empty_tables_with_a_data_error():
+    import pandas as pd
+
+    from workbench.viz.topology import nnstd_epochs_figure, nnstd_heatmap
+
+    with pytest.raises(DataError, match=r"nnstd_heatmap: empty NNSTD table; .*columns a, b, distance"):
+        nnstd_heatmap(pd.DataFrame(columns=["a", "b", "distance"]))
+    with pytest.raises(DataError, match=r"nnstd_epochs_figure: empty table; .*columns epoch, layer, distance"):
+        nnstd_epochs_figure(pd.DataFrame(columns=["epoch", "layer", "distance"]))

@@ -210,3 +210,15 @@ def test_bad_input_leaves_the_attributes_unchanged():
     with pytest.raises(NonFiniteError):
         soft_labels(SEEN_Y, a, 1.0, 0.2, unseen=SPLIT)
     assert a.equals(before)
+
+
+def test_figures_refuse_empty_tables_with_a_data_error():
+    """The zero-shot figures name what they were given and what they need (a DataError, not a bare ValueError)."""
+    from workbench.viz.zeroshot import metrics_table_figure, soft_label_figure, tradeoff_figure
+
+    with pytest.raises(DataError, match=r"tradeoff_figure: empty curve table; .*columns method, gamma, seen, unseen"):
+        tradeoff_figure(pd.DataFrame(columns=["method", "gamma", "seen", "unseen"]))
+    with pytest.raises(DataError, match=r"metrics_table_figure: empty table; pass summarize's output"):
+        metrics_table_figure(pd.DataFrame(columns=["method", "zsl_mean", "zsl_sd"]))
+    with pytest.raises(DataError, match=r"soft_label_figure: target must be a non-empty vector .*got shape \(0,\)"):
+        soft_label_figure([], 0, [2])

@@ -11,17 +11,12 @@ from workbench.errors import DataError, NonFiniteError, ShapeError
 from workbench.zeroshot import compare_methods, digits_attributes, train_zero_shot, zero_shot_metrics
 
 
-@pytest.fixture(scope="module")
-def mlp():
-    return workbench.load_model("digits-mlp")
-
-
-def test_soft_label_network_scores_unseen_classes_and_leaves_the_handle_alone(mlp):
-    before = copy.deepcopy(mlp.model.state_dict())
-    r = train_zero_shot(mlp, None, [2, 5, 8], "soft_labels", epochs=3, seed=1, unseen_mass=0.3)
-    for k, v in mlp.model.state_dict().items():
+def test_soft_label_network_scores_unseen_classes_and_leaves_the_handle_alone(digits_mlp):
+    before = copy.deepcopy(digits_mlp.model.state_dict())
+    r = train_zero_shot(digits_mlp, None, [2, 5, 8], "soft_labels", epochs=3, seed=1, unseen_mass=0.3)
+    for k, v in digits_mlp.model.state_dict().items():
         assert torch.equal(v, before[k]), k
-    assert r.model is not mlp.model and r.scores.shape == (360, 10)
+    assert r.model is not digits_mlp.model and r.scores.shape == (360, 10)
     assert r.metrics == pytest.approx(dict(zero_shot_metrics(r.scores, r.y_test, r.split), ausuc=r.metrics["ausuc"]))
     assert r.metrics["seen"] > 0.5  # three epochs learn the seen digits
     # the unseen outputs were trained through the soft labels only: they carry probability on seen images
@@ -31,12 +26,12 @@ def test_soft_label_network_scores_unseen_classes_and_leaves_the_handle_alone(ml
     row = r.table.iloc[0]
     assert row.method == "soft_labels" and row.split == "unseen 2,5,8" and row.unseen_mass == 0.3
     # at unseen mass 0 the unseen outputs get no target: they fall to (near) zero probability
-    hard = train_zero_shot(mlp, None, [2, 5, 8], "soft_labels", epochs=3, seed=1, unseen_mass=0.0)
+    hard = train_zero_shot(digits_mlp, None, [2, 5, 8], "soft_labels", epochs=3, seed=1, unseen_mass=0.0)
     assert np.exp(hard.scores)[seen_rows][:, [2, 5, 8]].sum(1).mean() < probs[seen_rows][:, [2, 5, 8]].sum(1).mean()
 
 
-def test_compare_methods_one_row_per_method_split_seed(mlp):
-    c = compare_methods(mlp, splits=[[1, 7], [0, 6]], seeds=(0,), methods=("dap", "eszsl"))
+def test_compare_methods_one_row_per_method_split_seed(digits_mlp):
+    c = compare_methods(digits_mlp, splits=[[1, 7], [0, 6]], seeds=(0,), methods=("dap", "eszsl"))
     assert len(c.runs) == 4 and set(c.table.method) == {"dap", "eszsl"}
     assert (c.table.runs == 2).all()
     for m in ("dap", "eszsl"):
@@ -58,7 +53,7 @@ def test_compare_methods_one_row_per_method_split_seed(mlp):
     (dict(features="pca"), DataError, "features"),
     (dict(epoch=3), DataError, "unknown settings"),
 ])
-def test_bad_input_is_refused_before_training(mlp, kwargs, error, words, monkeypatch):
+def test_bad_input_is_refused_before_training(digits_mlp, kwargs, error, words, monkeypatch):
     import importlib
 
     loop = importlib.import_module("workbench.dynamics.train")
@@ -66,4 +61,4 @@ def test_bad_input_is_refused_before_training(mlp, kwargs, error, words, monkeyp
     monkeypatch.setattr(loop, "train", lambda *a, **k: pytest.fail("trained despite bad input"))
     kwargs = {"split": [2, 5, 8], **kwargs}
     with pytest.raises(error, match=words):
-        train_zero_shot(mlp, **kwargs)
+        train_zero_shot(digits_mlp, **kwargs)

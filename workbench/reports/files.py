@@ -26,7 +26,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, Iterator
 
-from workbench.errors import OutputError
+from workbench.errors import OptionError, OutputError
 
 
 def _read_umask() -> int:
@@ -47,7 +47,7 @@ def atomic_open(path: str | Path, mode: str = "w", *, encoding: str = "utf-8") -
     it was. See the module docstring for what happens to symlinks.
     """
     if mode not in {"w", "wb"}:
-        raise ValueError(f"atomic_open: mode must be 'w' or 'wb', got {mode!r}")
+        raise OptionError(f"atomic_open: mode must be 'w' or 'wb', got {mode!r}")
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from workbench.errors import DataError
 from workbench.viz.figure import redraw
 
 __all__ = ["nnstd_heatmap", "nnstd_epochs_figure", "connections_figure"]
@@ -34,7 +35,8 @@ def nnstd_heatmap(df: pd.DataFrame, accuracies: Any = None, fig: go.Figure | Non
     columns); shown in the axis labels and hover text.
     """
     if df.empty:
-        raise ValueError("nnstd_heatmap: empty NNSTD table")
+        raise DataError("nnstd_heatmap: empty NNSTD table; pass nnstd_matrix's output (columns a, b, distance), "
+                        "at least one row")
     order = list(dict.fromkeys(df["a"].tolist()))
     mat = df.groupby(["a", "b"], sort=False)["distance"].mean().unstack().reindex(index=order, columns=order)
     acc: dict[str, float] = {}
@@ -60,7 +62,8 @@ def nnstd_epochs_figure(df: pd.DataFrame, fig: go.Figure | None = None,
     """Per-layer NNSTD against the epoch (columns ``epoch, layer, distance`` and optionally ``name``): the mean over
     network pairs as a line, the min–max range as error bars."""
     if df.empty:
-        raise ValueError("nnstd_epochs_figure: empty table")
+        raise DataError("nnstd_epochs_figure: empty table; pass nnstd_over_epochs' output (columns epoch, layer, "
+                        "distance), at least one row")
     g = df.groupby(["layer", "epoch"])["distance"].agg(["mean", "min", "max"]).reset_index()
     names = df.groupby("layer")["name"].first() if "name" in df else None
     traces = []

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from workbench.errors import DataError
 from workbench.viz.figure import redraw
 
 __all__ = ["soft_label_figure", "digit_figure", "tradeoff_figure", "metrics_table_figure"]
@@ -37,7 +38,8 @@ def soft_label_figure(target: Sequence[float], true_class: int, unseen: Sequence
     pale (they get 0 by construction)."""
     t = np.asarray(target, dtype=float)
     if t.ndim != 1 or not len(t):
-        raise ValueError(f"soft_label_figure: target must be a non-empty vector, got shape {t.shape}")
+        raise DataError(f"soft_label_figure: target must be a non-empty vector (one value per class), "
+                        f"got shape {t.shape}")
     names = [str(c) for c in (class_names or range(len(t)))]
     unseen_set = {int(u) for u in unseen}
     kinds = ["true class" if c == int(true_class) else "unseen" if c in unseen_set else "other seen"
@@ -72,7 +74,8 @@ def tradeoff_figure(curves: pd.DataFrame, fig: go.Figure | None = None,
     ``split``/``seed``: then the curves of one method are averaged point-wise over an unseen-accuracy grid). The
     γ = 0 point (no calibration: the GZSL numbers) is marked with a circle."""
     if curves.empty:
-        raise ValueError("tradeoff_figure: empty curve table")
+        raise DataError("tradeoff_figure: empty curve table; pass tradeoff_curve's rows with a method column "
+                        "(columns method, gamma, seen, unseen), at least one row")
     traces: list[Any] = []
     group_cols = [c for c in ("split", "seed") if c in curves.columns]
     grid = np.linspace(0, 1, 101)
@@ -107,7 +110,8 @@ def metrics_table_figure(table: pd.DataFrame, fig: go.Figure | None = None,
                          title: str = "ZSL and GZSL accuracy, mean ± sd over splits and seeds") -> go.Figure:
     """A plotly table of ``summarize``'s output: one row per method, ``mean ± sd`` cells."""
     if table.empty:
-        raise ValueError("metrics_table_figure: empty table")
+        raise DataError("metrics_table_figure: empty table; pass summarize's output (one row per method, "
+                        "*_mean and *_sd columns)")
     metrics = [c[:-5] for c in table.columns if c.endswith("_mean")]
     header = ["method"] + [{"zsl": "ZSL acc", "seen": "GZSL seen", "unseen": "GZSL unseen", "H": "GZSL H",
                             "ausuc": "AUSUC"}.get(m, m) for m in metrics] + (["runs"] if "runs" in table else [])
