@@ -7,7 +7,6 @@ import html
 
 import pytest
 
-pytest.importorskip("ipywidgets")
 
 import workbench
 from workbench.widgets.dashboard import Workbench

@@ -15,7 +15,6 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-pytest.importorskip("ipywidgets")
 
 from workbench.viz.dashboard import layer_error_figure
 from workbench.viz.figure import redraw
