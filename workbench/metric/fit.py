@@ -121,8 +121,10 @@ def _check_dim(dim: Any, D: int) -> int:
 @functools.lru_cache(maxsize=1)
 def metric_learn_status() -> str:
     """``"ok"`` when metric-learn imports and fits a tiny problem with LMNN and ITML here, else the reason."""
+    from workbench.metric.baselines import metric_learn_module
+
     try:
-        import metric_learn
+        metric_learn = metric_learn_module()
     except ImportError as exc:
         return f"metric-learn is not installed ({exc}); pip install 'workbench[metric]'"
     rng = np.random.default_rng(0)
@@ -146,7 +148,9 @@ def _fit_metric_learn(method: str, X: np.ndarray, codes: np.ndarray, dim: int, s
     status = metric_learn_status()
     if status != "ok":
         raise UnavailableError(f"method {method!r} needs metric-learn: {status}")
-    import metric_learn
+    from workbench.metric.baselines import metric_learn_module
+
+    metric_learn = metric_learn_module()
 
     if method == "lmnn":
         k = int(options.pop("n_neighbors", options.pop("k", 3)))
