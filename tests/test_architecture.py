@@ -18,7 +18,7 @@ ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "config": set(),
     "checks": {"errors"},
-    "progress": set(),
+    "progress": {"errors"},  # stop_callable's DataError
     "formats": FOUNDATIONS,
     "data": FOUNDATIONS,
     "models": FOUNDATIONS | {"data", "formats"},

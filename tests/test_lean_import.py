@@ -72,6 +72,18 @@ def test_public_names_resolve_on_first_use():
     assert res["dir"] == []
 
 
+def test_labs_are_lazy_submodules():
+    out = _run(
+        "import sys, json\n"
+        "import workbench as wb\n"
+        "before = [m for m in ('workbench.metric', 'workbench.zeroshot', 'torch') if m in sys.modules]\n"
+        "print(json.dumps({'before': before, 'dir': [n for n in ('metric', 'zeroshot') if n in dir(wb)],\n"
+        "                  'metric': wb.metric.fit_metric.__module__, 'zeroshot': wb.zeroshot.__name__}))\n")
+    res = json.loads(out)
+    assert res["before"] == [] and res["dir"] == ["metric", "zeroshot"]
+    assert res["metric"] == "workbench.metric.fit" and res["zeroshot"] == "workbench.zeroshot"
+
+
 def test_unknown_attribute_is_an_attribute_error():
     out = _run("import workbench\ntry:\n    workbench.nope\nexcept AttributeError as e:\n    print(e)\n")
     assert "no attribute 'nope'" in out

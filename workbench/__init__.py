@@ -38,9 +38,9 @@ _LAZY = {
     # the dashboard
     "Workbench": ("workbench.widgets", "Workbench"),
 }
-# labs, loaded as attributes on first use: wb.sparsity, wb.quant, ...
+# labs, loaded as attributes on first use: wb.sparsity, wb.quant, wb.metric, wb.zeroshot, ...
 _SUBMODULES = {"formats", "sparsity", "quant", "dynamics", "topology", "kernels", "viz", "widgets", "reports", "data",
-               "models", "config", "errors"}
+               "models", "config", "errors", "metric", "zeroshot"}
 
 if TYPE_CHECKING:  # for type checkers and IDEs only: nothing is imported at run time
     from workbench.formats import (apply, bits_per_weight, current_formats, list_formats, model_size_bytes,

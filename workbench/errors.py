@@ -77,6 +77,11 @@ class CostLimitError(WorkbenchError, ValueError):
     cheaper path (a log form, an approximation, a smaller size)."""
 
 
+class UnavailableError(WorkbenchError, RuntimeError):
+    """An optional dependency that is missing or does not run beside the installed packages (the message says which
+    and why, and how to install it)."""
+
+
 def shorten(value: object, limit: int = 60) -> str:
     """``ascii(value)`` (the repr with non-ASCII and control characters escaped, so a zero-width space or a NUL
     byte shows) cut to ``limit`` characters (with the full length said), for error messages.
@@ -86,9 +91,6 @@ def shorten(value: object, limit: int = 60) -> str:
     """
     text = ascii(value)
     return text if len(text) <= limit else f"{text[: limit - 1]}… ({len(text)} chars)"
-class UnavailableError(WorkbenchError, RuntimeError):
-    """An optional dependency that is missing or does not run beside the installed packages (the message says which
-    and why, and how to install it)."""
 
 
 __all__ = [

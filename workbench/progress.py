@@ -1,4 +1,9 @@
-"""The one progress bar: ``tqdm.auto`` in a live notebook, a text line that stays in saved outputs.
+"""The one progress bar and the one ``stop=`` argument of every long loop.
+
+:func:`stop_callable` turns a ``stop=`` argument (None, a ``threading.Event`` or anything with ``is_set``, or a
+callable) into a ``() -> bool`` that the loop polls; anything else is a ``DataError`` before any work.
+
+:func:`progress_bar`: ``tqdm.auto`` in a live notebook, a text line that stays in saved outputs.
 
 ``tqdm.auto`` draws an ipywidgets bar in a notebook; saved without widget state (JupyterLab, nbconvert, papermill
 reports) it turns into its first frame (``desc: 0%|``), and ``tqdm.notebook`` ignores ``TQDM_DISABLE``. ``progress_bar``
@@ -14,6 +19,8 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
+from collections.abc import Callable
 from typing import Any
 
 
@@ -44,4 +51,27 @@ def progress_bar(iterable: Any = None, *, disable: bool | None = False, **kwargs
     return bar
 
 
-__all__ = ["progress_bar"]
+def stop_callable(stop: Any) -> Callable[[], bool]:
+    """The ``stop=`` argument of a long loop as a ``() -> bool`` to poll: ``None`` never stops, a
+    ``threading.Event`` (or any object with ``is_set``, e.g. a ``multiprocessing.Event``) stops once set, a callable
+    stops when it returns something true; anything else raises :class:`~workbench.errors.DataError`.
+
+    >>> ev = threading.Event(); f = stop_callable(ev); a = f(); ev.set()
+    >>> a, f(), stop_callable(None)(), stop_callable(lambda: 1)()
+    (False, True, False, True)
+    """
+    if stop is None:
+        return lambda: False
+    if isinstance(stop, threading.Event):
+        return stop.is_set
+    if callable(getattr(stop, "is_set", None)):
+        return lambda: bool(stop.is_set())
+    if callable(stop):
+        return lambda: bool(stop())
+    from workbench.errors import DataError, shorten
+
+    raise DataError(f"stop must be None, a callable or a threading.Event, got {type(stop).__name__} "
+                    f"{shorten(stop)}")
+
+
+__all__ = ["progress_bar", "stop_callable"]

@@ -23,8 +23,9 @@ from collections.abc import Callable, Iterable, Sequence
 
 import pandas as pd
 
-from workbench.dynamics.train import _stop_fn, train
+from workbench.dynamics.train import train
 from workbench.errors import DataError
+from workbench.progress import stop_callable
 
 REGIMES = ("small", "large", "large+LR", "large+LR+GBN", "large+LR+GBN+RA")
 
@@ -67,7 +68,7 @@ def compare_regimes(handle, small_batch: int = 32, large_batch: int = 512, epoch
         kw = regime_settings(regime, small_batch, large_batch, ghost_batch)
         plan(kw["batch_size"], lr, None, epochs, len(x_train), kw.get("lr_scaling"), kw["base_batch"],
              kw.get("regime_adaptation", False))
-    should_stop = _stop_fn(stop)
+    should_stop = stop_callable(stop)
     train_kwargs.setdefault("track_points", 32)
     rows = []
     for seed in seeds:

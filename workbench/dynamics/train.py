@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import copy
 import math
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,7 +38,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-from workbench.progress import progress_bar
+from workbench.progress import progress_bar, stop_callable
 
 from workbench.dynamics.augment import batch_augment
 from workbench.dynamics.ghost_bn import swap_ghost_bn
@@ -82,16 +81,6 @@ class TrainResult:
     def final(self) -> dict[str, float]:
         """The last evaluation row as a dict (test_acc, test_loss, train_acc, ...)."""
         return self.metrics.iloc[-1].to_dict() if len(self.metrics) else {}
-
-
-def _stop_fn(stop) -> Callable[[], bool]:
-    if stop is None:
-        return lambda: False
-    if isinstance(stop, threading.Event):
-        return stop.is_set
-    if callable(stop):
-        return lambda: bool(stop())
-    raise DataError(f"stop must be a callable or a threading.Event, got {type(stop).__name__}")
 
 
 def reinitialize(model: nn.Module, seed: int) -> nn.Module:
@@ -289,7 +278,7 @@ def train(handle, batch_size: int = 32, lr: float = 0.05, steps: int | None = No
     params = [q for q in model.parameters() if q.requires_grad]
     opt = torch.optim.SGD(params, lr=p["lr_effective"], momentum=momentum, weight_decay=weight_decay)
     gen = torch.Generator().manual_seed(int(seed) + 1_000_003)
-    should_stop = _stop_fn(stop)
+    should_stop = stop_callable(stop)
 
     metrics: list[dict] = []
     t_start = time.perf_counter()

@@ -20,6 +20,7 @@ import pandas as pd
 from workbench.errors import DataError, UnavailableError
 from workbench.metric.data import load_dataset
 from workbench.metric.fit import METHODS, check_data, fit_metric
+from workbench.progress import progress_bar, stop_callable
 
 __all__ = ["compare_metrics", "knn_accuracy", "COMPARE_COLUMNS"]
 
@@ -62,7 +63,6 @@ def compare_metrics(datasets: Any = ("iris", "wine", "breast_cancer", "digits"),
     ``on_result(row)`` is called as each row is done; ``stop`` (callable or Event) ends the comparison early.
     """
     from sklearn.model_selection import StratifiedShuffleSplit
-    from tqdm.auto import tqdm
 
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise DataError(f"k (neighbours of the kNN rule) must be an integer ≥ 1, got {k!r}")
@@ -92,10 +92,10 @@ def compare_metrics(datasets: Any = ("iris", "wine", "breast_cancer", "digits"),
             raise DataError(f"{name}: class {classes[int(np.argmin(counts))].item()!r} has {counts.min()} samples; with "
                             f"k={k} each class needs at least 2 in the training part of a split")
         data[str(name)] = (Xa, codes)
-    stop_fn = (stop.is_set if hasattr(stop, "is_set") else stop) if stop is not None else (lambda: False)
+    stop_fn = stop_callable(stop)
     rows: list[dict[str, Any]] = []
     total = len(data) * len(methods)
-    with tqdm(total=total, desc="compare_metrics", disable=not progress) as bar:
+    with progress_bar(total=total, desc="compare_metrics", disable=not progress) as bar:
         for name, (X, codes) in data.items():
             sss = StratifiedShuffleSplit(n_splits=splits, test_size=test_size, random_state=seed)
             parts = list(sss.split(X, codes))

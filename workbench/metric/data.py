@@ -7,7 +7,8 @@ synthetic set whose energy has a spurious local minimum.
 * :func:`cnn_features`: the 64 penultimate activations (the input of ``fc2``) of the bundled digits-cnn on its
   held-out test images, with the network's weights in a number format (``"dense"``, ``"int4"``, ``"binary"``, any
   name of ``workbench.list_formats()``): how much kNN accuracy a compressed feature extractor loses, and how much a
-  learned metric wins back. The formats are applied with ``workbench.apply`` and removed again with ``restore``.
+  learned metric wins back. The format is applied with ``workbench.apply`` inside ``workbench.formats.suspended``
+  (the user's own formats come back exactly), the features read with ``workbench.models.capture.capture``.
 * :func:`spurious_minimum_data`: synthetic (seeded). Two classes in 2-D; feature 1 is weakly informative (class
   means ±1, unit noise), feature 2 is decisive but only at the right angle (class 0 in tight clusters at ±6, class
   1 at ±2). A one-dimensional map ``L = r(cos φ, sin φ)``: at φ = 0 (the identity's first row) the energy has a
@@ -48,45 +49,52 @@ def load_dataset(name: str) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(X, dtype=np.float64), np.asarray(y)
 
 
-def cnn_features(handle: Any = "digits-cnn", fmt: str = "dense", *, split: str = "test"
+def cnn_features(handle: Any = "digits-cnn", fmt: str | None = "dense", *, split: str = "test"
                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Penultimate features (input of the last linear layer) of a classification handle's images under the format
-    ``fmt`` applied to every eligible layer; the model is restored afterwards (also when the forward pass fails).
+    """Penultimate features (input of the last linear layer) of a classification handle's images.
 
-    ``handle``: a ``ModelHandle`` or a spec for ``workbench.load_model``; ``split``: ``"test"`` (held-out images the
-    network never trained on; default) or ``"train"``.
+    ``fmt``: ``"dense"`` (no format: the float weights), a format applied to every eligible layer (any name of
+    ``workbench.list_formats()``), or ``None``: the model as it is now, the user's formats included. For
+    ``"dense"`` and a format the run happens inside ``workbench.formats.suspended(model)``: the user's formats are
+    lifted for it and come back exactly (same objects, same weights) afterwards, also when the forward pass fails.
+    The model's train/eval mode is left as it was. ``handle``: a ``ModelHandle`` or a spec for
+    ``workbench.load_model``; ``split``: ``"test"`` (held-out images the network never trained on; default) or
+    ``"train"``.
     """
     import torch
 
     import workbench
-    from workbench.formats import apply, restore
+    from workbench.formats import apply, suspended
+    from workbench.models.capture import capture
 
-    h = workbench.load_model(handle) if isinstance(handle, str) else handle
     if split not in ("test", "train"):
         raise DataError(f"split must be 'test' or 'train', got {split!r}")
+    if fmt is not None and not isinstance(fmt, str):
+        raise DataError(f"fmt must be None (the model as it is), 'dense' or a format name, got {fmt!r}")
+    h = workbench.load_model(handle) if isinstance(handle, str) else handle
     x, y = h.test_data() if split == "test" else h.train_data()
     model = h.model
-    last = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    last = [name for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
     if not last:
         raise DataError(f"{h.name} has no linear layer whose input could serve as penultimate features")
-    grabbed: list[torch.Tensor] = []
-    hook = last[-1].register_forward_hook(lambda mod, inputs, out: grabbed.append(inputs[0].detach().clone()))
-    applied = fmt != "dense"
-    try:
-        if applied:
-            apply(model, fmt)
-        with torch.no_grad():
-            was = model.training
-            model.eval()
-            try:
-                model(x)
-            finally:
-                model.train(was)
-    finally:
-        hook.remove()
-        if applied:
-            restore(model)
-    return grabbed[0].double().numpy(), np.asarray(y)
+
+    def run() -> torch.Tensor:
+        was = model.training
+        model.eval()
+        try:
+            got = capture(model, last[-1], x, keep="inputs", stop_early=True)
+        finally:
+            model.train(was)
+        return got.inputs[last[-1]][0]
+
+    if fmt is None:
+        feats = run()
+    else:
+        with suspended(model):
+            if fmt != "dense":
+                apply(model, fmt)
+            feats = run()
+    return feats.double().numpy(), np.asarray(y)
 
 
 def spurious_minimum_data(n: int = 200, *, seed: int = 0, n_triplets: int = 100

@@ -18,7 +18,6 @@ Every method returns ``L`` (``d × D``, Mahalanobis ``M = LᵀL``) and its energ
 from __future__ import annotations
 
 import functools
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from workbench.errors import DataError, NonFiniteError, ShapeError, UnavailableE
 from workbench.metric.energy import Constraints, as_constraints, energy_from_distances, nca_energy, \
     pairwise_sq_distances
 from workbench.metric.montecarlo import TRACE_COLUMNS, MCOptions, anneal, initial_map
+from workbench.progress import stop_callable
 
 __all__ = ["METHODS", "Metric", "fit_metric", "check_data", "gradient_fit", "metric_learn_status"]
 
@@ -81,16 +81,6 @@ class Metric:
                 f"objective {self.objective:.4f}, {self.seconds:.2f} s{flag})")
 
 
-def _stop_callable(stop: Any) -> Callable[[], bool]:
-    if stop is None:
-        return lambda: False
-    if isinstance(stop, threading.Event):
-        return stop.is_set
-    if callable(stop):
-        return lambda: bool(stop())
-    raise DataError(f"stop must be a callable or a threading.Event, got {type(stop).__name__}")
-
-
 def check_data(X: Any, y: Any, *, min_per_class: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Validate ``X`` (n × D, finite) and ``y`` (n labels, ≥ 2 classes, each with ``min_per_class`` samples);
     return ``(X float64, class codes 0..C−1, classes)``."""
@@ -131,8 +121,10 @@ def _check_dim(dim: Any, D: int) -> int:
 @functools.lru_cache(maxsize=1)
 def metric_learn_status() -> str:
     """``"ok"`` when metric-learn imports and fits a tiny problem with LMNN and ITML here, else the reason."""
+    from workbench.metric.baselines import metric_learn_module
+
     try:
-        import metric_learn
+        metric_learn = metric_learn_module()
     except ImportError as exc:
         return f"metric-learn is not installed ({exc}); pip install 'workbench[metric]'"
     rng = np.random.default_rng(0)
@@ -156,7 +148,9 @@ def _fit_metric_learn(method: str, X: np.ndarray, codes: np.ndarray, dim: int, s
     status = metric_learn_status()
     if status != "ok":
         raise UnavailableError(f"method {method!r} needs metric-learn: {status}")
-    import metric_learn
+    from workbench.metric.baselines import metric_learn_module
+
+    metric_learn = metric_learn_module()
 
     if method == "lmnn":
         k = int(options.pop("n_neighbors", options.pop("k", 3)))
@@ -233,7 +227,7 @@ def fit_metric(X: Any, y: Any, method: str = "free_energy", *, dim: int | None =
         cons.check(n)
         if method not in ("free_energy", "nca"):
             raise DataError(f"constraints are used by the methods 'free_energy' and 'nca', not {method!r}")
-    stop_fn = _stop_callable(stop)
+    stop_fn = stop_callable(stop)
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise DataError(f"seed must be an integer, got {seed!r}")
     mc_opts: MCOptions | None = None

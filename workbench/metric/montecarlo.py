@@ -43,10 +43,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from workbench.errors import DataError
 from workbench.metric.energy import Constraints, constraint_energy, pairwise_sq_distances
+from workbench.progress import progress_bar
 
 __all__ = ["MCOptions", "AnnealResult", "MetricChain", "anneal", "metropolis_accept", "SCHEDULES",
            "TRACE_COLUMNS"]
@@ -369,7 +369,7 @@ def _anneal(X: np.ndarray, codes: np.ndarray, L0: np.ndarray, opt: MCOptions, co
     cancelled = False
     entropy, prev_mean, prev_T = 0.0, None, None
     a0, a1 = opt.target_acceptance
-    with tqdm(total=opt.steps, desc="free-energy MC", disable=not progress, leave=False) as bar:
+    with progress_bar(total=opt.steps, desc="free-energy MC", disable=not progress, leave=False) as bar:
         for k in range(n_blocks):
             frac = k / (n_blocks - 1) if n_blocks > 1 else 1.0
             if opt.schedule == "geometric":

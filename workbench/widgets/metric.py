@@ -20,13 +20,14 @@ from typing import Any
 import ipywidgets as W
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 
 from workbench.config import quick_mode
 from workbench.metric import METHODS, SCHEDULES, cnn_features, compare_metrics, embedding_2d, fit_metric, \
     load_dataset
+from workbench.viz.figure import empty_figure
 from workbench.viz.metric import comparison_figure, embedding_figure, trace_figure
 from workbench.widgets._async import JobContext, LatestJobRunner
+from workbench.widgets.plot import PlotView
 
 __all__ = ["MetricView"]
 
@@ -71,19 +72,17 @@ class MetricView:
         self.progress = W.FloatProgress(value=0.0, min=0.0, max=1.0, description="progress", style=style)
         self.status = W.HTML("<i>pick a data set and press fit</i>")
         self.table_html = W.HTML()
-        self.scatter = go.FigureWidget(layout=dict(height=420, title="Data under the learned map"))
-        self.traces = go.FigureWidget(trace_figure(pd.DataFrame(columns=["step", "energy", "mean_energy",
-                                                                         "free_energy", "temperature",
-                                                                         "acceptance"])))
-        self.compare_fig = go.FigureWidget(layout=dict(height=400, title="kNN accuracy (press compare)"))
+        self.scatter = PlotView(empty_figure("Data under the learned map", "press fit"), height=420)
+        self.traces = PlotView(empty_figure("Monte Carlo trace", "press fit (free energy)"), height=560)
+        self.compare_fig = PlotView(empty_figure("kNN accuracy", "press compare methods"), height=400)
         self.run_button.on_click(self._on_run)
         self.cancel_button.on_click(lambda _=None: self.cancel())
         self.compare_button.on_click(self._on_compare)
         controls = W.HBox([W.VBox([self.dataset, self.method, self.dim]),
                            W.VBox([self.steps, self.schedule, self.seed]),
                            W.VBox([self.run_button, self.cancel_button, self.compare_button, self.splits])])
-        self.ui = W.VBox([controls, self.progress, self.status, W.HBox([self.scatter, self.traces]),
-                          self.compare_fig, self.table_html])
+        self.ui = W.VBox([controls, self.progress, self.status, W.HBox([self.scatter.ui, self.traces.ui]),
+                          self.compare_fig.ui, self.table_html])
 
     # ---------------------------------------------------------------------------------------------- data
     def _handle_has_features(self) -> bool:
@@ -95,7 +94,7 @@ class MetricView:
         name = name or self.dataset.value
         if name not in self._data:
             if name == _HANDLE:
-                self._data[name] = cnn_features(self.handle, "dense")  # the model as it is: nothing applied
+                self._data[name] = cnn_features(self.handle, None)  # the model as it is, its formats included
             else:
                 self._data[name] = load_dataset(name)
         return self._data[name]
@@ -158,14 +157,14 @@ class MetricView:
     def _draw(self, L: np.ndarray) -> None:
         df = embedding_2d(self._Xs, self._y, L, reference=self._xy)
         self._xy = df[["x", "y"]].to_numpy()
-        embedding_figure(df, fig=self.scatter)
+        self.scatter.show(embedding_figure(df))
         if self._rows:
-            trace_figure(pd.DataFrame(self._rows), fig=self.traces)
+            self.traces.show(trace_figure(pd.DataFrame(self._rows)))
 
     def _show_final(self, m: Any) -> None:
         self._draw(m.L)
         if len(m.trace):
-            trace_figure(m.trace, fig=self.traces)
+            self.traces.show(trace_figure(m.trace))
         self.progress.value = 1.0
         how = "cancelled (best map so far)" if m.cancelled else "done"
         self.status.value = (f"{m.method}: {how} · energy {m.energy:.4g} · NCA objective {m.objective:.4f} · "
@@ -199,7 +198,7 @@ class MetricView:
 
     def _show_table(self, df: pd.DataFrame) -> None:
         self.table = df
-        comparison_figure(df, fig=self.compare_fig)
+        self.compare_fig.show(comparison_figure(df))
         shown = df.drop(columns=["accuracies"]).copy()
         self.table_html.value = shown.to_html(index=False, float_format=lambda v: f"{v:.4f}")
         self.progress.value = 1.0

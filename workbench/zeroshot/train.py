@@ -30,6 +30,8 @@ import torch
 from torch import nn
 
 from workbench.errors import DataError, ShapeError
+from workbench.models.capture import capture
+from workbench.progress import stop_callable
 from workbench.zeroshot.attributes import check_attributes, digits_attributes
 from workbench.zeroshot.baselines import class_signatures, dap_fit, eszsl_fit, eszsl_scores
 from workbench.zeroshot.metrics import ausuc, summarize, tradeoff_curve, zero_shot_metrics
@@ -164,19 +166,19 @@ def _log_probs(model: nn.Module, x: torch.Tensor) -> np.ndarray:
 
 @torch.no_grad()
 def penultimate_features(model: nn.Module, x: torch.Tensor) -> np.ndarray:
-    """The input of the model's last ``nn.Linear`` for every row of ``x`` (float64 ``(n, d)``): the features a
-    classifier head reads, used as "deep features" for the baselines."""
-    last = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    """The input of the model's last ``nn.Linear`` for every row of ``x`` (float64 ``(n, d)``), in eval mode (the
+    model's mode is left as it was): the features a classifier head reads, used as "deep features" for the
+    baselines. Read with ``workbench.models.capture.capture``."""
+    last = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]
     if not last:
         raise ShapeError(f"{type(model).__name__} has no nn.Linear layer to read features from; use features='pixels'")
-    grabbed: list[torch.Tensor] = []
-    hook = last[-1].register_forward_hook(lambda _m, inp, _out: grabbed.append(inp[0].detach()))
+    was = model.training
+    model.eval()
     try:
-        model.eval()
-        model(x)
+        got = capture(model, last[-1], x, keep="inputs", stop_early=True)
     finally:
-        hook.remove()
-    return grabbed[0].double().numpy()
+        model.train(was)
+    return got.inputs[last[-1]][0].double().numpy()
 
 
 def _standardized(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
@@ -301,7 +303,7 @@ def compare_methods(handle_or_model: Any = "digits-mlp", attributes: Any = None,
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise DataError("seeds is empty: give at least one seed")
-    should_stop = _stop_callable(stop)
+    should_stop = stop_callable(stop)
     cache: dict = {}
     results: list[ZeroShotResult] = []
     for sp in checked:
@@ -318,14 +320,6 @@ def compare_methods(handle_or_model: Any = "digits-mlp", attributes: Any = None,
         columns=RUN_COLUMNS)
     table = summarize(runs) if len(runs) else pd.DataFrame()
     return ZeroShotComparison(runs, table, results)
-
-
-def _stop_callable(stop: Any) -> Callable[[], bool]:
-    if stop is None:
-        return lambda: False
-    if hasattr(stop, "is_set"):
-        return stop.is_set
-    return lambda: bool(stop())
 
 
 __all__ = ["train_zero_shot", "compare_methods", "ZeroShotResult", "ZeroShotComparison", "penultimate_features",
