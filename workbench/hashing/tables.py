@@ -103,17 +103,32 @@ class LSHTables:
                                  "the tables are unchanged")
         return v
 
+    def keys(self, x: torch.Tensor) -> torch.Tensor:
+        """Flat bucket keys ``(n·L,)`` (``l·n_buckets + code``) of ``x`` or of codes: precompute them for items
+        queried again and again (:meth:`query_keys`)."""
+        return self._flat(self.codes(x))
+
     def query(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(num, den)``: the per-table means of the sums and of the counts in each query's buckets, unbiased
         estimates of ``Σ_i k(x, x_i) w_i y_i`` and ``Σ_i k(x, x_i) w_i``."""
-        flat = self._flat(self.codes(x))
-        num = self.sums.view(-1)[flat].view(-1, self.L).mean(1)
-        den = self.counts.view(-1)[flat].view(-1, self.L).mean(1)
+        return self.query_keys(self.keys(x))
+
+    def query_keys(self, keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`query` from precomputed :meth:`keys` (no hashing, no checks: the fast path)."""
+        num = self.sums.view(-1)[keys].view(-1, self.L).sum(1) / self.L
+        den = self.counts.view(-1)[keys].view(-1, self.L).sum(1) / self.L
         return num, den
 
     def estimate(self, x: torch.Tensor, empty: float = float("nan")) -> torch.Tensor:
         """The sketch's Nadaraya–Watson estimate ``num / den`` per query; ``empty`` where no item collides."""
-        num, den = self.query(x)
+        return self._ratio(*self.query(x), empty)
+
+    def estimate_keys(self, keys: torch.Tensor, empty: float = float("nan")) -> torch.Tensor:
+        """:meth:`estimate` from precomputed :meth:`keys` (the fast path)."""
+        return self._ratio(*self.query_keys(keys), empty)
+
+    @staticmethod
+    def _ratio(num: torch.Tensor, den: torch.Tensor, empty: float) -> torch.Tensor:
         return torch.where(den > 0, num / den.clamp_min(1e-300), torch.full_like(num, empty))
 
     def clear(self) -> None:
