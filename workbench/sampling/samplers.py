@@ -317,6 +317,14 @@ class NWSampler(_NWBase):
     def _update(self, indices: torch.Tensor, losses: torch.Tensor) -> None:
         self._record(indices, losses)
 
+    def _state(self) -> dict[str, Any]:
+        return {**super()._state(), "family": self.family.state_dict()}
+
+    def _load(self, state: dict[str, Any]) -> None:
+        super()._load(state)
+        self.family.load_state_dict(state["family"])
+        self.kernel = collision_kernel(self.family, self.features)
+
     def estimate(self) -> torch.Tensor:
         """The NW estimate at every sample (NaN where no seen sample has kernel weight)."""
         m = self.seen.double()
@@ -364,7 +372,9 @@ class NWSketchSampler(_NWBase):
 
     def _load(self, state: dict[str, Any]) -> None:
         super()._load(state)
-        self.tables.load_state_dict(state["tables"])
+        self.tables.load_state_dict(state["tables"])  # the hash functions too: rehash the samples
+        self.codes = self.tables.codes(self.features)
+        self._keys = self.tables.keys(self.codes)
 
 
 def collision_kernel(family: HashFamily, features: torch.Tensor, other: torch.Tensor | None = None) -> torch.Tensor:
