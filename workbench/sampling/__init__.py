@@ -9,7 +9,8 @@ Static scores
 Data
     DATASETS, sampling_handle, tabular_split, TabularMLP
 Experiments
-    compare_samplers, SamplingComparison, time_to_accuracy, sketch_error, sketch_vs_exact, training_losses,
+    compare_samplers, SamplingComparison, time_to_accuracy, sketch_error, sketch_vs_exact, sketch_frame,
+    training_losses,
     update_cost, DEFAULTS
 
 ``workbench.dynamics.train(handle, ..., sampler=make_sampler("nw_sketch", x))`` trains with any of them.
@@ -21,6 +22,7 @@ from workbench.sampling.experiment import (
     SamplingComparison,
     compare_samplers,
     sketch_error,
+    sketch_frame,
     sketch_vs_exact,
     time_to_accuracy,
     training_losses,
@@ -45,5 +47,5 @@ __all__ = [
     "static_scores",
     "DATASETS", "sampling_handle", "tabular_split", "TabularMLP",
     "compare_samplers", "SamplingComparison", "time_to_accuracy", "sketch_error", "sketch_vs_exact",
-    "training_losses", "update_cost", "DEFAULTS",
+    "sketch_frame", "training_losses", "update_cost", "DEFAULTS",
 ]

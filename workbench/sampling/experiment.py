@@ -198,6 +198,23 @@ def sketch_vs_exact(features: torch.Tensor, losses: torch.Tensor, *, K: int = DE
                          "sketch": sketch.numpy()})
 
 
+def sketch_frame(sampler: Any) -> pd.DataFrame:
+    """Per sample of an :class:`~workbench.sampling.NWSketchSampler` after training: its last loss, the exact NW
+    estimate over the samples it has seen (same features, same family, :func:`collision_kernel`) and the sketch's
+    estimate: columns index, loss, seen, exact, sketch."""
+    from workbench.sampling.samplers import NWSketchSampler
+
+    if not isinstance(sampler, NWSketchSampler):
+        raise DataError(f"sketch_frame needs an NWSketchSampler, got {type(sampler).__name__}")
+    seen = sampler.seen
+    if not bool(seen.any()):
+        raise DataError("sketch_frame: the sampler has seen no losses yet")
+    kern = collision_kernel(sampler.family, sampler.features, sampler.features[seen])
+    exact = (kern @ sampler.last[seen]) / kern.sum(1)
+    return pd.DataFrame({"index": np.arange(sampler.n), "loss": sampler.last.numpy(), "seen": seen.numpy(),
+                         "exact": exact.numpy(), "sketch": sampler.estimate().numpy()})
+
+
 def sketch_error(handle: Any = "digits-mlp", tables: Sequence[int] = (1, 2, 4, 8, 16, 32, 64, 128), *,
                  K: int = DEFAULTS["K"], family: str = "simhash", hash_seeds: Sequence[int] = range(5),
                  steps: int = 60, seed: int = 0, seen_fraction: float = 0.5, losses: Any = None) -> pd.DataFrame:
@@ -232,4 +249,4 @@ def update_cost(sampler: Sampler, batch_size: int = 64, steps: int = 50, seed: i
 
 
 __all__ = ["DEFAULTS", "SamplingComparison", "compare_samplers", "time_to_accuracy", "training_losses",
-           "sketch_vs_exact", "sketch_error", "update_cost"]
+           "sketch_vs_exact", "sketch_frame", "sketch_error", "update_cost"]
