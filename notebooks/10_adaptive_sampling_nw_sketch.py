@@ -36,7 +36,7 @@
 dataset = "digits-mlp"  # help: "digits-mlp", "digits-cnn", "breast-cancer" or "wine"
 quick = None  # help: None = follow WORKBENCH_QUICK; True/False force quick mode (1 short run per sampler)
 full = False  # help: 3 seeds x 6 epochs per sampler instead of 1 seed x 3 epochs (about 6x longer)
-K = 5  # help: bits per hash table (SimHash)
+K = 8  # help: bits per hash table (SimHash)
 L = 32  # help: number of hash tables of the sketch
 seed = 0  # help: seed of the network, the samplers and the hash functions
 

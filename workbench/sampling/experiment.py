@@ -29,7 +29,7 @@ from workbench.errors import DataError
 from workbench.hashing import LSHTables, make_family
 from workbench.sampling.samplers import SAMPLERS, Sampler, collision_kernel, make_sampler
 
-DEFAULTS: dict[str, Any] = {"batch_size": 64, "lr": 0.05, "epochs": 6, "eval_every": 0.5, "floor": 0.1, "K": 5,
+DEFAULTS: dict[str, Any] = {"batch_size": 64, "lr": 0.05, "epochs": 6, "eval_every": 0.5, "floor": 0.1, "K": 8,
                             "L": 32, "pool": 4.0}
 
 

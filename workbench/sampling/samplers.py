@@ -289,7 +289,7 @@ def _features(features: Any, n: int, center: bool, where: str) -> torch.Tensor:
 
 
 class _NWBase(_LastLoss):
-    def __init__(self, features: Any, *, K: int = 5, L: int = 32, family: str = "simhash", floor: float = 0.1,
+    def __init__(self, features: Any, *, K: int = 8, L: int = 32, family: str = "simhash", floor: float = 0.1,
                  seed: int = 0, center: bool = True, family_kw: dict[str, Any] | None = None) -> None:
         where = type(self).__name__
         f = torch.as_tensor(features) if not isinstance(features, torch.Tensor) else features
