@@ -28,10 +28,12 @@ ALLOWED: dict[str, set[str]] = {
     "topology": FOUNDATIONS | {"data", "formats"},
     "kernels": FOUNDATIONS | {"formats"},
     "viz": FOUNDATIONS,
+    "hashing": FOUNDATIONS,
     "lab": FOUNDATIONS | {"reports"},  # the lab's working copy uses the reports' safe file writes
 }
-# a lab not in the table (a new room) may import the foundations, data, models, formats and the one train loop
-NEW_LAB = FOUNDATIONS | {"data", "models", "formats", "dynamics"}
+# a lab not in the table (a new room) may import the foundations, data, models, formats, the one train loop and
+# the one LSH mechanism
+NEW_LAB = FOUNDATIONS | {"data", "models", "formats", "dynamics", "hashing"}
 ANYTHING_BUT = {"widgets": {"reports", "cli"}, "reports": {"widgets", "cli"}, "cli": set(), "__init__": set()}
 # third-party packages only some parts may import
 ONLY_IN = {"ipywidgets": {"widgets"}, "plotly": {"viz", "widgets", "reports"}}

@@ -214,7 +214,8 @@ def train(handle, batch_size: int = 32, lr: float = 0.05, steps: int | None = No
           on_metrics: Callable[[dict], None] | None = None, progress: bool = True,
           loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
           batch_transform: Callable[[torch.Tensor, torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]]
-          | None = None) -> TrainResult:
+          | None = None,
+          sampler: Any = None) -> TrainResult:
     """Train a fresh copy of ``handle``'s model with SGD; return distances from initialization and metrics.
 
     ``handle``: a ModelHandle (or a spec string for :func:`workbench.load_model`) with ``.model``,
@@ -228,6 +229,11 @@ def train(handle, batch_size: int = 32, lr: float = 0.05, steps: int | None = No
     ``batch_transform(x, y, step)``: called on every training batch (after batch augmentation) with the index of the
     update; returns the ``(x, y)`` to train on, which may have another image size or fewer samples (the geometry
     lab's Mix & Match draws an image size per step this way). Evaluation sees the handle's data unchanged.
+    ``sampler``: a :class:`workbench.sampling.Sampler` over the training set (or None, the default permutation
+    stream, unchanged). Each step it picks the batch's indices and importance weights; the loss is the weighted mean
+    of the per-sample cross-entropies, and the sampler is updated with those losses. ``result.extra["sampler"]``
+    holds its name and update + sampling seconds; ``result.extra["train_seconds"]`` the wall time of each
+    evaluation row without the time spent evaluating.
     """
     name, source, (x_train, y_train), (x_test, y_test), handle = _handle_parts(handle)
     task_metrics = getattr(handle, "evaluate", None)  # the handle's task metric on its held-out split
@@ -261,6 +267,8 @@ def train(handle, batch_size: int = 32, lr: float = 0.05, steps: int | None = No
     if batch_transform is not None and not callable(batch_transform):
         raise DataError(f"batch_transform must be a callable (x, y, step) -> (x, y), got "
                         f"{type(batch_transform).__name__}")
+    if sampler is not None:
+        _check_sampler(sampler, n_train, loss_fn, m)
 
     model = dense_copy(source)
     if reinit:
@@ -282,8 +290,12 @@ def train(handle, batch_size: int = 32, lr: float = 0.05, steps: int | None = No
 
     metrics: list[dict] = []
     t_start = time.perf_counter()
+    eval_seconds: list[float] = []  # time spent evaluating, per evaluation
+    if sampler is not None:
+        sampler.bind(lambda ix: _per_sample_loss(model, x_train[ix], y_train[ix]))
 
     def log_metrics(step: int) -> None:
+        t_eval = time.perf_counter()
         tl, ta = evaluate(model, x_train, y_train)
         res = task_metrics(model=model) if callable(task_metrics) else {}
         if "accuracy" in res and "loss" in res:
@@ -294,6 +306,7 @@ def train(handle, batch_size: int = 32, lr: float = 0.05, steps: int | None = No
                "train_loss": tl, "train_acc": ta, "test_loss": vl, "test_acc": va,
                "seconds": time.perf_counter() - t_start}
         metrics.append(row)
+        eval_seconds.append(time.perf_counter() - t_eval)
         if on_metrics is not None:
             on_metrics(row)
 
@@ -324,19 +337,28 @@ def train(handle, batch_size: int = 32, lr: float = 0.05, steps: int | None = No
                 take.append(chunk)
                 cursor += len(chunk)
                 need -= len(chunk)
-            idx = torch.cat(take) if len(take) > 1 else take[0]
+            if sampler is None:
+                idx = torch.cat(take) if len(take) > 1 else take[0]
+            else:
+                idx, importance = sampler.sample(batch_size)
             xb, yb = batch_augment(x_train[idx], y_train[idx], m, gen, augment=do_augment)
             if batch_transform is not None:
                 xb, yb = batch_transform(xb, yb, step)
             for group in opt.param_groups:
                 group["lr"] = _lr_at(lr_schedule, p["lr_effective"], step, total)
             opt.zero_grad(set_to_none=True)
-            loss = batch_loss(model(xb), yb)
+            if sampler is None:
+                loss = batch_loss(model(xb), yb)
+            else:
+                per_sample = F.cross_entropy(model(xb), yb, reduction="none")
+                loss = (importance.to(per_sample.dtype) * per_sample).mean()
             if not torch.isfinite(loss):
                 raise DataError(f"{name}: the training loss became {float(loss)} at step {step + 1} "
                                 f"(lr {opt.param_groups[0]['lr']:.3g}, batch {batch_size}); lower the learning rate")
             loss.backward()
             opt.step()
+            if sampler is not None:
+                sampler.update(idx, per_sample.detach())
             step += 1
             rows = tracker.update(step)
             if rows and on_record is not None:
@@ -365,9 +387,42 @@ def train(handle, batch_size: int = 32, lr: float = 0.05, steps: int | None = No
               "loss_fn": None if loss_fn is None else getattr(loss_fn, "__name__", type(loss_fn).__name__),
               "batch_transform": None if batch_transform is None else getattr(batch_transform, "__name__",
                                                                                type(batch_transform).__name__), **p}
+    extra: dict[str, Any] = {}
+    if sampler is not None:
+        sampler.bind(None)
+        config["sampler"] = sampler.name
+        extra["sampler"] = {"name": sampler.name, "update_seconds": sampler.seconds["update"],
+                            "sample_seconds": sampler.seconds["sample"], "cost_per_step": sampler.cost_per_step()}
+        spent = np.cumsum(eval_seconds)
+        extra["train_seconds"] = [row["seconds"] - (spent[i - 1] if i else 0.0) for i, row in enumerate(metrics)]
     return TrainResult(distances=tracker.frame(), metrics=pd.DataFrame(metrics, columns=METRIC_COLUMNS),
                        model=model, config=config, steps=step, stopped=stopped, interrupted=interrupted,
-                       seconds=time.perf_counter() - t_start)
+                       seconds=time.perf_counter() - t_start, extra=extra)
+
+
+def _check_sampler(sampler: Any, n_train: int, loss_fn: Any, m: int) -> None:
+    # the sampler protocol (workbench.sampling.Sampler), checked by its methods: dynamics imports no lab
+    if not all(callable(getattr(sampler, a, None)) for a in ("sample", "update", "bind", "cost_per_step")) \
+            or not hasattr(sampler, "n"):
+        raise DataError(f"sampler must be a workbench.sampling Sampler (make_sampler(name, x, y)), got "
+                        f"{type(sampler).__name__}")
+    if sampler.n != n_train:
+        raise DataError(f"train: the sampler covers {sampler.n} samples but the training set has {n_train}")
+    if loss_fn is not None:
+        raise DataError("train: sampler= weights per-sample cross-entropies; it cannot be combined with loss_fn=")
+    if m != 1:
+        raise DataError(f"train: sampler= cannot be combined with batch_augmentation={m}; use 1")
+
+
+@torch.no_grad()
+def _per_sample_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-sample cross-entropy of ``model`` in eval mode (no BatchNorm statistics updated), for the ``loss``
+    sampler's candidate pool."""
+    was = model.training
+    model.eval()
+    out = F.cross_entropy(model(x), y, reduction="none")
+    model.train(was)
+    return out
 
 
 __all__ = ["train", "TrainResult", "plan", "reinitialize", "evaluate", "dense_copy", "METRIC_COLUMNS"]

@@ -24,6 +24,7 @@ LAB_VIEWS: dict[str, tuple[str, str]] = {
     "zero-shot": ("workbench.widgets.zeroshot", "ZeroShotView"),
     "metric": ("workbench.widgets.metric", "MetricView"),
     "geometry": ("workbench.widgets.geometry", "GeometryView"),
+    "sampling": ("workbench.widgets.sampling", "SamplingView"),
 }
 
 

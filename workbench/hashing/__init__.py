@@ -1,0 +1,24 @@
+"""The one locality-sensitive hashing mechanism of the workbench: hash families and hash tables.
+
+Families (one interface: ``K`` hashes per table, ``L`` tables, a batch hashed in one call)
+    HashFamily, SimHash, DWTA, HASH_FAMILIES, make_family, from_state_dict, measured_collision
+Tables (per-bucket sums and counts: the Nadaraya–Watson sketch; per-bucket item lists: LSH retrieval)
+    LSHTables
+
+Used by :mod:`workbench.sampling` (the NW-sketch sampler) and meant for LSH softmax and SLIDE-style hashed layers.
+"""
+
+from workbench.hashing.families import (
+    DWTA,
+    HASH_FAMILIES,
+    MAX_CODE_BITS,
+    HashFamily,
+    SimHash,
+    from_state_dict,
+    make_family,
+    measured_collision,
+)
+from workbench.hashing.tables import DEFAULT_MAX_BUCKETS, LSHTables
+
+__all__ = ["HashFamily", "SimHash", "DWTA", "HASH_FAMILIES", "make_family", "from_state_dict",
+           "measured_collision", "MAX_CODE_BITS", "LSHTables", "DEFAULT_MAX_BUCKETS"]
