@@ -63,6 +63,10 @@ class DeviceError(WorkbenchError, RuntimeError):
     """Tensors on a device the path cannot use (CPU tensors for a GPU-only kernel, tensors on different devices)."""
 
 
+class MemoryBudgetError(WorkbenchError, MemoryError):
+    """A computation whose estimated memory exceeds what the machine has; refused before allocating, with the estimate."""
+
+
 __all__ = [
     "WorkbenchError",
     "FormatError",
@@ -76,4 +80,5 @@ __all__ = [
     "ReportFailedError",
     "DTypeError",
     "DeviceError",
+    "MemoryBudgetError",
 ]
