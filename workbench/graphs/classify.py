@@ -30,9 +30,7 @@ import scipy.sparse as sp
 
 from workbench.errors import DataError
 from workbench.graphs.data import REAL_GRAPHS, Graph, check_graph, load_graph
-from workbench.graphs.diffusion import (check_hops, check_threshold, dense_bytes_estimate, peak_memory,
-                                        transition_matrix, available_memory)
-from workbench.errors import MemoryBudgetError
+from workbench.graphs.diffusion import check_dense_memory, check_hops, check_threshold, peak_memory, transition_matrix
 
 METHODS = ("dcnn", "label_propagation", "logistic")
 COLUMNS = ["graph", "synthetic", "labels", "n_nodes", "n_edges", "method", "form", "hops", "threshold", "split",
@@ -133,13 +131,8 @@ def node_classification(graph: Graph | str, method: str | Sequence[str] = "dcnn"
     if len(g.classes) < 2:
         raise DataError(f"graph {g.name!r} has {len(g.classes)} class; node classification needs at least two")
     if "dcnn" in methods and threshold is None and diffusion is None:
-        estimate = dense_bytes_estimate(g.n_nodes, hops, g.x.shape[1])
-        limit = available_memory() if memory_limit is None else int(memory_limit)
-        if estimate > limit:
-            raise MemoryBudgetError(
-                f"dense DCNN on {g.name!r} (N={g.n_nodes}, hops={hops}, {g.x.shape[1]} features) needs an estimated "
-                f"{estimate / 2**30:.2f} GiB, more than the {limit / 2**30:.2f} GiB available; pass threshold=ε "
-                f"for the O(N) thresholded form")
+        check_dense_memory(g.n_nodes, hops, g.x.shape[1], memory_limit=memory_limit,
+                           what=f"dense DCNN on {g.name!r}")
     base = {"graph": g.name, "synthetic": g.synthetic, "labels": g.labels, "n_nodes": g.n_nodes,
             "n_edges": g.n_edges}
     split_idx = [stratified_split(g.y, float(train_fraction), seed + s) for s in range(int(splits))]

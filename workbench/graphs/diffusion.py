@@ -102,6 +102,28 @@ def sparse_bytes_bound(n: int, hops: int, threshold: float, dtype=np.float32) ->
     return float((hops + 1) * (n * per_row * item + (n + 1) * 4))
 
 
+def format_bytes(b: float) -> str:
+    """``b`` bytes as a short human string in KiB/MiB/GiB/TiB."""
+    for unit, k in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if b >= 2**k:
+            return f"{b / 2**k:.2f} {unit}"
+    return f"{int(b)} B"
+
+
+def check_dense_memory(n: int, hops: int, features: int, dtype=np.float32, memory_limit: int | None = None,
+                       what: str = "dense diffusion") -> int:
+    """Raise :class:`MemoryBudgetError` when :func:`dense_bytes_estimate` exceeds ``memory_limit`` (default: the
+    memory available now); return the estimate otherwise. Allocates nothing."""
+    estimate = dense_bytes_estimate(n, hops, features, dtype)
+    limit = available_memory() if memory_limit is None else int(memory_limit)
+    if estimate > limit:
+        raise MemoryBudgetError(
+            f"{what} of N={n} nodes, hops={hops}, {features} features ({np.dtype(dtype).name}) needs an estimated "
+            f"{format_bytes(estimate)} ((H+1)·N² kernel + features), more than the {format_bytes(limit)} "
+            f"available; use threshold=ε (O(N) memory) or fewer nodes")
+    return estimate
+
+
 @contextmanager
 def peak_memory() -> Iterator[dict]:
     """Measure the peak of tracemalloc-tracked allocations inside the block, above the level at its start.
@@ -185,13 +207,7 @@ def diffuse(adjacency: sp.spmatrix, x: np.ndarray, hops: int, threshold: float |
                              f"nodes; features must be finite")
     f = x.shape[1]
     if threshold is None:
-        estimate = dense_bytes_estimate(n, hops, f, dtype)
-        limit = available_memory() if memory_limit is None else int(memory_limit)
-        if estimate > limit:
-            raise MemoryBudgetError(
-                f"dense diffusion of N={n} nodes, hops={hops}, {f} features ({np.dtype(dtype).name}) needs an "
-                f"estimated {estimate / 2**30:.2f} GiB ((H+1)·N² kernel + features), more than the "
-                f"{limit / 2**30:.2f} GiB available; use threshold=ε (O(N) memory) or fewer nodes")
+        check_dense_memory(n, hops, f, dtype, memory_limit)
     check = check or (lambda: None)
     x = x.astype(dtype, copy=False)
     rows = []
@@ -237,5 +253,5 @@ def diffuse(adjacency: sp.spmatrix, x: np.ndarray, hops: int, threshold: float |
                      kernel=kernel if keep_kernel else None)
 
 
-__all__ = ["Diffusion", "diffuse", "transition_matrix", "dense_bytes_estimate", "sparse_bytes_bound",
-           "available_memory", "peak_memory", "check_hops", "check_threshold", "CHUNK_ROWS"]
+__all__ = ["Diffusion", "diffuse", "check_dense_memory", "format_bytes", "transition_matrix", "dense_bytes_estimate",
+           "sparse_bytes_bound", "available_memory", "peak_memory", "check_hops", "check_threshold", "CHUNK_ROWS"]
