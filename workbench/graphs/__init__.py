@@ -27,6 +27,9 @@ from workbench.graphs.classify import (COLUMNS, METHODS, accuracy_table, label_p
                                        stratified_split)
 from workbench.graphs.scaling import SCALING_COLUMNS, fit_slope, memory_scaling
 
+# tables for drawing a small graph coloured by prediction
+from workbench.graphs.draw import layout_tables, node_predictions
+
 __all__ = [
     "Graph", "REAL_GRAPHS", "check_graph", "from_networkx", "load_graph", "make_sbm",
     "Diffusion", "diffuse", "transition_matrix", "dense_bytes_estimate", "sparse_bytes_bound", "available_memory",
@@ -34,4 +37,5 @@ __all__ = [
     "DCNN", "dense_parameters",
     "node_classification", "label_propagation", "stratified_split", "accuracy_table", "METHODS", "COLUMNS",
     "memory_scaling", "fit_slope", "SCALING_COLUMNS",
+    "node_predictions", "layout_tables",
 ]

@@ -21,6 +21,7 @@ LAB_VIEWS: dict[str, tuple[str, str]] = {
     "dynamics": ("workbench.widgets.dynamics", "DynamicsView"),
     "topology": ("workbench.widgets.topology", "TopologyView"),
     "kernels": ("workbench.widgets.kernels", "KernelBenchView"),
+    "graphs": ("workbench.widgets.graphs", "GraphsView"),
 }
 
 
