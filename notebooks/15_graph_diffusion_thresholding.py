@@ -19,8 +19,8 @@
 # A **diffusion-convolutional neural network** (DCNN, Atwood & Towsley 2016) classifies the nodes of a graph from
 # **diffusion features**: with `A` the adjacency matrix and `D` the diagonal of degrees, `P = D⁻¹A` is the
 # random walk's transition matrix (row *i* = where one step from node *i* lands), and node *i* is described by the rows
-# *i* of `P⁰X, P¹X, …, P^H X`: its own features, its neighbours' average, its 2-hop neighbourhood's weighted average,
-# and so on. A learned weight per (hop, feature), a `tanh` and a dense layer give the class.
+# *i* of `P⁰X, P¹X, …, P^H X`: its own features, its neighbours' average, its 2-hop neighbourhood's weighted
+# average, and so on. A learned weight per (hop, feature), a `tanh` and a dense layer give the class.
 #
 # The paper's form stores the **power series** `P* = [P⁰, …, P^H]` densely: `(H+1)·N²` numbers. That is the wall:
 # 10⁴ nodes need about a gigabyte, 10⁵ about a hundred, 10⁶ about ten terabytes. **Thresholding** (Atwood, Pal,

@@ -106,7 +106,8 @@ def test_dense_run_beyond_the_machine_is_refused_by_default():
             diffuse(ring + ring.T, np.zeros((n, 1), dtype=np.float32), hops=2)
     assert mem["peak_bytes"] < 50_000_000
     rows = memory_scaling([500], hops=2, threshold=0.01, dense_limit=1000)
-    assert rows.set_index("form").loc["dense", "refused"] and rows.set_index("form").loc["dense", "estimate_bytes"] > 1000
+    dense = rows.set_index("form").loc["dense"]
+    assert dense["refused"] and dense["estimate_bytes"] > 1000
 
 
 def test_unknown_names():

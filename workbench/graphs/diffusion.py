@@ -16,10 +16,10 @@ fixed ε. At ``ε = 0`` nothing is dropped and ``Q_h = P^h`` exactly (up to floa
 Isolated nodes have a zero row in P (their features do not diffuse).
 
 Both forms keep the whole power series while they work (the paper's ``P*``), so their memory compares like for
-like. Memory is reported two ways: ``kernel_bytes``, the bytes of the stored kernel (dense: (H+1)·N²·itemsize; sparse: the
-CSR arrays' ``nbytes``), and ``peak_bytes``, the peak of Python-tracked allocations (``tracemalloc``, which sees
-every NumPy/SciPy array buffer; SciPy's C++ scratch vectors of O(N) are not seen) during the computation, above what
-was allocated when it started. A dense run is refused *before allocating* when its estimate
+like. Memory is reported two ways: ``kernel_bytes``, the bytes of the stored kernel (dense: (H+1)·N²·itemsize;
+sparse: the CSR arrays' ``nbytes``), and ``peak_bytes``, the peak of Python-tracked allocations (``tracemalloc``,
+which sees every NumPy/SciPy array buffer; SciPy's C++ scratch vectors of O(N) are not seen) during the computation,
+above what was allocated when it started. A dense run is refused *before allocating* when its estimate
 (:func:`dense_bytes_estimate`) exceeds the memory available (``MemAvailable`` of ``/proc/meminfo``, or
 ``memory_limit=``).
 """
@@ -180,8 +180,8 @@ def diffuse(adjacency: sp.spmatrix, x: np.ndarray, hops: int, threshold: float |
     ``threshold=None``: the dense reference, storing every ``P^h`` as an N × N array (refused beforehand with a
     :class:`MemoryBudgetError` when :func:`dense_bytes_estimate` exceeds ``memory_limit``, default the memory
     available). ``threshold=ε ≥ 0``: the thresholded sparse kernel ``Q_h = T_ε(P Q_{h-1})`` (see the module
-    docstring). ``keep_kernel=True`` keeps the matrices in ``.kernel``. ``check()``: called between hops; it may raise to
-    abandon the run (the dashboard passes its job's ``JobContext.check``).
+    docstring). ``keep_kernel=True`` keeps the matrices in ``.kernel``. ``check()``: called between hops; it may
+    raise to abandon the run (the dashboard passes its job's ``JobContext.check``).
 
     >>> import scipy.sparse as sp, numpy as np
     >>> a = sp.csr_matrix(np.array([[0, 1], [1, 0]]))
