@@ -5,8 +5,8 @@ seed 0). For each N and form (dense reference, thresholded at ε) a separate pro
 diffusion features ``P⁰X … P^H X`` and trains the DCNN with the project's ``train`` loop on ``splits`` stratified
 half/half splits (batch 256, lr 0.1, at least 400 updates; torch on one thread). Reported per run: diffusion time,
 stored kernel bytes, tracemalloc peak during the diffusion, the process's peak resident memory (``ru_maxrss``:
-Python, torch, the graph, the features and training included), test accuracy mean ± std and training time. Label propagation and logistic
-regression on the features run in the thresholded process as reference accuracies.
+Python, torch, the graph, the features and training included), test accuracy mean ± std and training time. Label
+propagation and logistic regression on the features run in the thresholded process as reference accuracies.
 
 A dense run is refused, without allocating, when its estimate exceeds the memory available (the lab's
 ``MemoryBudgetError``); sizes above ``--dense-max`` are not run because the O(N³) dense products take too long on a
