@@ -129,8 +129,10 @@ def main() -> None:
             if r is None:
                 continue
             if r.get("refused"):
-                print(f"| {n:,} | {r['form']} | – | est. {gib(r['estimate_bytes'])} | – | – | "
-                      f"{r['message'].split(';')[0].split(' (')[0][:60]} | – | – | – | – | – |")
+                short = ("refused: estimate above the memory available" if r["message"].startswith("refused")
+                         else "not run: O(N³) time (fits in memory)")
+                print(f"| {n:,} | {r['form']} | – | est. {gib(r['estimate_bytes'])} | – | – | {short} | – | – | – | "
+                      f"– | – |")
                 continue
             ratio_m = ratio_t = "–"
             if r["form"] == "thresholded" and d is not None:
