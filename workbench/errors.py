@@ -82,6 +82,10 @@ class UnavailableError(WorkbenchError, RuntimeError):
     and why, and how to install it)."""
 
 
+class MemoryBudgetError(WorkbenchError, MemoryError):
+    """A computation whose estimated memory exceeds what the machine has; refused before allocating, with the estimate."""
+
+
 def shorten(value: object, limit: int = 60) -> str:
     """``ascii(value)`` (the repr with non-ASCII and control characters escaped, so a zero-width space or a NUL
     byte shows) cut to ``limit`` characters (with the full length said), for error messages.
@@ -111,4 +115,5 @@ __all__ = [
     "CostLimitError",
     "shorten",
     "UnavailableError",
+    "MemoryBudgetError",
 ]

@@ -25,6 +25,7 @@ LAB_VIEWS: dict[str, tuple[str, str]] = {
     "metric": ("workbench.widgets.metric", "MetricView"),
     "geometry": ("workbench.widgets.geometry", "GeometryView"),
     "sampling": ("workbench.widgets.sampling", "SamplingView"),
+    "graphs": ("workbench.widgets.graphs", "GraphsView"),
 }
 
 
