@@ -51,7 +51,7 @@ def test_format_names_are_ascii_and_digits_are_ascii_digits() -> None:
     (3, "`layers` takes"),
     ([3], "layer keys are names"),
     (b"0", "`layers` takes"),
-    ("x" * 300, "chars"),
+    ("x" * 300, "characters"),
     ("0\x00", "no eligible layer"),
 ])
 def test_bad_layer_selectors_are_layer_errors(layers, match) -> None:

@@ -91,10 +91,10 @@ def shorten(value: object, limit: int = 60) -> str:
     byte shows) cut to ``limit`` characters (with the full length said), for error messages.
 
     >>> shorten("x" * 300, 12)
-    "'xxxxxxxxxx… (302 chars)"
+    "'xxxxxxxxxx… (302 characters)"
     """
     text = ascii(value)
-    return text if len(text) <= limit else f"{text[: limit - 1]}… ({len(text)} chars)"
+    return text if len(text) <= limit else f"{text[: limit - 1]}… ({len(text)} characters)"
 
 
 __all__ = [

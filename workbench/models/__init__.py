@@ -34,11 +34,11 @@ from torch import nn
 
 from workbench.data import data_dir as _data_dir
 from workbench.data import digits_split
-from workbench.errors import DataError, ModelSpecError
+from workbench.errors import DataError, ModelSpecError, shorten
 from workbench.models.checkpoint import CHECKPOINT_SUFFIXES, load_checkpoint
 from workbench.models.handle import ClassificationHandle, EmbeddingHandle, ModelHandle
 from workbench.models.layers import layer_table
-from workbench.models.spec import check_flag, check_module_tensors, check_spec_text, short
+from workbench.models.spec import check_flag, check_module_tensors, check_spec_text
 from workbench.models.zoo import BUNDLED, DigitsCNN, DigitsMLP, load_bundled_model
 
 TORCHVISION_INSTALL = (
@@ -80,10 +80,10 @@ def load_model(spec: Any, *, arch: Any = None, trust: bool = False, trust_remote
     if isinstance(spec, nn.Module):
         return _module_handle(spec, data, name=type(spec).__name__, spec=spec, notes="user-supplied module")
     if not isinstance(spec, (str, os.PathLike)):
-        raise ModelSpecError(f"cannot load a model from a {type(spec).__name__} {short(spec)}: {_spec_help()}")
+        raise ModelSpecError(f"cannot load a model from a {type(spec).__name__} {shorten(spec)}: {_spec_help()}")
     text = os.fspath(spec)
     if not isinstance(text, str):
-        raise ModelSpecError(f"spec {short(text)} is a bytes path; pass it as str: {_spec_help()}")
+        raise ModelSpecError(f"spec {shorten(text)} is a bytes path; pass it as str: {_spec_help()}")
     check_spec_text(text)
     if text in BUNDLED:
         return _bundled_handle(text, data)
@@ -97,7 +97,7 @@ def load_model(spec: Any, *, arch: Any = None, trust: bool = False, trust_remote
     try:
         is_dir = path.is_dir()
     except OSError as e:  # a path longer than the system allows, a permission denied on a parent ...
-        raise ModelSpecError(f"spec {short(text)} cannot be read as a path ({e.strerror}): {_spec_help()}") from e
+        raise ModelSpecError(f"spec {shorten(text)} cannot be read as a path ({e.strerror}): {_spec_help()}") from e
     if is_dir:
         if (path / "config.json").is_file():
             return _hf_handle(path, name=path.name, data=data, trust_remote_code=trust_remote_code)
@@ -105,7 +105,7 @@ def load_model(spec: Any, *, arch: Any = None, trust: bool = False, trust_remote
     if path.suffix.lower() in CHECKPOINT_SUFFIXES:
         model = load_checkpoint(path, arch=arch, trust=trust)
         return _module_handle(model, data, name=path.stem, spec=text, notes=f"loaded from checkpoint {path}")
-    raise ModelSpecError(f"unknown model spec {short(text)}: {_spec_help()}")
+    raise ModelSpecError(f"unknown model spec {shorten(text)}: {_spec_help()}")
 
 
 # -- bundled ---------------------------------------------------------------------------------------------------

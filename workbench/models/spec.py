@@ -1,7 +1,7 @@
 """Checks on what a user passes to ``load_model`` before anything is read: spec strings, flags, module tensors.
 
-Every refusal is a :class:`~workbench.errors.ModelSpecError` whose message names the argument, its value (shortened
-to :data:`SHOW_CHARS` characters, so a 5,000-character spec does not flood the screen) and what would be accepted.
+Every refusal is a :class:`~workbench.errors.ModelSpecError` whose message names the argument, its value (shortened by
+:func:`workbench.errors.shorten`, so a 5,000-character spec does not flood the screen) and what would be accepted.
 """
 
 from __future__ import annotations
@@ -11,25 +11,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from workbench.errors import ModelSpecError
+from workbench.errors import ModelSpecError, shorten
 from workbench.formats import eligible_layers
 
-SHOW_CHARS = 80
 NAME_MAX = 255  # the longest file name (one path component) that Linux, macOS and Windows file systems take
-
-
-def short(value: Any, limit: int = SHOW_CHARS) -> str:
-    """``repr(value)`` cut to ``limit`` characters with the full length said, for error messages."""
-    text = repr(value)
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}… ({len(text)} characters)"
 
 
 def check_flag(value: Any, name: str) -> bool:
     """``value`` if it is a bool; anything else (``"no"`` is truthy) is refused."""
     if not isinstance(value, bool):
-        raise ModelSpecError(f"{name} must be True or False, got {type(value).__name__} {short(value)}")
+        raise ModelSpecError(f"{name} must be True or False, got {type(value).__name__} {shorten(value)}")
     return value
 
 
@@ -38,11 +29,11 @@ def check_spec_text(text: str, argument: str = "spec") -> str:
     if not text.strip():
         raise ModelSpecError(f"{argument} is an empty string: pass a bundled name, a path or an nn.Module")
     if "\x00" in text:
-        raise ModelSpecError(f"{argument} {short(text)} contains a NUL byte, which no file name or model name holds")
+        raise ModelSpecError(f"{argument} {shorten(text)} contains a NUL byte, which no file name or model name holds")
     longest = max(text.replace("\\", "/").split("/"), key=len)
     if len(longest) > NAME_MAX:
         raise ModelSpecError(
-            f"{argument} {short(text)} has a name of {len(longest)} characters; file and model names are at most "
+            f"{argument} {shorten(text)} has a name of {len(longest)} characters; file and model names are at most "
             f"{NAME_MAX} characters"
         )
     return text
@@ -71,7 +62,7 @@ def check_state_tensors(state: dict[str, torch.Tensor], source: str) -> None:
         why = _tensor_problem(t)
         if why is not None:
             raise ModelSpecError(
-                f"checkpoint {source}: tensor {short(key)} of shape {tuple(t.shape)} is {why}. Accepted: dense real "
+                f"checkpoint {source}: tensor {shorten(key)} of shape {tuple(t.shape)} is {why}. Accepted: dense real "
                 "tensors (floating point or integer)"
             )
 
@@ -84,18 +75,18 @@ def check_module_tensors(model: nn.Module, source: str) -> None:
             why = _tensor_problem(t)
             if why is not None:
                 raise ModelSpecError(
-                    f"{source}: {kind} {short(key)} of shape {tuple(t.shape)} is {why}. Accepted: modules whose "
+                    f"{source}: {kind} {shorten(key)} of shape {tuple(t.shape)} is {why}. Accepted: modules whose "
                     "parameters and buffers are dense real tensors"
                 )
     for name, m in eligible_layers(model).items():
         for pname, p in m.named_parameters():
             if p.numel() == 0:
                 raise ModelSpecError(
-                    f"{source}: layer {short(name)} has a parameter {pname} of shape {tuple(p.shape)} with no "
+                    f"{source}: layer {shorten(name)} has a parameter {pname} of shape {tuple(p.shape)} with no "
                     "elements; no format or analysis applies to it. Accepted: layers whose every dimension is at "
                     "least 1"
                 )
 
 
-__all__ = ["SHOW_CHARS", "NAME_MAX", "short", "check_flag", "check_spec_text", "check_state_tensors",
+__all__ = ["NAME_MAX", "check_flag", "check_spec_text", "check_state_tensors",
            "check_module_tensors"]
