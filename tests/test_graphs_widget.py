@@ -65,4 +65,10 @@ def test_view_accepts_a_handle_and_redraws_on_slider_changes():
     assert s.loc[("dense", 600), "refused"] and not s.loc[("dense", 200), "refused"]  # 4.3 MB > 2 MiB > 0.5 MB
     assert "dense refused at N ≥ 600" in view.memory_status.value
     assert len(view.memory_fig.data) == 4  # dense, dense refused, thresholded, budget line
+    from workbench.widgets.plot import PLOTLY_MIME  # the restored widget state is the latest figure
+
+    (out,) = view.graph_fig.ui.get_state()["outputs"]
+    assert out["data"][PLOTLY_MIME]["layout"]["title"]["text"].startswith("karate:")
+    (out,) = view.memory_fig.ui.get_state()["outputs"]
+    assert len(out["data"][PLOTLY_MIME]["data"]) == 4
     view.close()

@@ -71,3 +71,20 @@ def test_tabular_data_and_static_scores():
     assert s.max() > 5 * np.median(s)
     with pytest.raises(DataError, match="folds=5 needs at least 5"):
         static_scores(xtr[:6], ytr[:6])
+
+
+def test_compare_samplers_checks_stop_before_any_work():
+    class Untouchable:
+        name = "untouchable"
+
+        def train_data(self):
+            raise AssertionError("work started before stop= was checked")
+
+    with pytest.raises(DataError, match="stop must be None, a callable or a threading.Event, got int"):
+        compare_samplers(Untouchable(), samplers=("uniform",), seeds=(0,), stop=3)
+    import threading
+
+    ev = threading.Event()
+    ev.set()  # an event already set: no sampler runs
+    c = compare_samplers("wine", samplers=("uniform",), seeds=(0,), epochs=1, stop=ev)
+    assert c.table.empty and c.costs.empty

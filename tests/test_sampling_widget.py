@@ -57,6 +57,13 @@ def test_view_is_a_dashboard_tab_and_trains():
     assert "seconds_vs_uniform" in view.table.value
     view.show.value = "uniform"
     assert "uniform" in view.histogram.layout.title.text
+    # the plots are PlotViews: the widget state a reloaded page restores is the latest figure, not the empty one
+    from workbench.widgets.plot import PLOTLY_MIME
+
+    (out,) = view.histogram.ui.get_state()["outputs"]
+    assert out["data"][PLOTLY_MIME]["layout"]["title"]["text"].startswith("uniform:")
+    (out,) = view.accuracy.ui.get_state()["outputs"]
+    assert {t["name"] for t in out["data"][PLOTLY_MIME]["data"]} == {"uniform", "nw_sketch"}
 
 
 def test_view_falls_back_for_a_handle_without_labels():

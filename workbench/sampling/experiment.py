@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from workbench.checks import integer, option
 from workbench.errors import DataError
 from workbench.hashing import LSHTables, make_family
+from workbench.progress import stop_callable
 from workbench.sampling.samplers import SAMPLERS, Sampler, collision_kernel, make_sampler
 
 DEFAULTS: dict[str, Any] = {"batch_size": 64, "lr": 0.05, "epochs": 6, "eval_every": 0.5, "floor": 0.1, "K": 8,
@@ -65,6 +66,7 @@ def compare_samplers(handle: Any, samplers: Sequence[str] = tuple(SAMPLERS), see
     from workbench.dynamics.train import train
     from workbench.sampling.data import DATASETS, sampling_handle
 
+    should_stop = stop_callable(stop)  # a bad stop= is a DataError before any work
     if isinstance(handle, str):
         option("dataset", handle, DATASETS, where="compare_samplers")
         handle = sampling_handle(handle)
@@ -80,7 +82,6 @@ def compare_samplers(handle: Any, samplers: Sequence[str] = tuple(SAMPLERS), see
     static = {}
     rows, costs, snaps = [], [], []
     kept: dict[tuple[str, int], Sampler] = {}
-    should_stop = (lambda: False) if stop is None else (stop.is_set if hasattr(stop, "is_set") else stop)
     for seed in seeds:
         for name in names:
             if should_stop():

@@ -7,35 +7,25 @@
   estimate, and a horizontal line marks the memory available when given.
 - :func:`accuracy_table_figure`: the accuracy table (``workbench.graphs.accuracy_table``) as a plotly table.
 
-Each takes an optional ``fig=`` (a ``go.Figure`` or ``FigureWidget``) to redraw into inside ``fig.batch_update()``.
+Each builds a new ``go.Figure`` and takes an optional ``fig=`` to redraw into
+(:func:`workbench.viz.figure.redraw`: traces updated in place when their number and types match).
 """
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from workbench.viz.figure import redraw
+
 __all__ = ["graph_figure", "memory_figure", "accuracy_table_figure"]
 
 _CLASS_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
                  "#7f7f7f", "#aec7e8", "#ffbb78", "#98df8a"]
 _FORM_COLORS = {"dense": "#d62728", "thresholded": "#1f77b4"}
-
-
-def _draw(fig: go.Figure | None, traces: list[Any], layout: dict[str, Any]) -> go.Figure:
-    """Put ``traces`` and ``layout`` into ``fig`` (new when None); a FigureWidget keeps its identity."""
-    if fig is None:
-        return go.Figure(data=traces, layout=layout)
-    ctx = fig.batch_update() if hasattr(fig, "batch_update") else nullcontext()
-    with ctx:
-        fig.data = ()
-        fig.add_traces(traces)
-        fig.update_layout(layout, overwrite=False)
-    return fig
 
 
 def graph_figure(nodes: pd.DataFrame, edges: pd.DataFrame, color_by: str = "prediction",
@@ -74,7 +64,8 @@ def graph_figure(nodes: pd.DataFrame, edges: pd.DataFrame, color_by: str = "pred
             f" (test accuracy {acc:.1%}; squares trained, red rings wrong)" if acc is not None else "")
     layout = dict(title=title, height=460, xaxis=dict(visible=False), yaxis=dict(visible=False, scaleanchor="x"),
                   legend=dict(orientation="h"))
-    return _draw(fig, traces, layout)
+    new = go.Figure(data=traces, layout=layout)
+    return redraw(fig, new)
 
 
 def memory_figure(df: pd.DataFrame, metric: str = "kernel_bytes", available_bytes: float | None = None,
@@ -105,7 +96,8 @@ def memory_figure(df: pd.DataFrame, metric: str = "kernel_bytes", available_byte
     what = "stored diffusion kernel" if metric == "kernel_bytes" else "peak allocated (tracemalloc)"
     layout = dict(title=title or f"Memory vs N ({what}; synthetic SBM)", height=400,
                   xaxis=dict(title="nodes N", type="log"), yaxis=dict(title="GiB", type="log"))
-    return _draw(fig, traces, layout)
+    new = go.Figure(data=traces, layout=layout)
+    return redraw(fig, new)
 
 
 def accuracy_table_figure(table: pd.DataFrame, fig: go.Figure | None = None,
@@ -122,4 +114,5 @@ def accuracy_table_figure(table: pd.DataFrame, fig: go.Figure | None = None,
     header = ["graph", "method", "form", "hops", "threshold", "accuracy", "peak MiB", "seconds"]
     trace = go.Table(header=dict(values=header, fill_color="#eee", align="left"),
                      cells=dict(values=cells, align="left"))
-    return _draw(fig, [trace], dict(title=title, height=60 + 28 * (len(t) + 1)))
+    new = go.Figure(data=[trace], layout=dict(title=title, height=60 + 28 * (len(t) + 1)))
+    return redraw(fig, new)

@@ -8,34 +8,25 @@
 - :func:`accuracy_time_figure`: test accuracy against training wall time (or steps), one line per sampler and seed.
 - :func:`sketch_error_figure`: relative error of the sketch against the number of tables (``sketch_error``).
 
-Each takes an optional ``fig=`` (a ``go.Figure`` or ``FigureWidget``) to redraw into inside ``fig.batch_update()``.
+Each builds a new ``go.Figure`` and takes an optional ``fig=`` to redraw into
+(:func:`workbench.viz.figure.redraw`: traces updated in place when their number and types match).
 """
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from workbench.viz.figure import redraw
+
 __all__ = ["favoured_figure", "weight_histogram_figure", "sketch_scatter_figure", "accuracy_time_figure",
            "sketch_error_figure", "SAMPLER_COLORS"]
 
 SAMPLER_COLORS = {"uniform": "#7f7f7f", "static": "#1f77b4", "loss": "#ff7f0e", "nw": "#2ca02c",
                   "nw_sketch": "#d62728"}
-
-
-def _draw(fig: go.Figure | None, traces: list[Any], layout: dict[str, Any]) -> go.Figure:
-    if fig is None:
-        return go.Figure(data=traces, layout=layout)
-    ctx = fig.batch_update() if hasattr(fig, "batch_update") else nullcontext()
-    with ctx:
-        fig.data = ()
-        fig.add_traces(traces)
-        fig.update_layout(layout, overwrite=False)
-    return fig
 
 
 def favoured_figure(frame: pd.DataFrame, fig: go.Figure | None = None, title: str | None = None,
@@ -51,8 +42,9 @@ def favoured_figure(frame: pd.DataFrame, fig: go.Figure | None = None, title: st
     if "pixels" not in f.columns:
         trace = go.Bar(x=[str(i) for i in f["index"]], y=f["weight"], marker_color="#d62728",
                        hovertemplate="sample %{x}<br>p = %{y:.3g}<extra></extra>")
-        return _draw(fig, [trace], dict(title=title, xaxis=dict(title="sample", type="category"),
-                                        yaxis=dict(title="sampling probability"), height=320))
+        new = go.Figure(data=[trace], layout=dict(title=title, xaxis=dict(title="sample", type="category"),
+                                                  yaxis=dict(title="sampling probability"), height=320))
+        return redraw(fig, new)
     traces: list[Any] = []
     x = y = row_h = 0.0
     gap = 2.0
@@ -73,7 +65,8 @@ def favoured_figure(frame: pd.DataFrame, fig: go.Figure | None = None, title: st
                   xaxis=dict(visible=False, range=[-gap, row_width + gap]),
                   yaxis=dict(visible=False, autorange="reversed", scaleanchor="x"),
                   margin=dict(l=10, r=10, t=50, b=10), plot_bgcolor="white")
-    return _draw(fig, traces, layout)
+    new = go.Figure(data=traces, layout=layout)
+    return redraw(fig, new)
 
 
 def weight_histogram_figure(snapshots: pd.DataFrame, fig: go.Figure | None = None, bins: int = 40,
@@ -94,7 +87,8 @@ def weight_histogram_figure(snapshots: pd.DataFrame, fig: go.Figure | None = Non
                        hovertemplate="step %{x}<br>N·p ≈ %{y:.3g}<br>fraction %{z:.3f}<extra></extra>")
     layout = dict(title=title, xaxis=dict(title="step", type="category"),
                   yaxis=dict(title="N·p (log)", type="log"), height=360)
-    return _draw(fig, [trace], layout)
+    new = go.Figure(data=[trace], layout=layout)
+    return redraw(fig, new)
 
 
 def sketch_scatter_figure(frame: pd.DataFrame, fig: go.Figure | None = None, title: str | None = None) -> go.Figure:
@@ -112,7 +106,8 @@ def sketch_scatter_figure(frame: pd.DataFrame, fig: go.Figure | None = None, tit
     layout = dict(title=title or f"Sketch vs exact NW estimate (mean relative error {rel:.3f})",
                   xaxis=dict(title="exact NW estimate (collision kernel)"),
                   yaxis=dict(title="sketch estimate"), height=380)
-    return _draw(fig, traces, layout)
+    new = go.Figure(data=traces, layout=layout)
+    return redraw(fig, new)
 
 
 def accuracy_time_figure(table: pd.DataFrame, fig: go.Figure | None = None, x: str = "train_seconds",
@@ -137,7 +132,8 @@ def accuracy_time_figure(table: pd.DataFrame, fig: go.Figure | None = None, x: s
              "step": "step"}.get(x, x)
     layout = dict(title=title or "Test accuracy per sampler", xaxis=dict(title=label),
                   yaxis=dict(title="test accuracy"), height=400, shapes=shapes)
-    return _draw(fig, traces, layout)
+    new = go.Figure(data=traces, layout=layout)
+    return redraw(fig, new)
 
 
 def sketch_error_figure(frame: pd.DataFrame, fig: go.Figure | None = None,
@@ -153,4 +149,5 @@ def sketch_error_figure(frame: pd.DataFrame, fig: go.Figure | None = None,
                      name="∝ 1/√L", line=dict(color="black", dash="dot"))
     layout = dict(title=title, xaxis=dict(title="tables L", type="log"),
                   yaxis=dict(title="mean |sketch − exact| / exact", type="log"), height=360)
-    return _draw(fig, [trace, ref], layout)
+    new = go.Figure(data=[trace, ref], layout=layout)
+    return redraw(fig, new)

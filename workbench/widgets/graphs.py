@@ -2,8 +2,8 @@
 accuracy of DCNN against label propagation and logistic regression, and memory vs N for dense and thresholded.
 
 A thin shell over :mod:`workbench.graphs` (``node_predictions``, ``layout_tables``, ``node_classification``,
-``accuracy_table``, ``memory_scaling``) and :mod:`workbench.viz.graphs`; two FigureWidgets created once and redrawn
-in ``batch_update``. Work runs off the UI thread through :class:`~workbench.widgets._async.LatestJobRunner` (one for
+``accuracy_table``, ``memory_scaling``) and :mod:`workbench.viz.graphs`; two
+:class:`~workbench.widgets.plot.PlotView` plots, each redrawn with a new figure when its job is done. Work runs off the UI thread through :class:`~workbench.widgets._async.LatestJobRunner` (one for
 the graph, one for the memory curves; a newer request supersedes an older one). The dashboard calls
 ``GraphsView(handle)``: a model handle is accepted and ignored (the lab trains its own DCNNs on graphs).
 """
@@ -13,14 +13,15 @@ from __future__ import annotations
 from typing import Any
 
 import ipywidgets as W
-import plotly.graph_objects as go
 
 from workbench.errors import WorkbenchError
 from workbench.graphs import accuracy_table, layout_tables, memory_scaling, node_classification, node_predictions
 from workbench.graphs.data import REAL_GRAPHS
 from workbench.graphs.diffusion import format_bytes
+from workbench.viz.figure import empty_figure
 from workbench.viz.graphs import graph_figure, memory_figure
 from workbench.widgets._async import Cancelled, LatestJobRunner
+from workbench.widgets.plot import PlotView
 
 SYNTHETIC_CHOICE = "sbm-400"
 
@@ -49,16 +50,16 @@ class GraphsView:
         self.status = W.HTML("<i>…</i>")
         self.memory_status = W.HTML("")
         self.table_html = W.HTML()
-        self.graph_fig = go.FigureWidget(layout=dict(height=460, title="graph"))
-        self.memory_fig = go.FigureWidget(layout=dict(height=400, title="Memory vs N: press the button"))
+        self.graph_fig = PlotView(empty_figure("Graph", "training on the chosen graph …"), height=460)
+        self.memory_fig = PlotView(empty_figure("Memory vs N", "press memory vs N"), height=400)
         self.runner = LatestJobRunner(sync=sync, name="graphs-view")
         self.memory_runner = LatestJobRunner(sync=sync, name="graphs-memory")
         for w in (self.graph, self.method, self.hops, self.dense, self.threshold):
             w.observe(lambda _: self.refresh(), names="value")
         self.memory_button.on_click(lambda _: self.measure_memory())
         controls = W.VBox([W.HBox([self.graph, self.method]), W.HBox([self.hops, self.threshold, self.dense])])
-        self.ui = W.VBox([controls, self.status, self.graph_fig, self.table_html,
-                          W.HBox([self.memory_button, self.memory_status]), self.memory_fig])
+        self.ui = W.VBox([controls, self.status, self.graph_fig.ui, self.table_html,
+                          W.HBox([self.memory_button, self.memory_status]), self.memory_fig.ui])
         self.refresh()
 
     @property
@@ -85,7 +86,7 @@ class GraphsView:
 
     def _show(self, result) -> None:
         self.nodes, self.edges, self.table = result
-        graph_figure(self.nodes, self.edges, fig=self.graph_fig)
+        self.graph_fig.show(graph_figure(self.nodes, self.edges))
         a = self.nodes.attrs
         mem = (f"; diffusion kernel {format_bytes(a['kernel_bytes'])}, peak {format_bytes(a['peak_bytes'])} "
                f"({a['form']})" if "kernel_bytes" in a else "")
@@ -115,8 +116,9 @@ class GraphsView:
 
         def done(df):
             self.scaling = df
-            memory_figure(df, available_bytes=self.dense_limit, fig=self.memory_fig,
-                          title=f"Memory vs N, hops {h}, ε={t:.2g} (synthetic SBM; dashed: this view's dense budget)")
+            self.memory_fig.show(memory_figure(
+                df, available_bytes=self.dense_limit,
+                title=f"Memory vs N, hops {h}, ε={t:.2g} (synthetic SBM; dashed: this view's dense budget)"))
             refused = df[df.refused]
             self.memory_status.value = (f"dense refused at N ≥ {int(refused.n_nodes.min())} (estimate above "
                                         f"{format_bytes(self.dense_limit)})" if len(refused) else "all sizes ran")

@@ -19,11 +19,11 @@ from typing import Any
 import ipywidgets as W
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 
 from workbench.config import quick_mode
 from workbench.errors import WorkbenchError
 from workbench.sampling import DEFAULTS, SAMPLERS, compare_samplers, sketch_frame
+from workbench.viz.figure import empty_figure
 from workbench.viz.sampling import (
     accuracy_time_figure,
     favoured_figure,
@@ -31,6 +31,7 @@ from workbench.viz.sampling import (
     weight_histogram_figure,
 )
 from workbench.widgets._async import JobContext, LatestJobRunner
+from workbench.widgets.plot import PlotView
 
 
 class SamplingView:
@@ -76,10 +77,10 @@ class SamplingView:
         self.cancel_button = W.Button(description="cancel", icon="stop", disabled=True)
         self.progress = W.FloatProgress(value=0.0, min=0.0, max=1.0, layout=W.Layout(width="200px"))
         self.status = W.HTML(f"<i>press train to compare the samplers on {handle.name}</i>{note}")
-        self.favoured = go.FigureWidget(layout=dict(height=320, title="Favoured samples: press train"))
-        self.histogram = go.FigureWidget(layout=dict(height=360, title="Weights over training: press train"))
-        self.scatter = go.FigureWidget(layout=dict(height=380, title="Sketch vs exact NW: press train"))
-        self.accuracy = go.FigureWidget(layout=dict(height=400, title="Accuracy vs wall time: press train"))
+        self.favoured = PlotView(empty_figure("Favoured samples", "press train & compare"), height=320)
+        self.histogram = PlotView(empty_figure("Weights over training", "press train & compare"), height=360)
+        self.scatter = PlotView(empty_figure("Sketch vs exact NW", "press train & compare"), height=380)
+        self.accuracy = PlotView(empty_figure("Accuracy vs wall time", "press train & compare"), height=400)
         self.table = W.HTML()
 
         self.runner = LatestJobRunner(sync=sync, on_progress=self._on_progress, on_busy=self._on_busy,
@@ -89,8 +90,8 @@ class SamplingView:
         self.show.observe(lambda _: self.draw_sampler(), names="value")
         controls = W.VBox([self.samplers, self.epochs, self.tables, self.bits])
         actions = W.HBox([self.train_button, self.cancel_button, self.progress, self.show])
-        self.ui = W.VBox([controls, actions, self.status, self.accuracy, self.table,
-                          W.HBox([self.favoured, self.histogram]), self.scatter])
+        self.ui = W.VBox([controls, actions, self.status, self.accuracy.ui, self.table,
+                          W.HBox([self.favoured.ui, self.histogram.ui]), self.scatter.ui])
 
     # --------------------------------------------------------------------------------------------- training
     def _settings(self) -> dict[str, Any]:
@@ -124,9 +125,10 @@ class SamplingView:
         self.comparison = comparison
         tta = comparison.time_to_accuracy() if "uniform" in set(comparison.table.sampler) else None
         target = None if tta is None else float(tta["target"].iloc[0])
-        accuracy_time_figure(comparison.table, fig=self.accuracy, target=target,
-                             title=f"Test accuracy vs training time on {self.handle.name}"
-                                   + ("" if target is None else " (dotted: uniform's final accuracy)"))
+        self.accuracy.show(accuracy_time_figure(
+            comparison.table, target=target,
+            title=f"Test accuracy vs training time on {self.handle.name}"
+                  + ("" if target is None else " (dotted: uniform's final accuracy)")))
         costs = comparison.costs.set_index("sampler")[["sampler_seconds", "fraction", "final_acc"]]
         if tta is not None:
             costs = costs.join(tta.set_index("sampler")[["steps", "seconds", "seconds_vs_uniform"]])
@@ -137,7 +139,7 @@ class SamplingView:
         self.draw_sampler()
         sketch = comparison.samplers.get(("nw_sketch", 0))
         if sketch is not None:
-            sketch_scatter_figure(sketch_frame(sketch), fig=self.scatter)
+            self.scatter.show(sketch_scatter_figure(sketch_frame(sketch)))
         best = comparison.costs.sort_values("final_acc", ascending=False).iloc[0]
         self.status.value = (f"done: best final accuracy <b>{best.sampler}</b> {best.final_acc:.3f}; time to "
                              "uniform's final accuracy in the table (training seconds, evaluation excluded)")
@@ -156,11 +158,12 @@ class SamplingView:
         if self.comparison is None or (self.show.value, 0) not in self.comparison.samplers:
             return
         name = str(self.show.value)
-        favoured_figure(self.favoured_frame(name), fig=self.favoured,
-                        title=f"{name}: the {self.top} samples favoured now (size ∝ weight)")
+        self.favoured.show(favoured_figure(self.favoured_frame(name),
+                                           title=f"{name}: the {self.top} samples favoured now (size ∝ weight)"))
         snaps = self.comparison.snapshots
-        weight_histogram_figure(snaps[(snaps.sampler == name) & (snaps.seed == 0)], fig=self.histogram,
-                                title=f"{name}: sampling weights over training (N·p, 1 = uniform)")
+        self.histogram.show(weight_histogram_figure(
+            snaps[(snaps.sampler == name) & (snaps.seed == 0)],
+            title=f"{name}: sampling weights over training (N·p, 1 = uniform)"))
 
     def _on_error(self, e: BaseException) -> None:
         self.error = e
