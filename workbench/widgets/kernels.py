@@ -16,7 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from workbench.kernels.bench import load_results, to_markdown
-from workbench.kernels.packing import FORMATS, packed_bytes
+from workbench.kernels.packing import TRITON_FORMATS as FORMATS, packed_bytes  # the GPU kernels' formats
 from workbench.viz.kernels import floor_figure, speedup_figure
 
 VIEWS = {"speedup over dense bf16": "speedup", "fraction of bandwidth floor": "floor"}
