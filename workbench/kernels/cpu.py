@@ -33,6 +33,7 @@ from workbench.kernels.packing import PackedWeight
 
 GEMV_ROWS = 16  # rows of x up to which the numba dequantize-in-the-loop kernels run (above: tiles + torch GEMM)
 TILE_ROWS = 256  # output rows dequantized per tile on the torch path
+SERIAL_WORK = 1 << 20  # below this many inner-loop steps a numba kernel runs on one thread (no fork/join wait)
 CPU_IMPLS: tuple[str, ...] = ("auto", "numba", "torch")
 CPU_PATHS: tuple[str, ...] = ("cpu:xnor-numba", "cpu:xnor-torch", "cpu:gemv-numba", "cpu:tiles-torch")
 
@@ -46,6 +47,29 @@ def _nb():
     from workbench.kernels import cpu_numba
 
     return cpu_numba
+
+
+class _threads:
+    """Run numba kernels on one thread when the work is small: a parallel region waits for every worker, and on a
+    loaded machine a descheduled worker costs a whole time slice (milliseconds) for microseconds of work."""
+
+    def __init__(self, work: int):
+        self.serial = work < SERIAL_WORK
+
+    def __enter__(self):
+        if self.serial:
+            import numba
+
+            self.prev = numba.get_num_threads()
+            numba.set_num_threads(1)
+        return self
+
+    def __exit__(self, *exc):
+        if self.serial:
+            import numba
+
+            numba.set_num_threads(self.prev)
+        return False
 
 
 def cpu_path(rows: int, packed: PackedWeight, activations: str = "real", impl: str = "auto") -> str:
@@ -77,7 +101,8 @@ def words64(words32: torch.Tensor, k: int) -> np.ndarray:
 def sign_words64(x: torch.Tensor, k: int) -> np.ndarray:
     """Pack the signs of float32 rows ``[M, k]`` (``x >= 0`` → 1) into ``uint64`` words (numba)."""
     out = np.empty((x.shape[0], -(-k // 64)), dtype=np.uint64)
-    _nb().sign_pack64(x.numpy(), k, out)
+    with _threads(x.numel()):
+        _nb().sign_pack64(x.numpy(), k, out)
     return out
 
 
@@ -108,6 +133,13 @@ def _gemv_numba(x32: torch.Tensor, packed: PackedWeight) -> torch.Tensor:
     k = packed.in_features
     xa = x32.numpy()
     out = np.empty((m, n), dtype=np.float32)
+    with _threads(m * n * k):
+        _gemv_dispatch(nb, xa, packed, out)
+    return torch.from_numpy(out)
+
+
+def _gemv_dispatch(nb, xa: np.ndarray, packed: PackedWeight, out: np.ndarray) -> None:
+    k = packed.in_features
     fmt = packed.fmt
     if fmt == "int8":
         nb.gemv_int8(xa, packed.values.numpy(), packed.scale.numpy(), out)
@@ -128,7 +160,6 @@ def _gemv_numba(x32: torch.Tensor, packed: PackedWeight) -> torch.Tensor:
             if vals.dtype != torch.float32:  # fp16: numba has no fp16 arithmetic; a float32 copy, made once
                 vals = _cached(packed, "cpu_values_f32", lambda: packed.values.float().contiguous())
             nb.gemv_24_f32(xa, vals.numpy(), pos, scale, out)
-    return torch.from_numpy(out)
 
 
 def unscaled_rows(packed: PackedWeight, n0: int, n1: int) -> torch.Tensor:
@@ -176,7 +207,8 @@ def xnor_counts(x32: torch.Tensor, packed: PackedWeight, path: str) -> torch.Ten
         a = sign_words64(x32, k)
         b = _cached(packed, "cpu_words64", lambda: words64(packed.values, k))
         out = np.empty((x32.shape[0], n), dtype=np.int32)
-        _nb().xnor_int(a, b, k, out)
+        with _threads(out.size * b.shape[1]):
+            _nb().xnor_int(a, b, k, out)
         return torch.from_numpy(out)
     xs = torch.nn.functional.pad(torch.where(x32 >= 0, 1, -1).to(torch.int8), (0, -k % 8))
     return torch._int_mm(xs, _signs_int8(packed))
@@ -194,7 +226,8 @@ def linear_cpu(x2: torch.Tensor, packed: PackedWeight, bias: torch.Tensor | None
         a = sign_words64(x32, k)
         b = _cached(packed, "cpu_words64", lambda: words64(packed.values, k))
         out = np.empty((x32.shape[0], packed.out_features), dtype=np.float32)
-        _nb().xnor_linear(a, b, k, packed.scale.numpy(), out)
+        with _threads(out.size * b.shape[1]):
+            _nb().xnor_linear(a, b, k, packed.scale.numpy(), out)
         y = torch.from_numpy(out)
     elif path == "cpu:xnor-torch":
         y = xnor_counts(x32, packed, path).float() * packed.scale
@@ -212,7 +245,8 @@ def xnor_gemm_cpu(a_bits: torch.Tensor, b_bits: torch.Tensor, k: int) -> torch.T
     a, b = words64(a_bits, k), words64(b_bits, k)
     out = np.empty((a.shape[0], b.shape[0]), dtype=np.int32)
     if out.size:
-        _nb().xnor_int(a, b, k, out)
+        with _threads(out.size * a.shape[1]):
+            _nb().xnor_int(a, b, k, out)
     return torch.from_numpy(out)
 
 
