@@ -170,3 +170,27 @@ def test_empty_batch_on_cpu():
         p = pack(_fresh((8, 64)), fmt)
         assert linear(torch.zeros(0, 64), p).shape == (0, 8)
         assert linear(torch.zeros(0, 64), p, activations="binary").shape == (0, 8)
+
+
+def test_cpu_bench_table_times_every_method_against_f32_in_the_same_run(tmp_path):
+    from workbench.kernels import cpu_bench
+
+    df, meta = cpu_bench.bench_table({"tiny": (16, 128)}, batches=(1, 3), budget_s=0.001, flush=False, copy_mb=8)
+    assert set(df.method) == set(cpu_bench.METHODS) and len(df) == 2 * len(cpu_bench.METHODS)
+    assert (df.loc[df.method == "f32", "speedup_vs_f32"] == 1).all() and (df.best_us > 0).all()
+    assert df.loc[df.method == "int8", "vs_torch_int8"].notna().all()
+    assert (df.loc[df.method == "xnor", "path"] == ("cpu:xnor-numba" if NUMBA else "cpu:xnor-torch")).all()
+    # bytes: the stored weight + float32 x in + y out, and gbps / copy bandwidth = bw_fraction
+    r = df[(df.method == "int8") & (df.batch == 3)].iloc[0]
+    assert r.bytes == 16 * 128 + 4 * 16 + 4 * 3 * (128 + 16)
+    assert abs(r.bw_fraction - r.bytes / r.best_us / 1e3 / meta["copy_gbps"]) < 1e-9
+    path = cpu_bench.save_results(df, meta, tmp_path / "cpu.json")
+    back, meta2 = cpu_bench.load_results(path)
+    assert meta2["source"] == "measured" and len(back) == len(df)
+    from workbench.widgets.kernels import KernelBenchView, cpu_table_html
+
+    html = cpu_table_html(path)
+    assert "CPU kernels, measured" in html and "xnor" in html
+    view = KernelBenchView(path=tmp_path / "none.json", cpu_path=path, show_cpu=True)
+    assert view.cpu in view.ui.children
+    assert "No CPU benchmark" in cpu_table_html(tmp_path / "none.json")

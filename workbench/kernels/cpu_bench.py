@@ -134,6 +134,7 @@ def bench_table(
     budget_s: float = 0.25,
     seed: int = 0,
     flush: bool = True,
+    copy_mb: int = 256,
     progress: Callable[[str], None] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Time every shape × batch × method on this CPU; returns (table, metadata with the copy bandwidth, machine)."""
@@ -144,7 +145,7 @@ def bench_table(
 
     shapes = SHAPES if shapes is None else shapes
     g = torch.Generator().manual_seed(seed)
-    bw = copy_bandwidth_gbps()
+    bw = copy_bandwidth_gbps(copy_mb)
     meta = machine() | {"copy_gbps": bw, "date": time.strftime("%Y-%m-%d %H:%M"), "cold_weights": flush,
                         "timing": "best of repetitions (µs); median in time_us"}
     buf = torch.zeros(FLUSH_MB * (1 << 20) // 4) if flush else None
