@@ -194,3 +194,19 @@ def test_cpu_bench_table_times_every_method_against_f32_in_the_same_run(tmp_path
     view = KernelBenchView(path=tmp_path / "none.json", cpu_path=path, show_cpu=True)
     assert view.cpu in view.ui.children
     assert "No CPU benchmark" in cpu_table_html(tmp_path / "none.json")
+
+
+@pytest.mark.skipif(not NUMBA, reason="numba not installed")
+def test_e4m3_bit_decoding_equals_torchs_cast_for_every_finite_code():
+    import numpy as np
+
+    codes = torch.arange(256, dtype=torch.uint8)
+    values = codes.view(torch.float8_e4m3fn).float()
+    finite = torch.isfinite(values)
+    p = pack(torch.ones(1, 256), "fp8_e4m3")
+    p.values = codes[None].view(torch.float8_e4m3fn).clone()
+    p.scale = torch.ones(1)
+    eye = torch.eye(256)  # row c of x picks weight column c: y[c] = decoded code c
+    y = cpu.linear_cpu(eye, p, None, "real", "cpu:gemv-numba")[:, 0]
+    assert torch.equal(y[finite], values[finite])
+    assert np.isfinite(y.numpy()).all()

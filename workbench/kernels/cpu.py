@@ -10,7 +10,8 @@ Paths (the names :func:`workbench.kernels.linear_path` returns; the chosen one i
 - ``"cpu:xnor-torch"``: the same product without numba: both operands expanded to ±1 int8 (the weight's once, cached
   on the packed weight) and ``torch._int_mm`` (oneDNN int8 GEMM, exact int32).
 - ``"cpu:gemv-numba"``: up to :data:`GEMV_ROWS` rows of real activations, any format: dequantize-in-the-loop,
-  one pass over the compressed weight (the batch-1 case is bound by reading the weight).
+  one pass over the compressed weight (the batch-1 case is bound by reading the weight); e4m3 is decoded by bit
+  moves (:func:`workbench.kernels.cpu_numba.e4m3_to_f32`, checked against torch's cast for all 256 codes).
 - ``"cpu:tiles-torch"``: more rows, or no numba: tile-wise dequantize :data:`TILE_ROWS` output rows at a time to
   float32 (unscaled codes, exact), ``x @ tile.T`` by torch's float32 GEMM, the row scale applied to the output.
 
@@ -22,8 +23,6 @@ and round once to ``x.dtype``: the kernels lab's contract. numba is an optional 
 from __future__ import annotations
 
 import importlib.util
-from functools import lru_cache
-
 import numpy as np
 import torch
 
@@ -106,12 +105,6 @@ def sign_words64(x: torch.Tensor, k: int) -> np.ndarray:
     return out
 
 
-@lru_cache(maxsize=1)
-def e4m3_table() -> np.ndarray:
-    """The float32 value of each of the 256 e4m3fn codes (torch's decoding; the two NaN codes are NaN)."""
-    return torch.arange(256, dtype=torch.uint8).view(torch.float8_e4m3fn).float().numpy()
-
-
 def _cached(packed: PackedWeight, key: str, make):
     if key not in packed._cache:
         packed._cache[key] = make()
@@ -144,15 +137,15 @@ def _gemv_dispatch(nb, xa: np.ndarray, packed: PackedWeight, out: np.ndarray) ->
     if fmt == "int8":
         nb.gemv_int8(xa, packed.values.numpy(), packed.scale.numpy(), out)
     elif fmt == "fp8_e4m3":
-        nb.gemv_table(xa, packed.values.view(torch.uint8).numpy(), e4m3_table(), packed.scale.numpy(), out)
+        nb.gemv_e4m3(xa, packed.values.view(torch.uint8).numpy(), packed.scale.numpy(), out)
     elif fmt == "binary":
         bits = _cached(packed, "cpu_words64", lambda: words64(packed.values, k))
-        nb.gemv_binary(xa, bits, k, packed.scale.numpy(), out)
+        nb.gemv_binary(xa.view(np.uint32), bits, k, packed.scale.numpy(), out)
     else:
         pos = packed.positions.numpy().view(np.uint32)
         scale = _scale_or_ones(packed)
         if fmt == "2:4+fp8_e4m3":
-            nb.gemv_24_table(xa, packed.values.view(torch.uint8).numpy(), e4m3_table(), pos, scale, out)
+            nb.gemv_24_e4m3(xa, packed.values.view(torch.uint8).numpy(), pos, scale, out)
         elif packed.values.dtype == torch.bfloat16:
             nb.gemv_24_bf16(xa, packed.values.view(torch.int16).numpy().view(np.uint16), pos, scale, out)
         else:
@@ -259,7 +252,6 @@ __all__ = [
     "cpu_path",
     "words64",
     "sign_words64",
-    "e4m3_table",
     "unscaled_rows",
     "xnor_counts",
     "linear_cpu",

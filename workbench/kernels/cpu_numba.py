@@ -9,8 +9,9 @@ float32 summation bound ``K·u·Σ|x||w|`` (any summation order), with no assump
   2016): 64 signs per ``uint64`` word, ``dot = k − 2·popcount(a XOR b)``; popcount is LLVM's ``ctpop`` (a
   ``popcnt``/``vpopcntq`` instruction), padding bits are 0 in both operands.
 - ``gemv_*``: weight-only formats with dequantize-in-the-loop: each weight is decoded to float32 in registers as it is
-  read (int8: convert; e4m3: a 256-entry table; bf16: the 16 bits moved to the top of a float32; 2:4: the 2-bit
-  position picks the input column), multiplied by the activation, the per-row scale applied once at the end.
+  read (int8: convert; e4m3: its bits moved into a float32 with the exponent rebased, :func:`e4m3_to_f32`; bf16:
+  the 16 bits moved to the top of a float32; binary: the sign bit of x flipped where the weight bit is 0; 2:4: the
+  2-bit position picks the input column), multiplied by the activation, the per-row scale applied once at the end.
 """
 
 from __future__ import annotations
@@ -44,6 +45,22 @@ def f32_from_bits(typingctx, x):
         return builder.bitcast(args[0], ir.FloatType())
 
     return sig, codegen
+
+
+@njit(inline="always")
+def e4m3_to_f32(code):  # pragma: no cover - compiled
+    """The value of an e4m3fn code (uint8) as float32, by bit moves (vectorizes, unlike a table gather).
+
+    Normal codes (exponent field e > 0): sign to bit 31, the 7 exponent+mantissa bits to bits 20..26, exponent
+    rebased by 127 − 7 = 120: exact. Subnormal codes (e = 0): ±m·2⁻⁹. The NaN codes (0x7F, 0xFF; ``pack`` never makes
+    them, its cast saturates) decode as ±480.
+    """
+    u = np.uint32(code)
+    mag = u & np.uint32(0x7F)
+    sign = (u & np.uint32(0x80)) << np.uint32(24)
+    normal = f32_from_bits(((mag << np.uint32(20)) + np.uint32(120 << 23)) | sign)
+    sub = f32_from_bits(sign | np.uint32(0x3F800000)) * np.float32(mag) * np.float32(2.0**-9)
+    return normal if mag >= np.uint32(8) else sub
 
 
 @njit(parallel=True, cache=True)
@@ -102,33 +119,43 @@ def gemv_int8(x, w, scale, out):  # pragma: no cover - compiled
 
 
 @njit(parallel=True, fastmath=_FM, cache=True)
-def gemv_table(x, codes, table, scale, out):  # pragma: no cover - compiled
-    """``out[i, j] = scale[j]·Σ_c x[i, c]·table[codes[j, c]]`` (uint8 codes, e.g. e4m3 through its 256 values)."""
+def gemv_e4m3(x, codes, scale, out):  # pragma: no cover - compiled
+    """``out[i, j] = scale[j]·Σ_c x[i, c]·e4m3(codes[j, c])`` (uint8 e4m3fn codes)."""
     m, k = x.shape
     n = codes.shape[0]
     for j in prange(n):
         for i in range(m):
             acc = np.float32(0.0)
             for c in range(k):
-                acc += x[i, c] * table[codes[j, c]]
+                acc += x[i, c] * e4m3_to_f32(codes[j, c])
             out[i, j] = acc * scale[j]
 
 
 @njit(parallel=True, fastmath=_FM, cache=True)
-def gemv_binary(x, bits, k, scale, out):  # pragma: no cover - compiled
-    """``out[i, j] = scale[j]·Σ_c ±x[i, c]`` (+ where bit ``c`` of row ``j`` is 1): real activations, 1-bit weights."""
-    m = x.shape[0]
+def gemv_binary(xbits, bits, k, scale, out):  # pragma: no cover - compiled
+    """``out[i, j] = scale[j]·Σ_c ±x[i, c]`` (+ where bit ``c`` of row ``j`` is 1): real activations, 1-bit weights.
+
+    ``xbits`` is x as uint32 bit patterns; ``−x`` is x with its sign bit flipped, so each term is one shift, one
+    XOR into the sign bit and one add (no select, no multiply). Full words in a fixed 64-step loop, the last apart.
+    """
+    m = xbits.shape[0]
     n, n_words = bits.shape
+    one = np.uint64(1)
     for j in prange(n):
         for i in range(m):
             acc = np.float32(0.0)
             for w in range(n_words):
-                word = bits[j, w]
+                word = ~bits[j, w]  # 1 where the weight is −1
                 base = w * 64
                 top = min(64, k - base)
-                for t in range(top):
-                    v = x[i, base + t]
-                    acc += v if (word >> np.uint64(t)) & np.uint64(1) else -v
+                if top == 64:
+                    for t in range(64):
+                        flip = np.uint32((word >> np.uint64(t)) & one) << np.uint32(31)
+                        acc += f32_from_bits(xbits[i, base + t] ^ flip)
+                else:
+                    for t in range(top):
+                        flip = np.uint32((word >> np.uint64(t)) & one) << np.uint32(31)
+                        acc += f32_from_bits(xbits[i, base + t] ^ flip)
             out[i, j] = acc * scale[j]
 
 
@@ -171,8 +198,8 @@ def gemv_24_bf16(x, values, positions, scale, out):  # pragma: no cover - compil
 
 
 @njit(parallel=True, fastmath=_FM, cache=True)
-def gemv_24_table(x, codes, table, positions, scale, out):  # pragma: no cover - compiled
-    """2:4 with uint8 codes (e4m3) decoded through ``table``, times ``scale[j]``."""
+def gemv_24_e4m3(x, codes, positions, scale, out):  # pragma: no cover - compiled
+    """2:4 with uint8 e4m3fn codes as kept values, times ``scale[j]``."""
     m, k = x.shape
     n = codes.shape[0]
     for j in prange(n):
@@ -180,8 +207,8 @@ def gemv_24_table(x, codes, table, positions, scale, out):  # pragma: no cover -
             acc = np.float32(0.0)
             for g in range(k // 4):
                 nib = _pos(positions, j, g)
-                acc += table[codes[j, 2 * g]] * x[i, 4 * g + (nib & np.uint32(3))]
-                acc += table[codes[j, 2 * g + 1]] * x[i, 4 * g + (nib >> np.uint32(2))]
+                acc += e4m3_to_f32(codes[j, 2 * g]) * x[i, 4 * g + (nib & np.uint32(3))]
+                acc += e4m3_to_f32(codes[j, 2 * g + 1]) * x[i, 4 * g + (nib >> np.uint32(2))]
             out[i, j] = acc * scale[j]
 
 
@@ -191,9 +218,10 @@ __all__ = [
     "xnor_int",
     "xnor_linear",
     "gemv_int8",
-    "gemv_table",
+    "gemv_e4m3",
     "gemv_binary",
     "gemv_24_f32",
     "gemv_24_bf16",
-    "gemv_24_table",
+    "gemv_24_e4m3",
+    "e4m3_to_f32",
 ]
