@@ -219,6 +219,7 @@ speedups.round(2)
 # batch 1: how close each method gets to the memory limit (fraction of the measured copy bandwidth)
 at1 = cpu_table[cpu_table.batch == 1].pivot_table(index="layer", columns="method", values="bw_fraction", sort=False)
 assert (cpu_table.loc[cpu_table.method == "f32", "speedup_vs_f32"] == 1).all()  # the baseline is itself
+assert ((cpu_table.bytes > 0) & (cpu_table.bw_fraction.isna() | (cpu_table.bw_fraction > 0))).all()
 at1.round(2)
 
 # %% [markdown]

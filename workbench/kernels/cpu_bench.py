@@ -233,6 +233,8 @@ def load_results(path: str | Path | None = None) -> tuple[pd.DataFrame, dict[str
 def summary(df: pd.DataFrame) -> pd.DataFrame:
     """One row per layer × batch: the speedup over float32 ``F.linear`` of each method (columns)."""
     order = [m for m in METHODS if m in set(df["method"])]
+    if not len(df):
+        return pd.DataFrame(columns=order)
     return df.pivot_table(index=["layer", "batch"], columns="method", values="speedup_vs_f32", sort=False)[order]
 
 
