@@ -17,7 +17,7 @@ import torch
 
 from test_kernels_support import assert_close_to_exact, exact_weight  # sets TRITON_INTERPRET=1 without CUDA
 from workbench.errors import FormatError, OptionError, ShapeError, WorkbenchError
-from workbench.kernels import FORMATS, DeviceError, DTypeError, interpreter_mode, linear, linear_path, pack, unpack
+from workbench.kernels import TRITON_FORMATS, DeviceError, DTypeError, interpreter_mode, linear, linear_path, pack, unpack
 
 CUDA = torch.cuda.is_available()
 DEVICE = "cuda" if CUDA else "cpu"
@@ -40,7 +40,7 @@ def _needs_interpreter_or_gpu():
 SHAPES = [(1, 24, 96), (3, 40, 72), (17, 16, 100)]  # 2:4 takes the gather kernel up to 4 rows
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("fmt", TRITON_FORMATS)
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
 def test_kernel_matches_float64_reference(fmt, dtype):
     for m, n, k in SHAPES:
@@ -56,7 +56,7 @@ def test_kernel_matches_float64_reference(fmt, dtype):
         assert_close_to_exact(y.cpu(), x.cpu(), exact_weight(p.to("cpu")), None if bias is None else bias.cpu())
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("fmt", TRITON_FORMATS)
 def test_kernel_agrees_with_the_torch_backend_and_the_fake_quantized_weight(fmt):
     from workbench.formats import quantize
 
@@ -82,10 +82,11 @@ def test_large_weights_keep_the_error_relative():
         assert_close_to_exact(y.cpu(), x.cpu(), exact_weight(p.to("cpu")), None)
 
 
-def test_auto_backend_on_cpu_is_the_torch_reference():
+def test_auto_backend_on_cpu_is_a_cpu_path():
     p = pack(torch.randn(8, 16), "fp8_e4m3")
     x = torch.randn(2, 16)
-    assert linear_path(x, p) == "torch"
+    assert linear_path(x, p).startswith("cpu:")
+    assert linear_path(x, p, "torch") == "torch"
     assert linear_path(x, p, "emulated") == "interpreter"
     torch.testing.assert_close(linear(x, p), x @ unpack(p).T)
 

@@ -21,7 +21,7 @@ def exact_weight(p: PackedWeight) -> torch.Tensor:
     out, k = p.shape
     if p.fmt == "binary":
         return unpack_signs(p.values, k, torch.float64) * p.scale.double()[:, None]
-    if p.fmt == "fp8_e4m3":
+    if p.fmt in ("fp8_e4m3", "int8"):
         return p.values.double() * p.scale.double()[:, None]
     vals = p.values.double()
     if p.scale is not None:

@@ -54,7 +54,10 @@ def test_kernels_equal_the_pm1_product(method, m, n, k):
 
 def test_paths():
     _, w = _signs(4, 40)
-    assert xnor_path(w, w) == ("triton:popcount" if CUDA else "torch")
+    from workbench.kernels.cpu import numba_available
+
+    cpu_path = "cpu:numba" if numba_available() else "torch"
+    assert xnor_path(w, w) == ("triton:popcount" if CUDA else cpu_path)
     big = torch.zeros(128, 2, dtype=torch.int32)
     assert xnor_path(big, big, backend="torch") == "torch"
     if not CUDA and CUDA_OR_INTERP():

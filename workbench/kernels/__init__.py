@@ -8,20 +8,22 @@
 >>> y.shape
 torch.Size([2, 8])
 
-Formats: ``"2:4"``, ``"fp8_e4m3"``, ``"2:4+fp8_e4m3"``, ``"binary"`` (layouts: :mod:`workbench.kernels.packing`).
+Formats: ``"2:4"``, ``"fp8_e4m3"``, ``"2:4+fp8_e4m3"``, ``"binary"``, ``"int8"`` (layouts:
+:mod:`workbench.kernels.packing`). CPU tensors take the CPU kernels (:mod:`workbench.kernels.cpu`).
 Importing this package imports neither triton nor touches CUDA.
 """
 
 from __future__ import annotations
 
 # packing
-from workbench.kernels.packing import FORMATS, PackedWeight, dense_bytes, pack, packed_bytes, unpack
+from workbench.kernels.packing import FORMATS, LAYOUT_VERSION, TRITON_FORMATS, PackedWeight, dense_bytes, pack, packed_bytes, unpack
 
 # bits
 from workbench.kernels.bits import pack_bits, pack_positions, pack_signs, unpack_bits, unpack_positions, unpack_signs
 
 # compute
 from workbench.kernels.api import (
+    ACTIVATIONS,
     BACKENDS,
     interpreter_mode,
     linear,
@@ -37,7 +39,10 @@ from workbench.errors import DeviceError, DTypeError
 
 __all__ = [
     "FORMATS",
+    "TRITON_FORMATS",
+    "LAYOUT_VERSION",
     "BACKENDS",
+    "ACTIVATIONS",
     "PackedWeight",
     "pack",
     "unpack",

@@ -11,9 +11,14 @@ Backends (the same code path runs in CI without a GPU):
   best library path: ``torch._scaled_mm`` for ``"fp8_e4m3"`` and ``"2:4+fp8_e4m3"`` (dense e4m3 codes) on sm89+
   with bf16 activations (activations are then also rounded to e4m3 with a per-row scale), cuSPARSELt
   (``to_sparse_semi_structured``) for ``"2:4"``, a dense GEMM on the ±1 expansion for ``"binary"`` (``"dense"``),
-  the kernel otherwise. Anything else (CPU) → ``"torch"``.
+  the kernel otherwise. CPU tensors → the CPU paths (as ``"cpu"``). ``"int8"`` has no Triton kernel: on CUDA it
+  takes ``"torch"``.
+- ``"cpu"``: the CPU implementations of :mod:`workbench.kernels.cpu` (numba kernels when numba is installed,
+  vectorized torch otherwise): XNOR-popcount for binary weights with ``activations="binary"``, dequantize-in-the-loop
+  GEMV up to 16 rows, tile-wise dequantize + float32 GEMM above.
 
-:func:`linear_path` says which path a call takes, without running it.
+:func:`linear_path` says which path a call takes, without running it; :func:`linear` runs exactly that path (the
+CPU paths are named ``"cpu:<kernel>-<numba|torch>"``, so the name also says whether numba ran).
 """
 
 from __future__ import annotations
@@ -25,11 +30,13 @@ import torch
 
 from workbench.errors import DeviceError, DTypeError, ShapeError
 from workbench.kernels.bits import pack_signs, tail_mask, unpack_positions, unpack_signs, words_for  # pack_signs: doctests
-from workbench.kernels.packing import PackedWeight, check_packed, pack, unpack  # pack: doctests
+from workbench.kernels.packing import TRITON_FORMATS, PackedWeight, check_packed, pack, unpack  # pack: doctests
 from workbench.kernels.reference import linear_reference, xnor_gemm_reference
 
-Backend = Literal["auto", "torch", "triton", "emulated"]
-BACKENDS: tuple[str, ...] = ("auto", "torch", "triton", "emulated")
+Backend = Literal["auto", "torch", "triton", "emulated", "cpu"]
+BACKENDS: tuple[str, ...] = ("auto", "torch", "triton", "emulated", "cpu")
+Activations = Literal["real", "binary"]
+ACTIVATIONS: tuple[str, ...] = ("real", "binary")
 ACT_DTYPES: tuple[torch.dtype, ...] = (torch.bfloat16, torch.float16, torch.float32)
 SMALL_BATCH = 64  # rows up to which the kernel is the auto choice on CUDA
 
@@ -110,12 +117,38 @@ def _sm() -> tuple[int, int]:
     return torch.cuda.get_device_capability()
 
 
-def linear_path(x: torch.Tensor, packed: PackedWeight, backend: Backend = "auto") -> str:
-    """The path :func:`linear` takes: ``"torch"``, ``"triton"``, ``"interpreter"``, ``"scaled_mm"``, ``"cusparselt"``
-    or ``"dense"``."""
+def _check_activations(activations: str) -> None:
+    from workbench.checks import option
+
+    option("activations", activations, ACTIVATIONS, where="kernels.linear")
+
+
+def linear_path(x: torch.Tensor, packed: PackedWeight, backend: Backend = "auto", activations: Activations = "real") -> str:
+    """The path :func:`linear` takes: ``"torch"``, ``"triton"``, ``"interpreter"``, ``"scaled_mm"``, ``"cusparselt"``,
+    ``"dense"``, or one of the CPU paths ``"cpu:xnor-numba"``, ``"cpu:xnor-torch"``, ``"cpu:gemv-numba"``,
+    ``"cpu:tiles-torch"`` (:mod:`workbench.kernels.cpu`)."""
     _check_backend(backend)
+    _check_activations(activations)
     if backend == "torch":
         return "torch"
+    rows = x.numel() // max(1, x.shape[-1])
+    if backend == "cpu" or (backend == "auto" and x.device.type == "cpu"):
+        if x.device.type != "cpu":
+            raise DeviceError(
+                f"linear({packed.fmt!r}, weight {packed.shape}): backend='cpu' runs on CPU tensors, x is on {x.device}"
+            )
+        from workbench.kernels.cpu import cpu_path
+
+        return cpu_path(rows, packed, activations)
+    if packed.fmt not in TRITON_FORMATS:
+        if backend == "auto":
+            return "torch"
+        from workbench.errors import FormatError
+
+        raise FormatError(
+            f"linear({packed.fmt!r}, weight {packed.shape}): backend={backend!r} has Triton kernels for "
+            f"{', '.join(map(repr, TRITON_FORMATS))}; {packed.fmt!r} runs on backend='cpu' (CPU tensors) or 'torch'"
+        )
     if backend == "emulated":
         _ensure_interpreter(f"linear({packed.fmt!r}) backend='emulated'")
         return "interpreter"
@@ -132,7 +165,6 @@ def linear_path(x: torch.Tensor, packed: PackedWeight, backend: Backend = "auto"
     # auto
     if x.device.type != "cuda" or not triton_available() or interpreter_mode():
         return "torch"
-    rows = x.numel() // max(1, x.shape[-1])
     if rows > SMALL_BATCH:
         n, k = packed.shape
         fp8 = packed.fmt in ("fp8_e4m3", "2:4+fp8_e4m3")
@@ -210,22 +242,44 @@ def linear(
     bias: torch.Tensor | None = None,
     backend: Backend = "auto",
     out: torch.Tensor | None = None,
+    activations: Activations = "real",
 ) -> torch.Tensor:
     """``x @ unpack(packed).T + bias`` for ``x`` of shape ``[..., in_features]``, in ``x``'s dtype.
 
     fp32 accumulation, one rounding to ``x.dtype`` at the end (the ``"scaled_mm"`` path also rounds ``x`` to e4m3).
     ``out`` (optional, ``[rows, out_features]`` contiguous, ``x.dtype``) receives the result of the kernel paths.
+    ``activations="binary"``: ``x`` is binarized first (``sign(x)``, ``sign(0) = +1``, the packing rule), so
+    ``y = sign(x) @ unpack(packed).T + bias``; with binary weights on the CPU this is the XNOR-popcount GEMM.
+    Which path ran: :func:`linear_path` with the same arguments.
 
     >>> w = torch.tensor([[1.0, -4.0, 3.0, 2.0]])
     >>> linear(torch.ones(1, 4), pack(w, "2:4"), backend="torch").tolist()
     [[-1.0]]
     """
     _check_backend(backend)
+    _check_activations(activations)
     _check_linear_inputs(x, packed, bias)
-    path = linear_path(x, packed, backend)
+    path = linear_path(x, packed, backend, activations)
     n, k = packed.shape
     lead = tuple(x.shape[:-1])
+    if out is not None and (
+        tuple(out.shape) != (x.numel() // k, n) or out.dtype != x.dtype or not out.is_contiguous() or out.device != x.device
+    ):
+        raise ShapeError(
+            f"linear({packed.fmt!r}): out must be a contiguous {x.dtype} tensor of shape {(x.numel() // k, n)} on "
+            f"{x.device}, got {tuple(out.shape)} {out.dtype}"
+        )
     x2 = x.reshape(-1, k)
+    if path.startswith("cpu:"):
+        from workbench.kernels.cpu import linear_cpu
+
+        res = linear_cpu(x2, packed, bias, activations, path)
+        if out is not None:
+            out.copy_(res)
+            res = out
+        return res.reshape(*lead, n)
+    if activations == "binary":
+        x2 = torch.where(x2 >= 0, 1.0, -1.0).to(x2.dtype)
     if path == "torch":
         res = linear_reference(x2, packed, bias)
         if out is not None:
@@ -271,11 +325,19 @@ XNOR_METHODS = ("auto", "popcount", "mma", "int8")
 
 
 def xnor_path(a_bits: torch.Tensor, b_bits: torch.Tensor, backend: Backend = "auto", method: XnorMethod = "auto") -> str:
-    """``"torch"``, or ``"<triton|interpreter>:<popcount|mma>"``: the path :func:`xnor_gemm` takes."""
+    """``"torch"``, ``"cpu:numba"`` or ``"<triton|interpreter>:<popcount|mma|int8>"``: the path :func:`xnor_gemm`
+    takes. CPU tensors with numba installed (``backend="auto"`` or ``"cpu"``) take the numba popcount kernel over
+    64-bit words; ``backend="cpu"`` without numba is the torch reference."""
     _check_backend(backend)
     from workbench.checks import option
 
     option("method", method, XNOR_METHODS, where="xnor_gemm")
+    if backend == "cpu" or (backend == "auto" and a_bits.device.type == "cpu"):
+        if a_bits.device.type != "cpu":
+            raise DeviceError(f"xnor_gemm: backend='cpu' runs on CPU tensors, a_bits is on {a_bits.device}")
+        from workbench.kernels.cpu import numba_available
+
+        return "cpu:numba" if numba_available() else "torch"
     if backend == "torch" or (
         backend == "auto" and (a_bits.device.type != "cuda" or not triton_available() or interpreter_mode())
     ):
@@ -337,8 +399,13 @@ def xnor_gemm(
         raise DeviceError(f"xnor_gemm: a_bits on {a_bits.device}, b_bits on {b_bits.device}")
     path = xnor_path(a_bits, b_bits, backend, method)
     m, n = a_bits.shape[0], b_bits.shape[0]
-    if path == "torch":
-        res = xnor_gemm_reference(a_bits, b_bits, k)
+    if path in ("torch", "cpu:numba"):
+        if path == "torch":
+            res = xnor_gemm_reference(a_bits, b_bits, k)
+        else:
+            from workbench.kernels.cpu import xnor_gemm_cpu
+
+            res = xnor_gemm_cpu(a_bits, b_bits, k)
         if out is not None:
             out.copy_(res)
             return out

@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from workbench.kernels.packing import FORMATS, packed_bytes
+from workbench.kernels.packing import TRITON_FORMATS as FORMATS, packed_bytes  # the GPU kernels' formats
 
 H100_COPY_TBPS = 3.0  # device copy measured on an H100 80GB, bytes read + written
 SHAPES: tuple[tuple[int, int], ...] = ((4096, 4096), (4096, 11008), (11008, 4096), (8192, 8192))  # (out, in)

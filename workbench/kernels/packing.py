@@ -14,6 +14,10 @@ A weight is 2-D, ``[out_features, in_features]`` (``nn.Linear.weight``). Layouts
     even, saturating). Dequantized: ``q · scale``. Any ``in``.
 ``"2:4+fp8_e4m3"``: the 2:4 layout whose kept values are e4m3 codes, scaled per row after masking (the row's amax
     is always kept, so the scale equals the dense row's). 0.28 of bf16 bytes (+4 bytes a row).
+``"int8"`` (weight-only int8, as torch's ``_weight_int8pack_mm`` takes it): ``values`` ``[out, in]`` int8 and ``scale``
+    ``[out]`` float32 with ``scale = amax(|row|) / 127`` (1 for an all-zero row); ``q = clamp(round(w / scale), ±127)``
+    (round half to even). Dequantized: ``q · scale``. Any ``in``. Runs on the CPU paths and the torch reference (no
+    Triton kernel).
 ``"binary"`` (Hubara/Courbariaux et al. 2016; XNOR-Net scale): ``values`` ``[out, ceil(in/32)]`` int32 sign bits
     (bit ``c % 32`` of word ``c // 32``, 1 = +1, ``sign(0) = +1``, padding bits 0) and ``scale = mean(|row|)``
     (1 for an all-zero row). Dequantized: ``±scale``. Any ``in``; the kernel masks the padding.
@@ -39,7 +43,10 @@ import torch
 from workbench.errors import DeviceError, DTypeError, FormatError, ShapeError
 from workbench.kernels.bits import pack_positions, pack_signs, unpack_positions, unpack_signs, words_for
 
-FORMATS: tuple[str, ...] = ("2:4", "fp8_e4m3", "2:4+fp8_e4m3", "binary")
+FORMATS: tuple[str, ...] = ("2:4", "fp8_e4m3", "2:4+fp8_e4m3", "binary", "int8")
+TRITON_FORMATS: tuple[str, ...] = ("2:4", "fp8_e4m3", "2:4+fp8_e4m3", "binary")  # the GPU kernels in kernels/
+LAYOUT_VERSION = 1  # bump when any layout below changes
+INT8_MAX = 127.0
 WEIGHT_DTYPES: tuple[torch.dtype, ...] = (torch.float32, torch.bfloat16, torch.float16)
 FP8_MAX = 448.0
 
@@ -51,6 +58,7 @@ class PackedWeight:
     ``values``: kept values (2:4: weight dtype; fp8 formats: float8_e4m3fn; binary: int32 sign words).
     ``positions``: 2:4 position words (int32) or None. ``scale``: per-output-row float32 or None.
     ``shape``: the dense ``(out_features, in_features)``; ``dtype``: the dense weight's dtype (what unpack returns).
+    ``layout``: the :data:`LAYOUT_VERSION` it was packed under (another version is refused).
     """
 
     fmt: str
@@ -59,6 +67,7 @@ class PackedWeight:
     values: torch.Tensor
     positions: torch.Tensor | None = None
     scale: torch.Tensor | None = None
+    layout: int = LAYOUT_VERSION
     _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -127,8 +136,11 @@ def _check_weight(weight: torch.Tensor, fmt: str) -> None:
 
 
 def _row_scale(wf: torch.Tensor, kind: str) -> torch.Tensor:
-    """Per-row float32 scale: amax/448 (fp8) or mean|w| (binary); 1 for an all-zero row."""
-    s = wf.abs().amax(dim=1) / FP8_MAX if kind == "fp8" else wf.abs().mean(dim=1)
+    """Per-row float32 scale: amax/448 (fp8), amax/127 (int8) or mean|w| (binary); 1 for an all-zero row."""
+    if kind == "binary":
+        s = wf.abs().mean(dim=1)
+    else:
+        s = wf.abs().amax(dim=1) / (FP8_MAX if kind == "fp8" else INT8_MAX)
     return torch.where(s > 0, s, torch.ones_like(s))
 
 
@@ -159,6 +171,11 @@ def pack(weight: torch.Tensor, fmt: str) -> PackedWeight:
     if fmt == "binary":
         wf = w.float()
         return PackedWeight(fmt, shape, w.dtype, pack_signs(wf).contiguous(), None, _row_scale(wf, "binary").contiguous())
+    if fmt == "int8":
+        wf = w.float()
+        scale = _row_scale(wf, "int8")
+        q = torch.clamp(torch.round(wf / scale[:, None]), -INT8_MAX, INT8_MAX).to(torch.int8)
+        return PackedWeight(fmt, shape, w.dtype, q.contiguous(), None, scale.contiguous())
     if fmt == "fp8_e4m3":
         wf = w.float()
         scale = _row_scale(wf, "fp8")
@@ -180,6 +197,12 @@ def check_packed(packed: Any, where: str = "linear") -> PackedWeight:
         raise FormatError(
             f"{where} expects a PackedWeight from workbench.kernels.pack(weight, fmt), got {type(packed).__name__}"
         )
+    layout = vars(packed).get("layout")  # the instance's own field: a pickle from before versions has none
+    if layout != LAYOUT_VERSION:
+        raise FormatError(
+            f"{where}: packed weight {packed.shape} {packed.fmt!r} has layout version {layout!r}, this workbench reads "
+            f"layout version {LAYOUT_VERSION} only; re-pack the original weight with workbench.kernels.pack(weight, fmt)"
+        )
     out, k = packed.shape
     fmt = packed.fmt
     if fmt not in FORMATS:
@@ -190,6 +213,9 @@ def check_packed(packed: Any, where: str = "linear") -> PackedWeight:
         expect["scale"] = ((out,), torch.float32)
     elif fmt == "fp8_e4m3":
         expect["values"] = ((out, k), torch.float8_e4m3fn)
+        expect["scale"] = ((out,), torch.float32)
+    elif fmt == "int8":
+        expect["values"] = ((out, k), torch.int8)
         expect["scale"] = ((out,), torch.float32)
     else:
         expect["values"] = ((out, k // 2), torch.float8_e4m3fn if fmt == "2:4+fp8_e4m3" else packed.dtype)
@@ -221,7 +247,7 @@ def unpack(packed: PackedWeight) -> torch.Tensor:
     if packed.fmt == "binary":
         signs = unpack_signs(packed.values, k, torch.float32)
         return (signs * packed.scale[:, None]).to(packed.dtype)
-    if packed.fmt == "fp8_e4m3":
+    if packed.fmt in ("fp8_e4m3", "int8"):
         return (packed.values.float() * packed.scale[:, None]).to(packed.dtype)
     vals = packed.values
     if packed.fmt == "2:4+fp8_e4m3":
@@ -242,7 +268,7 @@ def packed_bytes(fmt: str, shape: tuple[int, int], value_bytes: int = 2) -> int:
     out, k = int(shape[0]), int(shape[1])
     if fmt == "dense":
         return out * k * value_bytes
-    if fmt == "fp8_e4m3":
+    if fmt in ("fp8_e4m3", "int8"):
         return out * k + 4 * out
     if fmt == "binary":
         return out * words_for(k) * 4 + 4 * out
@@ -252,4 +278,4 @@ def packed_bytes(fmt: str, shape: tuple[int, int], value_bytes: int = 2) -> int:
     raise FormatError(f"unknown kernel format {fmt!r}; known: dense, {', '.join(FORMATS)}")
 
 
-__all__ = ["FORMATS", "PackedWeight", "pack", "unpack", "check_packed", "dense_bytes", "packed_bytes"]
+__all__ = ["FORMATS", "TRITON_FORMATS", "LAYOUT_VERSION", "PackedWeight", "pack", "unpack", "check_packed", "dense_bytes", "packed_bytes"]

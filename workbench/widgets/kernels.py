@@ -5,6 +5,8 @@ A thin shell over :func:`workbench.kernels.bench.load_results` (recorded GPU res
 :mod:`workbench.viz.kernels`. One :class:`~workbench.widgets.plot.PlotView`, created once, redrawn when a control
 changes.
 ``handle`` (a ModelHandle, optional) adds the model's linear layers with the bytes each format would move.
+Without a GPU the view also shows the recorded CPU benchmark (:mod:`workbench.kernels.cpu_bench`): what the kernels
+gain on this kind of machine, where the GPU figures above are only a prediction.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import ipywidgets as W
 import pandas as pd
 
 from workbench.kernels.bench import load_results, to_markdown
-from workbench.kernels.packing import FORMATS, packed_bytes
+from workbench.kernels.packing import TRITON_FORMATS as FORMATS, packed_bytes  # the GPU kernels' formats
 from workbench.viz.kernels import floor_figure, speedup_figure
 from workbench.widgets.plot import PlotView
 
@@ -39,10 +41,34 @@ def model_bytes_table(handle: Any) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def cpu_table_html(path: str | Path | None = None) -> str:
+    """The recorded CPU benchmark at batch 1 and 64 as HTML: speedup over float32 F.linear per method, and a note."""
+    from workbench.kernels.cpu_bench import load_results, summary
+
+    df, meta = load_results(path)
+    if not len(df):
+        return f"<i>No CPU benchmark recorded ({meta.get('note', '')}).</i>"
+    head = (
+        f"<b>CPU kernels, measured</b> on {meta.get('cpu')} ({meta.get('cores')} cores, load average "
+        f"{meta.get('load_avg')}: a shared, loaded machine), copy bandwidth {meta.get('copy_gbps', 0):.1f} GB/s. "
+        "Speedup over float32 <code>F.linear</code> in the same run (best of repetitions, cold weights); "
+        "<code>xnor</code> = binary weights and activations (XNOR-popcount)."
+    )
+    t = summary(df[df.batch.isin([1, 64])])
+    return head + t.to_html(float_format=lambda v: f"{v:.2f}")
+
+
 class KernelBenchView:
     """Benchmark bars (vs dense, vs floor) with batch and format filters; ``.ui`` is the widget tree."""
 
-    def __init__(self, handle: Any = None, path: str | Path | None = None):
+    def __init__(self, handle: Any = None, path: str | Path | None = None, cpu_path: str | Path | None = None,
+                 show_cpu: bool | None = None):
         self.handle = handle
         self.df, self.meta = load_results(path)
         batches = sorted(int(b) for b in self.df["batch"].unique())
@@ -63,7 +89,9 @@ class KernelBenchView:
                     self.layers.value = "<b>This model's linear layers: bytes per format</b>" + t.to_html(index=False)
             except Exception as e:  # noqa: BLE001 - an odd handle must not break the view
                 self.layers.value = f"<i>model layers unavailable: {type(e).__name__}</i>"
-        self.ui = W.VBox([self.note, W.HBox([self.view, self.batch]), self.formats, self.fig.ui, self.table, self.layers])
+        self.cpu = W.HTML(cpu_table_html(cpu_path))
+        parts = [self.note, W.HBox([self.view, self.batch]), self.formats, self.fig.ui, self.table, self.layers]
+        self.ui = W.VBox(parts + ([self.cpu] if show_cpu is True or (show_cpu is None and not _cuda()) else []))
         self._redraw()
 
     def _note_html(self) -> str:
@@ -99,4 +127,4 @@ class KernelBenchView:
         return to_markdown(self.selection())
 
 
-__all__ = ["KernelBenchView", "model_bytes_table"]
+__all__ = ["KernelBenchView", "model_bytes_table", "cpu_table_html"]
