@@ -32,16 +32,17 @@
 # The three bundled models `digits32-cnn-max`, `-blur`, `-aps` share one architecture (three circular 3×3 conv
 # blocks, a downsampling after each, global average pooling) and differ only in the downsampling.
 #
-# The default run takes about a minute and a half on 2 cores: the shift experiments run here, and the Mix & Match
-# comparison of section 4 is **loaded** from what the same code computed (`data/results/12_mix_and_match.json`,
-# written by `python benchmarks/geometry.py --record data/results/12_mix_and_match.json --seeds 1 --steps 200`).
-# **`full = True`** retrains the fixed-size and the mixed-size model here: about 3 more minutes on 2 cores (1.5 min
-# per model at 200 steps on a loaded machine).
+# The default run takes under a minute on 2 cores (43 s measured at load avg 3): the shift experiments run here, and
+# the Mix & Match comparison of section 4 is **loaded** from what the same code computed
+# (`data/results/12_mix_and_match.json`, written by
+# `python benchmarks/geometry.py --record data/results/12_mix_and_match.json --seeds 1 --steps 200`).
+# **`full = True`** retrains the fixed-size and the mixed-size model here: about 2–3 more minutes on 2 cores (136 s
+# for both at 200 steps, measured at load avg 7–8).
 
 # %% tags=["parameters"]
 # Parameters (papermill)
 quick = None  # help: None = follow WORKBENCH_QUICK; True/False force quick mode (fewer shifts, tiny training)
-full = False  # help: retrain the two Mix & Match models here (about 3 more min on 2 cores) instead of loading the recorded table
+full = False  # help: retrain the two Mix & Match models here (about 2-3 more min on 2 cores) instead of loading the recorded table
 steps = 200  # help: SGD steps of each Mix & Match model when retrained (full = True; quick mode uses 30)
 seed = 0  # help: seed of the Mix & Match models and of the random shifts
 
