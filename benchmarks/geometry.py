@@ -8,11 +8,18 @@ same pixels per step (``workbench.geometry.compare_fixed_mixed``); "BN recalibra
 statistics on the training digits at the test size (no weight changes). Settings were fixed before the run.
 
     flock /tmp/wb-bench.lock python benchmarks/geometry.py [--shifts 64] [--seeds 3] [--steps 300]
+
+``--record PATH`` instead writes the Mix & Match comparison notebook 12 shows (``compare_fixed_mixed`` at test sizes
+16/24/32/40/48, ``--steps`` and ``--seeds``) to a JSON file, the bundled one being
+``data/results/12_mix_and_match.json`` (``--seeds 1 --steps 200``):
+
+    python benchmarks/geometry.py --record data/results/12_mix_and_match.json --seeds 1 --steps 200
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import time
@@ -30,7 +37,11 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--skip-mix", action="store_true")
+    ap.add_argument("--record", default="", help="write notebook 12's Mix & Match table to this JSON file and stop")
     args = ap.parse_args()
+    if args.record:
+        record(args.record, tuple(range(args.seeds)), args.steps)
+        return
 
     import torch
 
@@ -85,6 +96,30 @@ def main() -> None:
           .to_string())
     print("```")
     print(f"\nload avg after: {os.getloadavg()[0]:.2f}; total {time.perf_counter() - t0:.0f} s")
+
+
+NOTEBOOK_TEST_SIZES = (16, 24, 32, 40, 48)
+
+
+def record(path: str, seeds: tuple[int, ...], steps: int) -> None:
+    """Write ``compare_fixed_mixed(seeds, steps=steps, test_sizes=NOTEBOOK_TEST_SIZES)`` with its settings as JSON."""
+    import torch
+
+    from workbench.geometry import DEFAULT_SIZES, compare_fixed_mixed
+
+    t0 = time.perf_counter()
+    load = os.getloadavg()[0]
+    frame = compare_fixed_mixed(seeds, steps=steps, test_sizes=NOTEBOOK_TEST_SIZES)
+    seconds = time.perf_counter() - t0
+    out = {"what": "workbench.geometry.compare_fixed_mixed: fixed-size (32) vs mixed-size training, max pooling",
+           "seeds": list(seeds), "steps": steps, "train_sizes": list(DEFAULT_SIZES), "fixed_size": 32,
+           "test_sizes": list(NOTEBOOK_TEST_SIZES), "torch": torch.__version__, "seconds": round(seconds, 1),
+           "load_avg": round(load, 2), "table": frame.to_dict(orient="records")}
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(out, f, indent=1)
+        f.write("\n")
+    print(f"wrote {path}: {len(frame)} rows in {seconds:.0f} s (load avg {load:.2f} before, "
+          f"{os.getloadavg()[0]:.2f} after)")
 
 
 if __name__ == "__main__":

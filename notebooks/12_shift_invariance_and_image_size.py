@@ -31,27 +31,38 @@
 # Data: scikit-learn's 8×8 digits upsampled to 32×32 (a 24×24 digit on a 4-pixel zero border) so shifts have room.
 # The three bundled models `digits32-cnn-max`, `-blur`, `-aps` share one architecture (three circular 3×3 conv
 # blocks, a downsampling after each, global average pooling) and differ only in the downsampling.
+#
+# The default run takes under a minute on 2 cores (43 s measured at load avg 3): the shift experiments run here, and
+# the Mix & Match comparison of section 4 is **loaded** from what the same code computed
+# (`data/results/12_mix_and_match.json`, written by
+# `python benchmarks/geometry.py --record data/results/12_mix_and_match.json --seeds 1 --steps 200`).
+# **`full = True`** retrains the fixed-size and the mixed-size model here: about 2–3 more minutes on 2 cores (136 s
+# for both at 200 steps, measured at load avg 7–8).
 
 # %% tags=["parameters"]
 # Parameters (papermill)
 quick = None  # help: None = follow WORKBENCH_QUICK; True/False force quick mode (fewer shifts, tiny training)
-steps = 200  # help: SGD steps of each Mix & Match model in the default run (quick mode uses 30)
+full = False  # help: retrain the two Mix & Match models here (about 2-3 more min on 2 cores) instead of loading the recorded table
+steps = 200  # help: SGD steps of each Mix & Match model when retrained (full = True; quick mode uses 30)
 seed = 0  # help: seed of the Mix & Match models and of the random shifts
 
 # %%
+import json
+
 import numpy as np
 import pandas as pd
 import torch
 
 import workbench
 from workbench.config import quick_mode
+from workbench.data import DATA_DIR
 from workbench.geometry import (
     BUNDLED_MODELS,
     DEFAULT_SIZES,
-    accuracy_vs_size,
+    compare_fixed_mixed,
     compare_shift_consistency,
     flops_per_image,
-    mix_and_match,
+    make_digits_cnn,
     polyphase_components,
     shift_consistency,
     shift_images,
@@ -184,21 +195,28 @@ linear[["model", "n_shifts", "accuracy", "consistency", "prob_change", "min_accu
 # stay those of the base (batch 32 at 32×32): `B(s) = 32·(32/s)²`; the learning rate follows the batch (linear rule,
 # implemented as the summed loss divided by 32). The fixed-size baseline makes the same number of steps at 32×32.
 #
-# In quick mode both models train for only 30 steps: the curves run but are not meaningful.
+# Training the two models takes about 3 minutes on 2 cores, so unless `full = True` the table below is the one
+# `compare_fixed_mixed` computed for `data/results/12_mix_and_match.json` (seed 0, 200 steps each). With
+# `full = True` it is recomputed here (in quick mode with only 30 steps: the curves run but are not meaningful).
 
 # %%
 size_schedule(DEFAULT_SIZES, 8, seed=seed)
 
 # %%
-fixed = mix_and_match((32,), mm_steps, seed=seed)
-mixed = mix_and_match(DEFAULT_SIZES, mm_steps, seed=seed)
-test_sizes = (16, 24, 32, 40, 48)
-rows = []
-for label, res in (("fixed", fixed), ("mixed", mixed)):
-    for calibrate in (False, True):
-        rows.append(accuracy_vs_size(res.model, test_sizes, calibrate_bn=calibrate)
-                    .assign(training=label + (", BN recalibrated" if calibrate else "")))
-sizes = pd.concat(rows, ignore_index=True).rename(columns={"size": "test_size"})
+RESULTS_FILE = DATA_DIR / "results" / "12_mix_and_match.json"
+recorded = json.loads(RESULTS_FILE.read_text(encoding="utf-8"))
+test_sizes = tuple(recorded["test_sizes"])
+if full:
+    frame = compare_fixed_mixed((seed,), steps=mm_steps, test_sizes=test_sizes)
+    source = f"retrained here: seed {seed}, {mm_steps} steps"
+else:
+    frame = pd.DataFrame(recorded["table"])
+    frame = frame[frame["seed"] == (seed if seed in recorded["seeds"] else recorded["seeds"][0])]
+    source = f"recorded ({RESULTS_FILE.name}): seed {int(frame['seed'].iloc[0])}, {recorded['steps']} steps"
+sizes = pd.concat([frame.assign(training=frame["training"]),
+                   frame.assign(training=frame["training"] + ", BN recalibrated", accuracy=frame["accuracy_bn"])],
+                  ignore_index=True)[["training", "test_size", "accuracy", "flops"]]
+print(source)
 sizes.pivot(index="test_size", columns="training", values="accuracy").round(3)
 
 # %%
@@ -207,24 +225,28 @@ size_accuracy_figure(sizes, flops=flops, title="accuracy against test size (hove
 
 # %% [markdown]
 # The compute of a forward pass grows with the number of pixels: a 16×16 image costs about a quarter of a 32×32 one.
+# (Counted here on a fresh network of the same architecture; the count does not depend on the weights, so it equals
+# the table's.)
 
 # %%
-print(pd.DataFrame({"size": test_sizes,
-                    "MFLOPs per image": [flops_per_image(fixed.model, s) / 1e6 for s in test_sizes]}))
-assert flops_per_image(fixed.model, 16) < 0.3 * flops_per_image(fixed.model, 32)
+net = make_digits_cnn("max", seed=seed)
+live_flops = {s: flops_per_image(net, s) for s in test_sizes}
+print(pd.DataFrame({"size": test_sizes, "MFLOPs per image": [live_flops[s] / 1e6 for s in test_sizes]}))
+assert flops[["size", "flops"]].drop_duplicates().set_index("size")["flops"].to_dict() == live_flops
+assert live_flops[16] < 0.3 * live_flops[32]
 
 # %% [markdown]
 # Why mixed sizes help: a convolution's filters see a digit's strokes at one scale when trained at one size; at 16×16
 # the strokes are half as wide and the fixed-size model has never seen that. Mixed-size training shows every scale.
 # A second effect is in **BatchNorm**: its running statistics are averaged over the training sizes, and feature
 # statistics depend on the size; recomputing them on training images at the test size ("BN recalibrated", no weight
-# changes) recovers much of the accuracy at sizes far from the training mix. In the default run (not quick) the
-# mixed-size model is more accurate than the fixed-size one at the smallest test size, with and without
-# recalibration:
+# changes) recovers much of the accuracy at sizes far from the training mix. In the recorded table (and when
+# retrained with 200 steps, not in quick mode) the mixed-size model is more accurate than the fixed-size one at the
+# smallest test size, with and without recalibration:
 
 # %%
 acc = sizes.pivot(index="test_size", columns="training", values="accuracy")
-if not quick:
+if not (full and quick):
     assert acc.loc[16, "mixed"] > acc.loc[16, "fixed"]
     assert acc.loc[16, "mixed, BN recalibrated"] > acc.loc[16, "fixed, BN recalibrated"]
 acc.loc[[16, 32]]

@@ -83,3 +83,24 @@ def test_bad_sizes():
         size_schedule((), 5)
     with pytest.raises(DataError, match="data"):
         geometry_handle(make_digits_cnn("max"), data=(torch.zeros(3, 64), torch.zeros(3)))
+
+
+def test_recorded_notebook_table_matches_the_code_and_the_claims():
+    """data/results/12_mix_and_match.json (what notebook 12 loads by default): its FLOPs are what the code counts
+    for the architecture, and it holds the claims the notebook asserts (mixed beats fixed at 16×16)."""
+    import json
+
+    import pandas as pd
+
+    from workbench.data import DATA_DIR
+    from workbench.geometry import make_digits_cnn
+
+    rec = json.loads((DATA_DIR / "results" / "12_mix_and_match.json").read_text(encoding="utf-8"))
+    t = pd.DataFrame(rec["table"])
+    assert rec["steps"] == 200 and 0 in rec["seeds"] and sorted(t["test_size"].unique()) == rec["test_sizes"]
+    net = make_digits_cnn("max", seed=0)
+    for s, g in t.groupby("test_size"):
+        assert set(g["flops"]) == {flops_per_image(net, int(s))}
+    at16 = t[(t["seed"] == 0) & (t["test_size"] == 16)].set_index("training")
+    assert at16.loc["mixed", "accuracy"] > at16.loc["fixed", "accuracy"]
+    assert at16.loc["mixed", "accuracy_bn"] > at16.loc["fixed", "accuracy_bn"]

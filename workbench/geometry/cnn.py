@@ -29,6 +29,7 @@ from torch import nn
 
 from workbench.errors import DataError, LayerError, ShapeError
 from workbench.geometry.layers import APSDownsample, BlurPool, CircularMaxPool, Subsample
+from workbench.models.capture import capture
 
 POOLS = ("max", "stride", "blur", "aps")
 SWAP_KINDS = ("stride", "blur", "aps")
@@ -195,38 +196,35 @@ def check_input_size(model: nn.Module, size: object, what: str = "size") -> int:
 @torch.no_grad()
 def flops_per_image(model: nn.Module, size: int, channels: int = 1) -> int:
     """Floating-point operations of one ``channels``×``size``×``size`` forward pass, counting multiply-adds of
-    convolutions (blur filters included) and linear layers as 2 FLOPs each (pooling, BN, ReLU not counted)."""
+    convolutions (blur filters included) and linear layers as 2 FLOPs each (pooling, BN, ReLU not counted).
+
+    The output shape of each counted layer comes from one forward pass of a zero image through
+    :func:`workbench.models.capture.capture`: a convolution costs ``2 · out.numel() · Cin/groups · kh · kw``, a blur
+    filter ``2 · out.numel() · k²``, a linear layer ``2 · out.numel() · in_features``."""
     check_input_size(model, size)
-    total = [0]
-
-    def conv_hook(m: nn.Module, inp, out) -> None:
-        k = m.weight[0].numel()  # Cin/groups · kh · kw
-        total[0] += 2 * out[0].numel() * k
-
-    def lin_hook(m: nn.Module, inp, out) -> None:
-        total[0] += 2 * m.in_features * m.out_features
-
-    def blur_hook(m: nn.Module, inp, out) -> None:
-        total[0] += 2 * out[0].numel() * m.filter_size ** 2
-
-    hooks = []
-    for m in model.modules():
+    per_output = {}  # name -> multiply-adds per output element
+    layers = {}
+    for name, m in model.named_modules():
         if isinstance(m, nn.Conv2d):
-            hooks.append(m.register_forward_hook(conv_hook))
+            per_output[name] = m.weight[0].numel()  # Cin/groups · kh · kw
         elif isinstance(m, nn.Linear):
-            hooks.append(m.register_forward_hook(lin_hook))
+            per_output[name] = m.in_features
         elif isinstance(m, BlurPool):
-            hooks.append(m.register_forward_hook(blur_hook))
+            per_output[name] = m.filter_size ** 2
+        else:
+            continue
+        layers[name] = m
+    if not layers:
+        return 0
     was = model.training
     model.eval()
     try:
         p = next(model.parameters())
-        model(torch.zeros(1, channels, size, size, dtype=p.dtype, device=p.device))
+        got = capture(model, layers, torch.zeros(1, channels, size, size, dtype=p.dtype, device=p.device),
+                      keep="outputs")
     finally:
-        for h in hooks:
-            h.remove()
         model.train(was)
-    return int(total[0])
+    return int(sum(2 * y.numel() * per_output[name] for name, ys in got.outputs.items() for y in ys))
 
 
 # -- surgery ---------------------------------------------------------------------------------------------------

@@ -11,18 +11,20 @@ ipywidgets).
 - :func:`size_accuracy_figure`: accuracy against test size, one line per training (``training, test_size,
   accuracy_mean[, accuracy_sd]`` or ``accuracy`` rows), FLOPs on the hover.
 
-Each takes an optional ``fig=`` (a ``go.Figure`` or ``FigureWidget``) to redraw into inside ``fig.batch_update()``.
+Each builds a new ``go.Figure`` and ends with ``return redraw(fig, new)`` (:func:`workbench.viz.figure.redraw`):
+the optional ``fig=`` is a figure to redraw into; without it the new figure is returned.
 """
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
+
+from workbench.viz.figure import redraw
 
 __all__ = ["image_figure", "polyphase_figure", "probabilities_figure", "consistency_figure", "shift_map_figure",
            "size_accuracy_figure", "MODEL_COLORS"]
@@ -36,17 +38,6 @@ def _color(name: str, i: int) -> str:
     return MODEL_COLORS.get(str(name), _FALLBACK[i % len(_FALLBACK)])
 
 
-def _draw(fig: go.Figure | None, traces: list[Any], layout: dict[str, Any]) -> go.Figure:
-    if fig is None:
-        return go.Figure(data=traces, layout=layout)
-    ctx = fig.batch_update() if hasattr(fig, "batch_update") else nullcontext()
-    with ctx:
-        fig.data = ()
-        fig.add_traces(traces)
-        fig.update_layout(layout, overwrite=False)
-    return fig
-
-
 def image_figure(image: Any, fig: go.Figure | None = None, title: str | None = None) -> go.Figure:
     """A 2-D array (H, W) as a grey image, row 0 at the top."""
     a = np.asarray(image, dtype=float)
@@ -56,10 +47,11 @@ def image_figure(image: Any, fig: go.Figure | None = None, title: str | None = N
                        hovertemplate="x %{x}, y %{y}: %{z:.2f}<extra></extra>")
     layout = dict(title=title or "", yaxis=dict(autorange="reversed", scaleanchor="x", visible=False),
                   xaxis=dict(visible=False), margin=dict(l=10, r=10, t=40, b=10))
-    return _draw(fig, [trace], layout)
+    return redraw(fig, go.Figure(data=[trace], layout=layout))
 
 
-def polyphase_figure(components: Any, norms: Sequence[float] | None = None, title: str | None = None) -> go.Figure:
+def polyphase_figure(components: Any, norms: Sequence[float] | None = None, title: str | None = None,
+                     fig: go.Figure | None = None) -> go.Figure:
     """The ``s²`` polyphase components (s², h, w) of one channel in an s×s grid, component ``(i, j)`` =
     ``x[i::s, j::s]``; titles give each component's norm and the largest (APS's pick) is starred."""
     c = np.asarray(components, dtype=float)
@@ -69,16 +61,16 @@ def polyphase_figure(components: Any, norms: Sequence[float] | None = None, titl
     n = np.asarray(norms, dtype=float) if norms is not None else np.sqrt((c ** 2).reshape(len(c), -1).sum(1))
     best = int(np.argmax(n))
     titles = [f"({k // s},{k % s}) ‖·‖={n[k]:.2f}{' ★ APS' if k == best else ''}" for k in range(len(c))]
-    fig = make_subplots(rows=s, cols=s, subplot_titles=titles, horizontal_spacing=0.04, vertical_spacing=0.1)
+    new = make_subplots(rows=s, cols=s, subplot_titles=titles, horizontal_spacing=0.04, vertical_spacing=0.1)
     vmax = float(np.abs(c).max()) or 1.0
     for k in range(len(c)):
-        fig.add_trace(go.Heatmap(z=c[k], colorscale="gray_r", zmin=0, zmax=vmax, showscale=False), row=k // s + 1,
+        new.add_trace(go.Heatmap(z=c[k], colorscale="gray_r", zmin=0, zmax=vmax, showscale=False), row=k // s + 1,
                       col=k % s + 1)
-    fig.update_yaxes(autorange="reversed", visible=False)
-    fig.update_xaxes(visible=False)
-    fig.update_layout(title=title or f"the {s * s} polyphase components (stride {s})", height=160 * s + 60,
+    new.update_yaxes(autorange="reversed", visible=False)
+    new.update_xaxes(visible=False)
+    new.update_layout(title=title or f"the {s * s} polyphase components (stride {s})", height=160 * s + 60,
                       width=160 * s + 40, margin=dict(l=10, r=10, t=70, b=10))
-    return fig
+    return redraw(fig, new)
 
 
 def probabilities_figure(frame: pd.DataFrame, fig: go.Figure | None = None, title: str | None = None) -> go.Figure:
@@ -92,7 +84,7 @@ def probabilities_figure(frame: pd.DataFrame, fig: go.Figure | None = None, titl
                              marker_color=_color(name, i)))
     layout = dict(title=title or "class probabilities", barmode="group", yaxis=dict(range=[0, 1], title="p"),
                   xaxis=dict(title="class"), legend=dict(orientation="h", y=-0.25), margin=dict(t=40, b=10))
-    return _draw(fig, traces, layout)
+    return redraw(fig, go.Figure(data=traces, layout=layout))
 
 
 def consistency_figure(frame: pd.DataFrame, fig: go.Figure | None = None, title: str | None = None) -> go.Figure:
@@ -107,7 +99,7 @@ def consistency_figure(frame: pd.DataFrame, fig: go.Figure | None = None, title:
                      text=[f"{v:.1%}" for v in frame["accuracy"]], textposition="outside")]
     layout = dict(title=title or "same class under every shift", barmode="group",
                   yaxis=dict(range=[0, 1.1], tickformat=".0%"), legend=dict(orientation="h", y=-0.2))
-    return _draw(fig, traces, layout)
+    return redraw(fig, go.Figure(data=traces, layout=layout))
 
 
 def shift_map_figure(frame: pd.DataFrame, value: str = "agreement", fig: go.Figure | None = None,
@@ -123,7 +115,7 @@ def shift_map_figure(frame: pd.DataFrame, value: str = "agreement", fig: go.Figu
                        hovertemplate="dx %{x}, dy %{y}: %{z:.3f}<extra></extra>")
     layout = dict(title=title or f"{value} per shift", xaxis=dict(title="dx"),
                   yaxis=dict(title="dy", autorange="reversed", scaleanchor="x"))
-    return _draw(fig, [trace], layout)
+    return redraw(fig, go.Figure(data=[trace], layout=layout))
 
 
 def size_accuracy_figure(frame: pd.DataFrame, fig: go.Figure | None = None, title: str | None = None,
@@ -145,4 +137,4 @@ def size_accuracy_figure(frame: pd.DataFrame, fig: go.Figure | None = None, titl
                                  hovertemplate="size %{x}: %{y:.3f} %{customdata}<extra>" + str(name) + "</extra>"))
     layout = dict(title=title or "accuracy against test image size", xaxis=dict(title="test size (pixels)"),
                   yaxis=dict(title="accuracy", range=[0, 1.02]), legend=dict(orientation="h", y=-0.25))
-    return _draw(fig, traces, layout)
+    return redraw(fig, go.Figure(data=traces, layout=layout))

@@ -8,6 +8,9 @@ and a Mix & Match (16/24/32/40) model through :class:`~workbench.widgets._async.
 responsive; "cancel" stops at the next step); the test-size slider then reads both models' accuracy and the FLOPs
 per image at that size from the computed table, and the curve shows every size.
 
+Every plot is a :class:`~workbench.widgets.plot.PlotView` (the kernel holds the figure on screen, so a reload
+redraws it); a slider move redraws the two small shift figures whole.
+
 The view takes the dashboard's :class:`~workbench.models.ModelHandle`: when it is one of the three bundled 32×32
 models its test digits are used; any other handle (an 8×8 or flat model) is replaced by ``digits32-cnn-aps``'s data
 and the status line says so.
@@ -19,14 +22,15 @@ from typing import Any
 
 import ipywidgets as W
 import pandas as pd
-import plotly.graph_objects as go
 
 from workbench.config import quick_mode
 from workbench.errors import WorkbenchError
 from workbench.geometry import BUNDLED_MODELS, DEFAULT_SIZES, accuracy_vs_size, mix_and_match, shifted_probabilities
 from workbench.geometry.shift import shift_images
+from workbench.viz.figure import empty_figure
 from workbench.viz.geometry import image_figure, probabilities_figure, size_accuracy_figure
 from workbench.widgets._async import JobContext, LatestJobRunner
+from workbench.widgets.plot import PlotView
 
 TEST_SIZES = (8, 16, 24, 32, 40, 48)
 
@@ -61,8 +65,8 @@ class GeometryView:
         self.dx = W.IntSlider(value=0, min=-(size - 1), max=size - 1, description="dx")
         self.dy = W.IntSlider(value=0, min=-(size - 1), max=size - 1, description="dy")
         self.mode = W.ToggleButtons(options=["circular", "linear"], value="circular", description="shift")
-        self.image = go.FigureWidget(layout=dict(height=280, width=280))
-        self.bars = go.FigureWidget(layout=dict(height=320))
+        self.image = PlotView(height=280, width="300px", min_width="280px")
+        self.bars = PlotView(height=320)
         self.readout = W.HTML()
 
         self.steps = W.BoundedIntText(value=60 if self.quick else 300, min=1, max=5000, description="steps")
@@ -73,7 +77,7 @@ class GeometryView:
         self.test_size = W.SelectionSlider(options=list(TEST_SIZES), value=32, description="test size",
                                            disabled=True)
         self.size_readout = W.HTML("<i>press train to compare fixed- and mixed-size training</i>")
-        self.curve = go.FigureWidget(layout=dict(height=360, title="accuracy against test size: press train"))
+        self.curve = PlotView(empty_figure("accuracy against test size", "press train fixed & mixed"), height=360)
         self.status = W.HTML(f"<i>move the shift sliders</i>{note}")
 
         self.runner = LatestJobRunner(sync=sync, on_progress=self._on_progress, on_busy=self._on_busy,
@@ -83,10 +87,10 @@ class GeometryView:
         self.test_size.observe(lambda _: self.show_size(), names="value")
         self.train_button.on_click(self._on_train)
         self.cancel_button.on_click(lambda _: self.runner.cancel())
-        shift_box = W.HBox([W.VBox([self.example, self.dx, self.dy, self.mode, self.readout]), self.image])
+        shift_box = W.HBox([W.VBox([self.example, self.dx, self.dy, self.mode, self.readout]), self.image.ui])
         size_box = W.VBox([W.HBox([self.steps, self.train_button, self.cancel_button, self.progress]),
-                           self.test_size, self.size_readout, self.curve])
-        self.ui = W.VBox([W.HTML("<b>Shift a digit</b>"), shift_box, self.bars,
+                           self.test_size, self.size_readout, self.curve.ui])
+        self.ui = W.VBox([W.HTML("<b>Shift a digit</b>"), shift_box, self.bars.ui,
                           W.HTML("<b>Train with mixed image sizes</b>"), size_box, self.status])
         self.draw_shift()
 
@@ -108,8 +112,8 @@ class GeometryView:
             self.status.value = f"<b>error:</b> {e}"
             return
         self.current = probs
-        image_figure(shifted, fig=self.image, title=f"a {int(self.y_test[i])}, shifted ({dx}, {dy}) {mode}")
-        probabilities_figure(probs, fig=self.bars)
+        self.image.show(image_figure(shifted, title=f"a {int(self.y_test[i])}, shifted ({dx}, {dy}) {mode}"))
+        self.bars.show(probabilities_figure(probs))
         cells = []
         for name, g in probs.groupby("model", sort=False):
             top = g.sort_values("probability", ascending=False).iloc[0]
@@ -140,8 +144,8 @@ class GeometryView:
     def _show_sizes(self, table: pd.DataFrame) -> None:
         self.sizes_table = table
         flops = table[table["training"] == "fixed"][["test_size", "flops"]].rename(columns={"test_size": "size"})
-        size_accuracy_figure(table, fig=self.curve, flops=flops,
-                             title="accuracy against test size: fixed (32) vs mixed (16/24/32/40) training")
+        self.curve.show(size_accuracy_figure(
+            table, flops=flops, title="accuracy against test size: fixed (32) vs mixed (16/24/32/40) training"))
         self.test_size.disabled = False
         self.status.value = "trained: slide the test size"
         self.show_size()
