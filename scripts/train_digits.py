@@ -1,6 +1,7 @@
 """Train the bundled digits models and write their checkpoints and records to ``data/``.
 
-    python scripts/train_digits.py            # trains digits-mlp and digits-cnn, writes data/*.pt + checkpoints.json
+    python scripts/train_digits.py            # trains digits-mlp, -cnn, -gru, writes data/*.pt + checkpoints.json
+    python scripts/train_digits.py --only digits-gru   # only the GRU (digits read row by row, 8 steps)
     python scripts/train_digits.py --check    # trains again and compares with the committed records, writes nothing
     python scripts/train_digits.py --only digits-bnn   # the binarized MLP of notebook 05 (+ its float twins' records)
 
@@ -37,6 +38,7 @@ SEED = 0
 RECIPES: dict[str, tuple[int, int, float, float]] = {
     "digits-mlp": (40, 64, 3e-3, 1e-4),
     "digits-cnn": (30, 64, 3e-3, 1e-4),
+    "digits-gru": (40, 64, 1e-2, 1e-4),
 }
 
 
