@@ -22,6 +22,7 @@ LAB_VIEWS: dict[str, tuple[str, str]] = {
     "topology": ("workbench.widgets.topology", "TopologyView"),
     "kernels": ("workbench.widgets.kernels", "KernelBenchView"),
     "zero-shot": ("workbench.widgets.zeroshot", "ZeroShotView"),
+    "sparse training": ("workbench.widgets.sparse_training", "SparseTrainingView"),
 }
 
 
