@@ -85,8 +85,9 @@ class LinearGRUCell(nn.Module):
     >>> cell = LinearGRUCell(8, 16)
     >>> gru = nn.GRUCell(8, 16)
     >>> with torch.no_grad():
-    ...     gru.weight_ih.copy_(cell.ih.weight); gru.weight_hh.copy_(cell.hh.weight)
-    ...     gru.bias_ih.copy_(cell.ih.bias); gru.bias_hh.copy_(cell.hh.bias)
+    ...     for a, b in [(gru.weight_ih, cell.ih.weight), (gru.weight_hh, cell.hh.weight),
+    ...                  (gru.bias_ih, cell.ih.bias), (gru.bias_hh, cell.hh.bias)]:
+    ...         _ = a.copy_(b)
     >>> x, h = torch.randn(3, 8), torch.randn(3, 16)
     >>> torch.allclose(cell(x, h), gru(x, h), atol=1e-6)
     True
@@ -98,8 +99,9 @@ class LinearGRUCell(nn.Module):
         self.ih = nn.Linear(input_size, 3 * hidden_size)
         self.hh = nn.Linear(hidden_size, 3 * hidden_size)
 
-    def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        xr, xz, xn = self.ih(x).chunk(3, dim=-1)
+    def forward(self, x: torch.Tensor, h: torch.Tensor, xi: torch.Tensor | None = None) -> torch.Tensor:
+        """One step; ``xi`` = ``self.ih(x)`` when the caller computed the input part for a whole sequence."""
+        xr, xz, xn = (self.ih(x) if xi is None else xi).chunk(3, dim=-1)
         hr, hz, hn = self.hh(h).chunk(3, dim=-1)
         r = torch.sigmoid(xr + hr)
         z = torch.sigmoid(xz + hz)
@@ -129,8 +131,9 @@ class DigitsGRU(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.reshape(x.shape[0], 8, 8)  # (batch, step = image row, 8 pixels)
         h = rows.new_zeros(x.shape[0], self.hidden_size)
+        xi = self.cell.ih(rows)  # the input part of every step in one call (the recurrent part cannot be)
         for t in range(rows.shape[1]):
-            h = self.cell(rows[:, t], h)
+            h = self.cell(rows[:, t], h, xi[:, t])
         return self.fc(h)
 
 
