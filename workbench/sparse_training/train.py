@@ -130,9 +130,9 @@ class _State:
         pruned_norms = []
         for name in self.names:
             w = self.dense(name).detach()
+            if prune_only and sp is not None:  # gradual pruning: what was pruned (set to zero) stays pruned
+                w = w.masked_fill(~self.param(name).mask, 0.0)
             mask = structure_mask(w, sp)
-            if prune_only:  # gradual pruning: what was pruned stays pruned
-                mask &= self.param(name).mask
             self.param(name).mask.copy_(mask)
             self.ever[name] |= mask
             if sp is not None and (~mask).any():
@@ -140,7 +140,7 @@ class _State:
                 dropped = (~_group_mask(to_matrix(mask), sp)).flatten()
                 pruned_norms.append(float(norms[dropped].max()) if dropped.any() else float("nan"))
             if self.param(name).straight_through is False:
-                w.mul_(self.param(name).mask.to(w.dtype))
+                self.dense(name).detach().mul_(self.param(name).mask.to(w.dtype))
         self.threshold = max(pruned_norms) if pruned_norms else float("nan")
 
     def zero_outside(self) -> None:
