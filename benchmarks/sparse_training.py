@@ -28,7 +28,7 @@ from workbench.dynamics import train  # noqa: E402
 from workbench.sparse_training import METHODS, train_sparse  # noqa: E402
 
 GRID = {
-    "digits-gru": [(s, m) for s in ("block4x4@80%", "block8x8@80%", "block16x16@80%", "2:4") for m in METHODS],
+    "digits-gru": [(s, m) for s in ("block4x4@80%", "block8x8@80%", "block16x16@80%", "2:4", "4:8") for m in METHODS],
     "digits-cnn": [(s, m) for s in ("2:4", "unstructured 10%") for m in ("fixed_mask", "augmented")],
 }
 OUT = ROOT / "data" / "results" / "sparse_training.csv"
@@ -36,8 +36,8 @@ OUT = ROOT / "data" / "results" / "sparse_training.csv"
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--steps", type=int, default=400)
     p.add_argument("--models", nargs="+", default=list(GRID))
     p.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args(argv)
