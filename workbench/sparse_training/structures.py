@@ -19,7 +19,7 @@ from torch import nn
 
 from workbench.checks import number
 from workbench.errors import FormatError, LayerError, ShapeError, shorten
-from workbench.formats import Sparsity, eligible_layers, from_matrix, parse_format, to_matrix
+from workbench.formats import Sparsity, eligible_layers, parse_format, to_matrix
 from workbench.formats.masks import fits, is_nm, is_transposable, too_costly, weight_mask
 
 STRUCTURE_EXAMPLES = ("2:4", "4:8", "2:4-T", "unstructured 10%", "block4x4@80%", "block8x8@80%", "block16x16@80%")
@@ -143,5 +143,4 @@ def _why_not(name: str, mod: nn.Module, sp: Sparsity) -> str | None:
     return f"layer {name!r}: {reason}" if reason else None
 
 
-__all__ = ["STRUCTURE_EXAMPLES", "parse_structure", "at_fraction", "structure_mask", "satisfies", "sparse_layers",
-           "from_matrix"]
+__all__ = ["STRUCTURE_EXAMPLES", "parse_structure", "at_fraction", "structure_mask", "satisfies", "sparse_layers"]
