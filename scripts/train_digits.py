@@ -2,6 +2,7 @@
 
     python scripts/train_digits.py            # trains every bundled model, writes data/*.pt + checkpoints.json
     python scripts/train_digits.py --only digits32-cnn-aps   # one model (the geometry lab's are digits32-cnn-*)
+    python scripts/train_digits.py --only digits-gru   # only the GRU (digits read row by row, 8 steps)
     python scripts/train_digits.py --check    # trains again and compares with the committed records, writes nothing
     python scripts/train_digits.py --only digits-bnn   # the binarized MLP of notebook 05 (+ its float twins' records)
 
@@ -42,6 +43,7 @@ RECIPES: dict[str, tuple[int, int, float, float]] = {
     "digits32-cnn-max": (15, 64, 6e-3, 1e-4),
     "digits32-cnn-blur": (15, 64, 6e-3, 1e-4),
     "digits32-cnn-aps": (15, 64, 6e-3, 1e-4),
+    "digits-gru": (40, 64, 1e-2, 1e-4),
 }
 
 

@@ -8,7 +8,7 @@ import torch
 import workbench as wb
 from workbench.formats import current_formats, list_formats
 
-BUNDLED = ["digits-mlp", "digits-cnn"]
+BUNDLED = ["digits-mlp", "digits-cnn", "digits-gru"]
 
 
 @pytest.fixture(scope="module", params=BUNDLED)

@@ -215,7 +215,9 @@ def train(handle, batch_size: int = 32, lr: float = 0.05, steps: int | None = No
           loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
           batch_transform: Callable[[torch.Tensor, torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]]
           | None = None,
-          sampler: Any = None) -> TrainResult:
+          sampler: Any = None,
+          setup: Callable[[nn.Module], None] | None = None,
+          on_step: Callable[[int, nn.Module], None] | None = None) -> TrainResult:
     """Train a fresh copy of ``handle``'s model with SGD; return distances from initialization and metrics.
 
     ``handle``: a ModelHandle (or a spec string for :func:`workbench.load_model`) with ``.model``,
@@ -234,6 +236,9 @@ def train(handle, batch_size: int = 32, lr: float = 0.05, steps: int | None = No
     of the per-sample cross-entropies, and the sampler is updated with those losses. ``result.extra["sampler"]``
     holds its name and update + sampling seconds; ``result.extra["train_seconds"]`` the wall time of each
     evaluation row without the time spent evaluating.
+    ``setup(model)`` is called once on the training copy after it is built (re-initialised, Ghost BN swapped) and
+    before the optimizer and the distance tracker see its parameters; ``on_step(step, model)`` after every update
+    (under ``torch.no_grad``): the sparse training lab puts its masks on and updates them through these two.
     """
     name, source, (x_train, y_train), (x_test, y_test), handle = _handle_parts(handle)
     task_metrics = getattr(handle, "evaluate", None)  # the handle's task metric on its held-out split
@@ -263,6 +268,9 @@ def train(handle, batch_size: int = 32, lr: float = 0.05, steps: int | None = No
     total = p["total_steps"]
     if loss_fn is not None and not callable(loss_fn):
         raise DataError(f"loss_fn must be a callable (logits, labels) -> loss, got {type(loss_fn).__name__}")
+    for hook_name, hook in (("setup", setup), ("on_step", on_step)):
+        if hook is not None and not callable(hook):
+            raise DataError(f"{hook_name} must be a callable, got {type(hook).__name__}")
     batch_loss = F.cross_entropy if loss_fn is None else loss_fn
     if batch_transform is not None and not callable(batch_transform):
         raise DataError(f"batch_transform must be a callable (x, y, step) -> (x, y), got "
@@ -277,6 +285,8 @@ def train(handle, batch_size: int = 32, lr: float = 0.05, steps: int | None = No
         fix_hadamard_classifier(model)
     if ghost_batch is not None:
         swap_ghost_bn(model, int(ghost_batch))
+    if setup is not None:
+        setup(model)
     model.train()
     if track_every == "log":
         record = np.unique(np.round(np.geomspace(1, total, max(2, int(track_points)))).astype(int))
@@ -360,6 +370,9 @@ def train(handle, batch_size: int = 32, lr: float = 0.05, steps: int | None = No
             if sampler is not None:
                 sampler.update(idx, per_sample.detach())
             step += 1
+            if on_step is not None:
+                with torch.no_grad():
+                    on_step(step, model)
             rows = tracker.update(step)
             if rows and on_record is not None:
                 on_record(rows)

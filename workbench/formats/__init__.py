@@ -1,7 +1,7 @@
 """Number formats and sparsity patterns as a registry of reversible, per-layer transformations.
 
 Names: ``"dense"``, ``"N:M"``, ``"N:M-T"`` (``"N:M-T greedy"``), ``"unstructured P%"``, ``"fp8_e4m3"``,
-``"fp8_e5m2"``, ``"int8"``, ``"int4"``, ``"binary"`` and ``+`` combinations (``"2:4+fp8_e4m3"``). See
+``"blockHxW@S%"`` (``"block4x4@80%"``), ``"fp8_e5m2"``, ``"int8"``, ``"int4"``, ``"binary"`` and ``+`` combinations (``"2:4+fp8_e4m3"``). See
 :mod:`workbench.formats.spec` for the one grammar. The mask solvers live in :mod:`workbench.formats.masks`.
 This package imports torch and nothing of the labs.
 
@@ -49,7 +49,7 @@ from workbench.formats.api import (
 from workbench.formats.parametrize import ActivationQuantizer, FormatParametrization
 
 # masks (the solvers behind the sparsity part)
-from workbench.formats.masks import nm_mask, transposable_mask, unstructured_mask, weight_mask
+from workbench.formats.masks import block_mask, nm_mask, transposable_mask, unstructured_mask, weight_mask
 
 # sizes
 from workbench.formats.size import bits_per_weight, layer_size_bits, model_size_bytes
@@ -59,7 +59,7 @@ __all__ = [
     "Granularity", "compute_scale", "from_matrix", "quantize", "representable_values", "round_number", "to_matrix",
     "activation_quantizer", "apply", "clear_cache", "current_formats", "eligible_layers", "format_table", "model_lock",
     "original_weight", "restore", "suspended",
-    "nm_mask", "transposable_mask", "unstructured_mask", "weight_mask",
+    "block_mask", "nm_mask", "transposable_mask", "unstructured_mask", "weight_mask",
     "ActivationQuantizer", "FormatParametrization",
     "bits_per_weight", "layer_size_bits", "model_size_bytes",
 ]

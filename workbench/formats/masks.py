@@ -25,6 +25,11 @@ estimated time is past :data:`SOLVE_SECONDS_LIMIT` is refused with a :class:`Cos
 
 Unstructured (Han et al. 2015): keep the ``round(keep · numel)`` largest |w| of the whole weight.
 
+Block (Narang, Undersander & Diamos 2017, "Block-sparse recurrent neural networks"): cut the 2-D weight into
+bh×bw blocks and keep the ``round(keep · #blocks)`` blocks of largest L2 norm whole (ties: lower block index, in
+row-major block order, first). The block shape must tile the weight; a weight it does not tile is refused with a
+ShapeError that says how many rows / columns of zero padding would make it fit.
+
 :func:`transposable_count` counts X(M, N), the number of valid M×M transposable tiles, exactly (the solver asks it
 whether enumerating every tile pattern is cheap; :mod:`workbench.sparsity.diversity` builds mask diversity on it).
 """
@@ -466,12 +471,57 @@ def unstructured_mask(w: torch.Tensor, keep: float) -> torch.Tensor:
     return mask.reshape(w.shape)
 
 
+def block_norms(w: torch.Tensor, block: tuple[int, int]) -> torch.Tensor:
+    """L2 norm of every bh×bw block of a 2-D weight, shape (rows/bh, cols/bw), in float64.
+
+    >>> block_norms(torch.tensor([[3., 4., 0., 1.]]), (1, 2)).tolist()
+    [[5.0, 1.0]]
+    """
+    bh, bw = block
+    r, c = w.shape
+    blocks = w.detach().double().reshape(r // bh, bh, c // bw, bw)
+    return blocks.pow(2).sum(dim=(1, 3)).sqrt()
+
+
+def block_fits(shape: tuple[int, ...], block: tuple[int, int]) -> str | None:
+    """None when bh×bw blocks tile a 2-D ``shape``, else the reason, naming the padding that would make them."""
+    r, c = int(shape[0]), int(shape[1])
+    bh, bw = block
+    pr, pc = (-r) % bh, (-c) % bw
+    if not (pr or pc):
+        return None
+    return (f"block {bh}x{bw} does not tile the {r}×{c} weight matrix: pad {pr} zero row(s) and {pc} zero "
+            f"column(s) (to {r + pr}×{c + pc}), or pick a block shape dividing {r}×{c}")
+
+
+def block_mask(w: torch.Tensor, block: tuple[int, int], keep: float) -> torch.Tensor:
+    """Boolean mask keeping the ``round(keep · #blocks)`` bh×bw blocks of largest L2 norm of a 2-D weight.
+
+    >>> block_mask(torch.tensor([[1., 1., 0., 3.], [1., 1., 0., 0.]]), (2, 2), 0.5).int().tolist()
+    [[0, 0, 1, 1], [0, 0, 1, 1]]
+    """
+    if w.dim() != 2:
+        raise ShapeError(f"block mask expects a 2-D weight (out × in), got shape {tuple(w.shape)}")
+    reason = block_fits(tuple(w.shape), block)
+    if reason:
+        raise ShapeError(reason)
+    if w.is_floating_point() and not torch.isfinite(w).all():
+        raise NonFiniteError(f"block mask: weight {tuple(w.shape)} contains NaN or inf")
+    bh, bw = block
+    norms = block_norms(w, block)
+    keep_blocks = unstructured_mask(norms, keep)
+    return keep_blocks.repeat_interleave(bh, 0).repeat_interleave(bw, 1).to(w.device)
+
+
 def fits(w: torch.Tensor, sparsity: Sparsity) -> str | None:
     """None when ``sparsity`` can be applied to weight ``w``, else the reason it cannot."""
     if w.dim() < 2:
         return f"{sparsity.name} needs a weight with at least 2 dimensions, got shape {tuple(w.shape)}"
     if sparsity.kind == "unstructured":
         return None
+    if sparsity.kind == "block":
+        reason = block_fits((int(w.shape[0]), w[0].numel()), sparsity.block)
+        return None if reason is None else f"{sparsity.name}: {reason}"
     cin = int(w.shape[1])
     if cin % sparsity.m:
         return (f"{sparsity.name}: input dimension {cin} of weight {tuple(w.shape)} is not a multiple of "
@@ -503,6 +553,8 @@ def weight_mask(w: torch.Tensor, sparsity: Sparsity) -> torch.Tensor:
     mat = to_matrix(w.detach())
     if sparsity.kind == "unstructured":
         mask = unstructured_mask(mat, sparsity.density)
+    elif sparsity.kind == "block":
+        mask = block_mask(mat, sparsity.block, sparsity.density)
     elif sparsity.transposable:
         mask = transposable_mask(mat, sparsity.n, sparsity.m, sparsity.method)
     else:
@@ -519,6 +571,9 @@ __all__ = [
     "DP_STATES_LIMIT",
     "SOLVE_SECONDS_LIMIT",
     "PaddedWeightWarning",
+    "block_fits",
+    "block_mask",
+    "block_norms",
     "check_nm",
     "fits",
     "too_costly",

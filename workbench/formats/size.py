@@ -31,6 +31,9 @@ def bits_per_weight(fmt: "str | Format", dtype_bits: int = 32) -> float:
         return float(value_bits)
     if f.sparsity.kind == "unstructured":
         return f.sparsity.density * value_bits + 1.0
+    if f.sparsity.kind == "block":  # one bit per block says whether it is kept
+        bh, bw = f.sparsity.block
+        return f.sparsity.density * value_bits + 1.0 / (bh * bw)
     index_bits = math.ceil(math.log2(f.sparsity.m)) if f.sparsity.m > 1 else 0
     return f.sparsity.density * (value_bits + index_bits)
 

@@ -10,6 +10,9 @@ A format is at most one sparsity pattern and at most one number format, joined b
   ``"N:M-T optimal"`` is the same format as ``"N:M-T"``.
 - ``"unstructured P%"`` (``"unstructured 50%"``): keep the P % largest |w| of the whole layer;
   ``"unstructured:F"`` with a fraction F in (0, 1] (``"unstructured:0.5"``) is the same format.
+- ``"blockHxW@S%"`` (``"block4x4@80%"``): block sparsity at S % *sparsity* (S in [0, 100)): the weight matrix is cut
+  into H×W blocks (H output rows × W input columns) and the ``round((1 − S) · #blocks)`` blocks of largest L2 norm
+  are kept whole (Narang, Undersander & Diamos 2017, "Block-sparse recurrent neural networks").
 - ``"fp8_e4m3"``, ``"fp8_e5m2"`` (Micikevicius et al. 2022), ``"int8"``, ``"int4"`` (any ``"intB"`` with 2 <= B <= 16
   parses), ``"binary"`` (sign with +1 at 0 times a scale; Hubara/Courbariaux et al. 2016, XNOR-Net).
 - combinations: ``"2:4+fp8_e4m3"``.
@@ -18,7 +21,7 @@ Names are ASCII, at most 64 characters; whitespace around the parts, a lower-cas
 are accepted and canonicalized (``parse_format("2:4-t").name == "2:4-T"``).
 
 >>> parse_format("2:4+fp8_e4m3")
-Format(name='2:4+fp8_e4m3', sparsity=Sparsity(n=2, m=4, transposable=False, method='optimal', keep=None), number=Number(name='fp8_e4m3', kind='float', bits=8))
+Format(name='2:4+fp8_e4m3', sparsity=Sparsity(n=2, m=4, transposable=False, method='optimal', keep=None, block=None), number=Number(name='fp8_e4m3', kind='float', bits=8))
 >>> parse_format("4:8-t greedy").name, parse_format("unstructured:0.25").name
 ('4:8-T greedy', 'unstructured 25%')
 >>> list_formats("fp8*")
@@ -41,7 +44,7 @@ NumberKind = Literal["float", "int", "binary"]
 
 
 SolverMethod = Literal["optimal", "greedy"]
-SparsityKind = Literal["nm", "transposable", "unstructured"]
+SparsityKind = Literal["nm", "transposable", "unstructured", "block"]
 SOLVER_METHODS: tuple[str, ...] = ("optimal", "greedy")
 MAX_M = 1024  # the largest M a pattern may name (a transposable solve is guarded by its own cost estimate)
 
@@ -55,18 +58,29 @@ class Sparsity:
     """One mask abstraction with parameters (not subclasses): an N:M pattern along the input dimension
     (``n``, ``m``); ``transposable`` also asks for N:M along output rows per M×M tile, solved by ``method``
     (``"optimal"`` or ``"greedy"``); or, with ``keep`` set (and no N:M), unstructured: the fraction ``keep`` of
-    largest |w| of the whole layer."""
+    largest |w| of the whole layer; or, with ``block=(bh, bw)`` and ``keep`` too, block sparsity: the fraction
+    ``keep`` of bh×bw blocks of largest L2 norm."""
 
     n: int | None = None
     m: int | None = None
     transposable: bool = False
     method: SolverMethod = "optimal"
     keep: float | None = None
+    block: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
+        if self.block is not None:
+            b = self.block
+            if (not isinstance(b, tuple) or len(b) != 2 or not all(_is_int(v) and 0 < v <= MAX_M for v in b)):
+                raise FormatError(f"block sparsity needs block=(rows, columns) of ints in 1..{MAX_M}, "
+                                  f"got {shorten(b)}")
+            if self.keep is None:
+                raise FormatError(f"block sparsity {b[0]}x{b[1]} needs `keep`, the fraction of blocks kept, "
+                                  "in (0, 1] (sparsity in [0, 1))")
         if self.keep is not None:
             if self.n is not None or self.m is not None or self.transposable or self.method != "optimal":
-                raise FormatError("an unstructured sparsity takes only `keep` (no n, m, transposable or method), "
+                what = "a block" if self.block is not None else "an unstructured"
+                raise FormatError(f"{what} sparsity takes only `keep` (no n, m, transposable or method), "
                                   f"got {self!r}")
             if isinstance(self.keep, bool) or not isinstance(self.keep, (int, float)) or not (
                     math.isfinite(self.keep) and 0 < self.keep <= 1):
@@ -87,12 +101,16 @@ class Sparsity:
     @property
     def kind(self) -> SparsityKind:
         """``"unstructured"``, ``"transposable"`` or ``"nm"``."""
+        if self.block is not None:
+            return "block"
         if self.keep is not None:
             return "unstructured"
         return "transposable" if self.transposable else "nm"
 
     @property
     def name(self) -> str:
+        if self.block is not None:
+            return f"block{self.block[0]}x{self.block[1]}@{(1 - self.keep) * 100:.6g}%"
         if self.keep is not None:
             return f"unstructured {self.keep * 100:.6g}%"
         base = f"{self.n}:{self.m}" + ("-T" if self.transposable else "")
@@ -100,7 +118,7 @@ class Sparsity:
 
     @property
     def density(self) -> float:
-        """Fraction of weights kept: N/M, or ``keep``."""
+        """Fraction of weights kept: N/M, or ``keep`` (of weights, or of blocks)."""
         return float(self.keep) if self.keep is not None else self.n / self.m
 
 
@@ -157,7 +175,8 @@ FLOAT_DTYPES: dict[str, torch.dtype] = {
 # name -> factory of the Number it stands for; filled by @register_number_format
 _NUMBER_REGISTRY: dict[str, Callable[[], Number]] = {}
 # sparsity patterns that list_formats shows (any valid N:M parses)
-LISTED_SPARSITY = ("1:2", "2:4", "4:8", "2:4-T", "4:8-T", "2:4-T greedy", "unstructured 50%")
+LISTED_SPARSITY = ("1:2", "2:4", "4:8", "2:4-T", "4:8-T", "2:4-T greedy", "unstructured 50%", "block4x4@80%",
+                   "block8x8@80%", "block16x16@90%")
 LISTED_COMBINATIONS = ("2:4+fp8_e4m3", "2:4+int8", "2:4+int4", "4:8-T+fp8_e4m3", "2:4+binary")
 
 
@@ -210,12 +229,14 @@ MAX_NAME_CHARS = 64
 _NM = re.compile(r"([0-9]{1,6})\s*:\s*([0-9]{1,6})(?:\s*-\s*([Tt]))?(?:\s+([A-Za-z]+))?")
 _UNSTRUCTURED = re.compile(r"(?i:unstructured)\s*[:_\s-]?\s*([0-9]{1,6}(?:\.[0-9]{1,9})?)?\s*(%?)")
 _INT = re.compile(r"int([0-9]+)")
+_BLOCK = re.compile(r"(?i:block)\s*([0-9]{1,6})\s*[xX]\s*([0-9]{1,6})\s*(?:@\s*([0-9]{1,6}(?:\.[0-9]{1,9})?)\s*(%?))?")
 
 
 def _unknown(name: object, why: str = "unknown format") -> FormatError:
     return FormatError(
         f"{why}: {shorten(name)}. Known formats: {', '.join(list_formats())}; also any 'N:M' or 'N:M-T' with "
-        f"0 < N <= M (optionally 'N:M-T greedy'), 'unstructured P%' (or 'unstructured:F', F in (0, 1]), 'intB' "
+        f"0 < N <= M (optionally 'N:M-T greedy'), 'unstructured P%' (or 'unstructured:F', F in (0, 1]), "
+        "'blockHxW@S%' (H×W blocks at S% sparsity, 0 <= S < 100, e.g. 'block4x4@80%'), 'intB' "
         "with 2 <= B <= 16, and one pattern plus one number format joined by '+'"
     )
 
@@ -247,6 +268,19 @@ def _parse_part(part: str) -> Sparsity | Number | None:
             hint = " (a percentage needs '%')" if not un.group(2) and value > 1 else ""
             raise _unknown(part, f"unstructured density must be in (0, 100%], got {un.group(1)}{un.group(2)}{hint}")
         return Sparsity(keep=keep)
+    bl = _BLOCK.fullmatch(part)
+    if bl:
+        bh, bw = int(bl.group(1)), int(bl.group(2))
+        if not (0 < bh <= MAX_M and 0 < bw <= MAX_M):
+            raise _unknown(part, f"block sides must be in 1..{MAX_M}, got {bh}x{bw}")
+        if bl.group(3) is None:
+            raise _unknown(part, f"a block pattern needs its sparsity ('block{bh}x{bw}@80%')")
+        value = float(bl.group(3))
+        sparsity = value / 100 if bl.group(4) else value
+        if not 0 <= sparsity < 1:
+            hint = " (a percentage needs '%')" if not bl.group(4) and value >= 1 else ""
+            raise _unknown(part, f"block sparsity must be in [0, 100%), got {bl.group(3)}{bl.group(4)}{hint}")
+        return Sparsity(keep=1.0 - sparsity, block=(bh, bw))
     if part in _NUMBER_REGISTRY:
         return _NUMBER_REGISTRY[part]()
     im = _INT.fullmatch(part)

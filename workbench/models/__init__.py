@@ -39,7 +39,7 @@ from workbench.models.checkpoint import CHECKPOINT_SUFFIXES, load_checkpoint
 from workbench.models.handle import ClassificationHandle, EmbeddingHandle, ModelHandle
 from workbench.models.layers import layer_table
 from workbench.models.spec import check_flag, check_module_tensors, check_spec_text
-from workbench.models.zoo import BUNDLED, DigitsCNN, DigitsMLP, load_bundled_model
+from workbench.models.zoo import BUNDLED, DigitsCNN, DigitsGRU, DigitsMLP, load_bundled_model
 
 TORCHVISION_INSTALL = (
     'pip install "workbench[torchvision]" (PyPI\'s torchvision only imports beside the torch release it was built '
@@ -283,6 +283,7 @@ __all__ = [
     "BUNDLED",
     "DigitsMLP",
     "DigitsCNN",
+    "DigitsGRU",
     # layers
     "layer_table",
 ]

@@ -1,4 +1,5 @@
-"""The bundled model zoo: two small classifiers of scikit-learn's 8×8 handwritten digits.
+"""The bundled model zoo: three small classifiers of scikit-learn's 8×8 handwritten digits (an MLP, a CNN, and a
+GRU that reads each image row by row as an 8-step sequence).
 
 The architectures are part of the API: layer attribute names (``fc1``, ``conv2``, ``bn1`` ...) are what users type
 when they pick layers for a format, so they do not change. Weights are trained by ``scripts/train_digits.py`` on the
@@ -74,6 +75,69 @@ class DigitsCNN(nn.Module):
         return self.fc2(x)
 
 
+class LinearGRUCell(nn.Module):
+    """A GRU cell whose two weight matrices are ``nn.Linear`` layers, so that formats (and the sparse training lab)
+    reach an RNN's recurrent weights like any linear layer's: ``ih`` holds W_ir|W_iz|W_in (3H × input) and ``hh``
+    holds W_hr|W_hz|W_hn (3H × H), in torch.nn.GRU's gate order and equations (Cho et al. 2014):
+
+    r = σ(W_ir x + b_ir + W_hr h + b_hr), z = σ(W_iz x + b_iz + W_hz h + b_hz),
+    n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)), h' = (1 − z) ⊙ n + z ⊙ h.
+
+    >>> cell = LinearGRUCell(8, 16)
+    >>> gru = nn.GRUCell(8, 16)
+    >>> with torch.no_grad():
+    ...     for a, b in [(gru.weight_ih, cell.ih.weight), (gru.weight_hh, cell.hh.weight),
+    ...                  (gru.bias_ih, cell.ih.bias), (gru.bias_hh, cell.hh.bias)]:
+    ...         _ = a.copy_(b)
+    >>> x, h = torch.randn(3, 8), torch.randn(3, 16)
+    >>> torch.allclose(cell(x, h), gru(x, h), atol=1e-6)
+    True
+    """
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.ih = nn.Linear(input_size, 3 * hidden_size)
+        self.hh = nn.Linear(hidden_size, 3 * hidden_size)
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor, xi: torch.Tensor | None = None) -> torch.Tensor:
+        """One step; ``xi`` = ``self.ih(x)`` when the caller computed the input part for a whole sequence."""
+        xr, xz, xn = (self.ih(x) if xi is None else xi).chunk(3, dim=-1)
+        hr, hz, hn = self.hh(h).chunk(3, dim=-1)
+        r = torch.sigmoid(xr + hr)
+        z = torch.sigmoid(xz + hz)
+        n = torch.tanh(xn + r * hn)
+        return (1 - z) * n + z * h
+
+
+class DigitsGRU(nn.Module):
+    """A recurrent classifier of digits read row by row: 8 steps of 8 pixels into a GRU with 64 hidden units
+    (:class:`LinearGRUCell`: ``cell.ih`` 192×8, ``cell.hh`` 192×64), the last hidden state into ``fc`` (64→10).
+
+    The recurrent weight ``cell.hh`` (192×64) tiles into 4×4, 8×8 and 16×16 blocks; the input weight ``cell.ih``
+    (192×8) into 4×4 and 8×8 (the block-sparse RNNs of Narang et al. 2017 prune both).
+
+    >>> DigitsGRU()(torch.zeros(2, 64)).shape
+    torch.Size([2, 10])
+    """
+
+    input_shape: tuple[int, ...] = (64,)
+    hidden_size = 64
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cell = LinearGRUCell(8, self.hidden_size)
+        self.fc = nn.Linear(self.hidden_size, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.reshape(x.shape[0], 8, 8)  # (batch, step = image row, 8 pixels)
+        h = rows.new_zeros(x.shape[0], self.hidden_size)
+        xi = self.cell.ih(rows)  # the input part of every step in one call (the recurrent part cannot be)
+        for t in range(rows.shape[1]):
+            h = self.cell(rows[:, t], h, xi[:, t])
+        return self.fc(h)
+
+
 @dataclass(frozen=True)
 class BundledModel:
     """A bundled model: its spec name, architecture class, and checkpoint file name in ``data/``."""
@@ -97,6 +161,7 @@ class BundledModel:
 BUNDLED: dict[str, BundledModel] = {
     "digits-mlp": BundledModel("digits-mlp", DigitsMLP, "digits-mlp.pt", images=False),
     "digits-cnn": BundledModel("digits-cnn", DigitsCNN, "digits-cnn.pt", images=True),
+    "digits-gru": BundledModel("digits-gru", DigitsGRU, "digits-gru.pt", images=False),
     # the geometry lab's shift-invariance models, trained by scripts/train_digits32.py on 32×32 digits
     "digits32-cnn-max": BundledModel("digits32-cnn-max", "workbench.geometry.cnn:Digits32CNNMax", "digits32-cnn-max.pt", True, 32),
     "digits32-cnn-blur": BundledModel("digits32-cnn-blur", "workbench.geometry.cnn:Digits32CNNBlur", "digits32-cnn-blur.pt", True, 32),
@@ -154,5 +219,5 @@ def load_bundled_model(name: str, data_dir: Path) -> tuple[nn.Module, dict]:
     return model.float().eval(), record
 
 
-__all__ = ["DigitsMLP", "DigitsCNN", "BundledModel", "BUNDLED", "sha256_file", "load_bundled_model",
+__all__ = ["DigitsMLP", "DigitsCNN", "DigitsGRU", "LinearGRUCell", "BundledModel", "BUNDLED", "sha256_file", "load_bundled_model",
            "read_checkpoint_records"]

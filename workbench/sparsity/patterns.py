@@ -2,8 +2,8 @@
 the mask of a layer's weight for each.
 
 A pattern is the sparsity part of a format name: ``"dense"``, ``"N:M"`` (``"2:4"``), ``"N:M-T"`` (``"4:8-T"``,
-optimal solver; ``"4:8-T greedy"`` for Hubara et al. 2021's greedy) or ``"unstructured 50%"`` (also
-``"unstructured:0.5"``). :func:`parse_pattern` returns its :class:`~workbench.formats.Sparsity` (None for dense);
+optimal solver; ``"4:8-T greedy"`` for Hubara et al. 2021's greedy), ``"unstructured 50%"`` (also
+``"unstructured:0.5"``) or ``"block4x4@80%"`` (4×4 blocks of largest L2 norm at 80 % sparsity; Narang et al. 2017). :func:`parse_pattern` returns its :class:`~workbench.formats.Sparsity` (None for dense);
 weights are seen as the 2-D matrix of :func:`workbench.formats.to_matrix` (out × in, conv input channels innermost).
 """
 
@@ -17,6 +17,7 @@ from workbench.errors import FormatError, shorten
 from workbench.formats import Format, Sparsity, parse_format
 from workbench.formats.masks import (
     PaddedWeightWarning,
+    block_mask,
     fits,
     nm_mask,
     too_costly,
@@ -52,7 +53,7 @@ def pattern_name(pattern: Sparsity | None) -> str:
 
 
 def pattern_kind(pattern: Sparsity | None) -> str:
-    """``"dense" | "nm" | "transposable" | "unstructured"``."""
+    """``"dense" | "nm" | "transposable" | "unstructured" | "block"``."""
     return "dense" if pattern is None else pattern.kind
 
 
@@ -71,6 +72,8 @@ def pattern_mask(mat: torch.Tensor, pattern: str | Sparsity | None) -> tuple[tor
         return torch.ones_like(mat, dtype=torch.bool), False
     if p.kind == "unstructured":
         return unstructured_mask(mat, p.density), False
+    if p.kind == "block":
+        return block_mask(mat, p.block, p.density), False
     if p.kind == "nm":
         return nm_mask(mat, p.n, p.m), False
     padded = bool(mat.shape[0] % p.m or mat.shape[1] % p.m)
@@ -88,6 +91,11 @@ def pattern_log10_diversity(pattern: str | Sparsity | None, mat_shape: tuple[int
     if p.kind == "unstructured":
         k = int(round(p.density * rows * cols))
         return log10_diversity("unstructured", shape=(rows * cols,), density=k / (rows * cols))
+    if p.kind == "block":  # C(#blocks, #kept)
+        bh, bw = p.block
+        nb = (rows // bh) * (cols // bw)
+        k = int(round(p.density * nb))
+        return log10_diversity("block", shape=(rows, cols), density=k / nb, block=p.block)
     if p.kind == "nm":
         return log10_diversity("nm", p.n, p.m, shape=(rows, cols))
     rows, cols = rows + (-rows) % p.m, cols + (-cols) % p.m

@@ -26,6 +26,7 @@ LAB_VIEWS: dict[str, tuple[str, str]] = {
     "geometry": ("workbench.widgets.geometry", "GeometryView"),
     "sampling": ("workbench.widgets.sampling", "SamplingView"),
     "graphs": ("workbench.widgets.graphs", "GraphsView"),
+    "sparse training": ("workbench.widgets.sparse_training", "SparseTrainingView"),
 }
 
 
