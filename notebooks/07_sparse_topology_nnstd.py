@@ -60,8 +60,9 @@ if quick:
     hidden, epochs = min(hidden, 32), min(epochs, 4)
 torch.manual_seed(seed)
 sizes = (64, hidden, hidden, 10)
-print(f"quick={quick}; network {sizes}; layer densities:",
-      [round(erdos_renyi_density(i, o, epsilon), 3) for i, o in zip(sizes[:-1], sizes[1:])])
+densities = [erdos_renyi_density(i, o, epsilon) for i, o in zip(sizes[:-1], sizes[1:])]
+print(f"quick={quick}; network {sizes}; layer densities:", [round(d, 3) for d in densities])
+assert all(d == min(1.0, epsilon * (i + o) / (i * o)) for d, i, o in zip(densities, sizes[:-1], sizes[1:]))
 
 # %% [markdown]
 # ## 1 · Train SET networks from different seeds
@@ -76,6 +77,9 @@ runs = train_set_runs(range(seed, seed + n_nets), sizes=sizes, epochs=epochs, ep
                       alpha=alpha, topology_seed=seed if same_start else None)
 names = [f"seed {r.seed}" for r in runs]
 acc = accuracy_table(runs)
+for r in runs:  # SET regrows as many connections as it removes: the count never changes
+    assert sum(m.nnz for m in r.snapshots[-1].masks) == sum(m.nnz for m in r.snapshots[0].masks)
+assert acc.test_accuracy.max() - acc.test_accuracy.min() < 0.05  # similar accuracies
 acc
 
 # %% [markdown]
@@ -88,7 +92,8 @@ acc
 #
 # **Ties.** The published procedure keeps whichever optimal matching the solver returns. Sparse layers have many
 # ties (neurons with identical or empty input sets, many pairs at distance exactly 1), and the next layer depends on
-# the pick: shuffling a network's hidden neurons can change the score, and `nnstd(a, b) ≠ nnstd(b, a)`. The
+# the pick: shuffling a network's hidden neurons can change the score, and `nnstd(a, b)` can differ from
+# `nnstd(b, a)`. The
 # workbench's `nnstd` carries *all* optimal matchings forward: neurons that some optimal matching can pair form a
 # class, and the next layer sees its inputs through these classes (weighted Jaccard on class counts). It equals the
 # published value whenever the matchings are unique, and it is symmetric and permutation invariant by construction
@@ -100,13 +105,18 @@ nnstd_heatmap(matrix, dict(zip(names, acc.test_accuracy))).show()
 pairs = matrix[matrix.a < matrix.b].groupby(["a", "b"]).distance.mean()
 print(f"accuracy {acc.test_accuracy.mean():.3f} ± {acc.test_accuracy.std():.3f};  "
       f"pairwise NNSTD {pairs.mean():.3f} (min {pairs.min():.3f}, max {pairs.max():.3f})")
+assert pairs.min() > 0.25  # nets of similar accuracy, far apart in topology
 
 # %% [markdown]
 # For scale: two *independent* random Erdős–Rényi topologies of the same sizes (no training at all):
 
 # %%
 fresh = [train_set(sizes, epochs=1, epsilon=epsilon, seed=1000 + s, progress=False).snapshots[0] for s in range(2)]
-nnstd(fresh[0], fresh[1]).layers
+fresh_layers = nnstd(fresh[0], fresh[1]).layers
+first = fresh_layers.iloc[0]
+if first.tie_classes == first.neurons:  # a unique matching in the first layer: the published value is the same
+    assert abs(nnstd_published(fresh[0], fresh[1]).layers.distance.iloc[0] - first.distance) < 1e-12
+fresh_layers
 
 # %% [markdown]
 # ## 3 · Topologies drift apart during training
@@ -120,15 +130,22 @@ drift = nnstd_over_epochs(runs, names=names)
 nnstd_epochs_figure(drift, title="NNSTD between nets along training").show()
 own = nnstd_over_epochs(runs, names=names, against="init")
 nnstd_epochs_figure(own, title="NNSTD of each net to its own initial topology").show()
-drift.groupby(["epoch", "layer"]).distance.mean().unstack().round(3)
+by_epoch = drift.groupby(["epoch", "layer"]).distance.mean().unstack()
+if same_start:
+    assert (by_epoch.iloc[0] == 0).all()  # a common start: NNSTD 0 before the first epoch
+assert (by_epoch.iloc[-1, :-1] > 0.2).all()  # the hidden layers have drifted apart
+if densities[-1] == 1.0:
+    assert (by_epoch.iloc[:, -1] == 0).all()  # a fully connected output layer stays at 0
+by_epoch.round(3)
 
 # %% [markdown]
 # ## 4 · Why ties matter: a shuffled copy
 #
 # A copy of a network whose hidden neurons are shuffled is the same network, so its distance must be 0 in every
-# layer. Below, the first net with two hidden neurons made identical (same inputs, different outputs) and one emptied:
-# the published procedure can score a shuffle above 0 (its result depends on which optimal matching the solver returned:
-# look at the table), the tie-exact definition scores 0 for every shuffle.
+# layer. Below, the first net with two hidden neurons made identical (same inputs, different outputs) and one emptied.
+# The published procedure's score depends on which optimal matching the solver returned, so it may score a shuffle
+# above 0 (the table shows which of these shuffles it did); the tie-exact definition scores 0 for every shuffle, in
+# both directions.
 
 # %%
 masks = [m.toarray().astype(int) for m in runs[0].snapshots[-1].masks]
@@ -140,8 +157,12 @@ for t in range(5):
     p1, p2 = rng.permutation(hidden), rng.permutation(hidden)
     shuffled = [masks[0][p1], masks[1][p2][:, p1], masks[2][:, p2]]
     rows.append(dict(shuffle=t, published=nnstd_published(masks, shuffled).mean, tie_exact=nnstd(masks, shuffled).mean,
-                     published_reversed=nnstd_published(shuffled, masks).mean))
-pd.DataFrame(rows)
+                     published_reversed=nnstd_published(shuffled, masks).mean,
+                     tie_exact_reversed=nnstd(shuffled, masks).mean))
+shuffles = pd.DataFrame(rows)
+assert (shuffles.tie_exact.abs() < 1e-12).all() and (shuffles.tie_exact_reversed.abs() < 1e-12).all()
+assert (shuffles.published >= 0).all()
+shuffles
 
 # %% [markdown]
 # ## 5 · Looking at one small net
@@ -158,5 +179,6 @@ connections_figure(connection_table(small), title="SET net 64-12-12-10").show()
 #
 # * Truly sparse vs masked-dense cost (time per epoch, peak memory at 1,000 / 10,000 / 100,000 hidden neurons) is
 #   measured by `benchmarks/topology.py` (results in `benchmarks/RESULTS.topology.md`): masked-dense needs
-#   `n_in × n_out` memory, about 40 GB per 100,000 × 100,000 matrix, the truly sparse layer only its connections.
+#   `n_in × n_out` memory, about 40 GB per 100,000 × 100,000 float32 matrix (4 bytes × 10¹⁰), the truly sparse layer
+#   only its connections.
 # * The interactive view: `from workbench.widgets.topology import TopologyView; TopologyView(runs).ui`.
