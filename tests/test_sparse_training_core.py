@@ -145,3 +145,44 @@ def test_a_model_without_linear_or_recurrent_layers_is_refused() -> None:
     h.model = nn.Sequential(nn.GRU(4, 8))
     with pytest.raises(LayerError, match="nn.Linear"):
         train_sparse(h, "2:4", "fixed_mask", **FAST)
+
+
+class TinyWithArgs(Tiny):
+    """A model whose architecture cannot be rebuilt without its constructor's arguments."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.width = width
+
+
+def _state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("reinit", [True, False])
+def test_train_sparse_leaves_the_users_formats_and_trains_without_them(reinit: bool) -> None:
+    """A handle with formats applied (weights and activations) keeps them, objects and weights unchanged, and the
+    training copy trains dense: the same result as from the same model without formats (also for a model that
+    cannot be rebuilt without arguments)."""
+    import workbench as wb
+
+    plain, h = _handle(), _handle()
+    h.model = TinyWithArgs(16)
+    h.model.load_state_dict(plain.model.state_dict())
+    wb.apply(h.model, {"fc2": "int4"}, activations=True)
+    before_formats, before_state = wb.current_formats(h.model), _state(h.model)
+    before_param = h.model.fc2.parametrizations.weight[0]
+    during = []  # the handle keeps its formats while the copy trains (a dashboard may show it meanwhile)
+    res = train_sparse(h, "unstructured 50%", "augmented", k=6, reinit=reinit,
+                       on_metrics=lambda row: during.append(wb.current_formats(h.model)), **FAST)
+    assert during and all(d == {"fc2": "int4"} for d in during)
+    assert wb.current_formats(h.model) == before_formats == {"fc2": "int4"}
+    assert h.model.fc2.parametrizations.weight[0] is before_param
+    assert wb.formats.activation_quantizer(h.model.fc2) is not None
+    after = _state(h.model)
+    assert after.keys() == before_state.keys() and all(torch.equal(after[k], before_state[k]) for k in after)
+    ref = train_sparse(plain, "unstructured 50%", "augmented", k=6, reinit=reinit, **FAST)
+    assert wb.current_formats(res.model) == {}
+    assert res.table.test_acc.tolist() == ref.table.test_acc.tolist()
+    got, want = res.model.state_dict(), ref.model.state_dict()
+    assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in got)

@@ -1,6 +1,7 @@
 """``train_sparse``: train a model under a sparsity structure with one of four methods, through the one ``train``
 loop of :mod:`workbench.dynamics.train` (its ``setup`` / ``on_step`` hooks put the masks on the training copy and
-update them; the handle's own model is never touched).
+update them). The handle's own model is never changed: its formats, if any, are set aside with
+:func:`workbench.formats.suspended` while the copy is made, so the copy trains dense, and come back unchanged.
 
 Methods (each for unstructured, N:M, transposable N:M and block structures):
 
@@ -28,6 +29,7 @@ the trained model with its masks baked into the weights.
 from __future__ import annotations
 
 import math
+from contextlib import ExitStack
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,7 +43,7 @@ from torch.nn.utils import parametrize
 from workbench.checks import integer, number, option
 from workbench.dynamics.train import TrainResult, plan, train
 from workbench.errors import DataError
-from workbench.formats import Sparsity, to_matrix
+from workbench.formats import Sparsity, suspended, to_matrix
 from workbench.formats.parametrize import straight_through
 from workbench.sparse_training.lasso import group_lasso_penalty, group_norms
 from workbench.sparse_training.schedule import check_schedule, schedule_fraction
@@ -290,10 +292,15 @@ def train_sparse(handle: Any, structure: str = "block4x4@80%", method: str = "au
         if on_metrics is not None:
             on_metrics(out)
 
-    result = train(handle, batch_size=batch_size, lr=lr, steps=total if epochs is None else None,
-                   epochs=epochs, momentum=momentum, seed=seed, reinit=reinit, eval_every=eval_every, stop=stop,
-                   progress=progress, on_metrics=metrics_hook, setup=setup, on_step=on_step,
-                   loss_fn=loss_fn, **train_kwargs)
+    # the user's formats are set aside only while ``train`` copies the model: ``setup`` (called on the copy right
+    # after) gives them back, so the copy trains dense and the handle is as it was during the training itself
+    with ExitStack() as formats_aside:
+        formats_aside.enter_context(suspended(source))
+        result = train(handle, batch_size=batch_size, lr=lr, steps=total if epochs is None else None,
+                       epochs=epochs, momentum=momentum, seed=seed, reinit=reinit, eval_every=eval_every,
+                       stop=stop, progress=progress, on_metrics=metrics_hook,
+                       setup=lambda model: (formats_aside.close(), setup(model)), on_step=on_step,
+                       loss_fn=loss_fn, **train_kwargs)
     model = result.model
     masks = {n: state.param(n).mask.clone() for n in names}
     ever = {n: state.ever[n].clone() for n in names}

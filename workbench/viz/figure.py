@@ -5,7 +5,8 @@ Every figure function of :mod:`workbench.viz` builds a new ``go.Figure`` from it
 ``go.Figure``, or a ``FigureWidget`` someone keeps on screen), it makes that figure show exactly what the new one
 shows and returns it. Traces are updated in place when their number and types match (so the trace objects a caller
 holds stay valid, and a ``FigureWidget`` sends only the changed properties), otherwise replaced; the layout is
-replaced as a whole (shapes, annotations and titles of the previous drawing do not linger). No torch and no
+replaced as a whole (shapes, annotations and titles of the previous drawing do not linger), and so are the
+animation frames (plotly's ``frames``, which a layout slider with ``method="animate"`` steps through). No torch and no
 ipywidgets here.
 
 :func:`empty_figure` is what a view shows before it has anything to plot: a title and a line saying what to do,
@@ -29,6 +30,12 @@ def redraw(fig: go.Figure | None, new: go.Figure) -> go.Figure:
     >>> b = redraw(a, go.Figure(go.Bar(x=[1, 2], y=[5, 6]), layout=dict(height=200)))
     >>> b is a and b.data[0] is bar, list(bar.y), bar.text, b.layout.title.text, b.layout.height
     (True, [5, 6], None, None, 200)
+
+    Frames come along with the layout (its sliders refer to them by name), and none linger:
+
+    >>> c = redraw(a, go.Figure(go.Bar(y=[1]), frames=[go.Frame(data=[go.Bar(y=[k])], name=str(k)) for k in (1, 2)]))
+    >>> [f.name for f in c.frames], len(redraw(a, go.Figure(go.Bar(y=[3]))).frames)
+    (['1', '2'], 0)
     """
     if fig is None:
         return new
@@ -46,6 +53,8 @@ def redraw(fig: go.Figure | None, new: go.Figure) -> go.Figure:
             if new.data:
                 fig.add_traces(list(new.data))
         fig.layout = new.layout
+    if new.frames or fig.frames:  # a FigureWidget has none and takes none: plotly says so if it is given some
+        fig.frames = new.frames
     return fig
 
 

@@ -4,6 +4,9 @@
 * :func:`accuracy_figure`: test accuracy over training, one line per run, the dense reference as a dashed line;
 * :func:`search_space_figure`: achieved sparsity and the fraction of weights that ever entered the mask;
 * :func:`accuracy_vs_sparsity_figure`: the benchmark's mean ± sd accuracy per method against sparsity.
+
+Each builds a new figure and ends with :func:`workbench.viz.figure.redraw` (``fig=``: draw into that figure instead;
+the mask's frames come along).
 """
 
 from __future__ import annotations
@@ -14,17 +17,10 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from workbench.viz.figure import redraw
+
 METHOD_COLORS = {"block_pruning": "#1f77b4", "group_lasso": "#ff7f0e", "fixed_mask": "#7f7f7f",
                  "augmented": "#2ca02c", "dense": "#000000"}
-
-
-def _fig(fig: go.Figure | None) -> go.Figure:
-    if fig is None:
-        return go.Figure()
-    fig.data = ()
-    fig.layout.sliders = ()
-    fig.frames = ()
-    return fig
 
 
 def _grid(mask: Any, max_side: int = 128) -> np.ndarray:
@@ -42,69 +38,69 @@ def mask_frames_figure(frames: pd.DataFrame, fig: go.Figure | None = None, title
     """Heatmap of the mask (rows = outputs, columns = inputs; dark = kept) at each recorded step, with a slider.
 
     ``frames``: columns ``step, layer, mask`` (:attr:`SparseTrainResult.frames`). ``index`` shows one frame only
-    (for a FigureWidget that redraws on a slider of its own)."""
-    fig = _fig(fig)
+    (for a view that redraws on a slider of its own)."""
+    new = go.Figure()
     if frames is None or len(frames) == 0:
-        fig.update_layout(title=title or "no mask frames")
-        return fig
+        new.update_layout(title=title or "no mask frames")
+        return redraw(fig, new)
     layer = str(frames.layer.iloc[0])
     grids = [_grid(m) for m in frames["mask"]]
     steps = [int(s) for s in frames.step]
     heat = dict(colorscale=[[0, "#f7f7f7"], [1, "#08306b"]], zmin=0, zmax=1, showscale=False)
     show = len(grids) - 1 if index is None else int(np.clip(index, 0, len(grids) - 1))
     density = float(np.mean(frames["mask"].iloc[show]))
-    fig.add_trace(go.Heatmap(z=grids[show], **heat))
+    new.add_trace(go.Heatmap(z=grids[show], **heat))
     if index is None and len(grids) > 1:
-        fig.frames = [go.Frame(data=[go.Heatmap(z=g, **heat)], name=str(s)) for g, s in zip(grids, steps)]
-        fig.update_layout(sliders=[dict(active=show, currentvalue=dict(prefix="step "), steps=[
+        new.frames = [go.Frame(data=[go.Heatmap(z=g, **heat)], name=str(s)) for g, s in zip(grids, steps)]
+        new.update_layout(sliders=[dict(active=show, currentvalue=dict(prefix="step "), steps=[
             dict(label=str(s), method="animate", args=[[str(s)], dict(mode="immediate", frame=dict(duration=0))])
             for s in steps])])
-    fig.update_layout(title=title or f"mask of {layer} at step {steps[show]} (density {density:.3f})",
+    new.update_layout(title=title or f"mask of {layer} at step {steps[show]} (density {density:.3f})",
                       yaxis=dict(autorange="reversed", title="output"), xaxis=dict(title="input"), height=420)
-    return fig
+    return redraw(fig, new)
 
 
 def accuracy_figure(table: pd.DataFrame, dense: float | None = None, fig: go.Figure | None = None,
                     title: str = "Test accuracy over training") -> go.Figure:
     """Test accuracy against step, one line per ``(method, structure)`` of ``table`` (:attr:`SparseTrainResult.table`
     rows, several runs concatenated); ``dense`` draws the dense model's accuracy."""
-    fig = _fig(fig)
+    new = go.Figure()
     for (method, structure), g in table.groupby(["method", "structure"], sort=False):
-        fig.add_trace(go.Scatter(x=g.step, y=g.test_acc, mode="lines+markers", name=f"{method} · {structure}",
+        new.add_trace(go.Scatter(x=g.step, y=g.test_acc, mode="lines+markers", name=f"{method} · {structure}",
                                  line=dict(color=METHOD_COLORS.get(method))))
     if dense is not None and len(table):
-        fig.add_hline(y=float(dense), line_dash="dash", annotation_text=f"dense {dense:.3f}")
-    fig.update_layout(title=title, xaxis_title="step", yaxis_title="test accuracy", height=380)
-    return fig
+        new.add_hline(y=float(dense), line_dash="dash", annotation_text=f"dense {dense:.3f}")
+    new.update_layout(title=title, xaxis_title="step", yaxis_title="test accuracy", height=380)
+    return redraw(fig, new)
 
 
 def search_space_figure(table: pd.DataFrame, fig: go.Figure | None = None,
                         title: str = "Sparsity and search space over training") -> go.Figure:
     """Achieved sparsity (solid) and the fraction of weights that ever entered the mask (dotted) against step."""
-    fig = _fig(fig)
+    new = go.Figure()
     for (method, structure), g in table.groupby(["method", "structure"], sort=False):
         color = METHOD_COLORS.get(method)
-        fig.add_trace(go.Scatter(x=g.step, y=g.sparsity, mode="lines", name=f"sparsity · {method}",
+        new.add_trace(go.Scatter(x=g.step, y=g.sparsity, mode="lines", name=f"sparsity · {method}",
                                  line=dict(color=color)))
-        fig.add_trace(go.Scatter(x=g.step, y=g.ever_entered, mode="lines", name=f"ever in mask · {method}",
+        new.add_trace(go.Scatter(x=g.step, y=g.ever_entered, mode="lines", name=f"ever in mask · {method}",
                                  line=dict(color=color, dash="dot")))
-    fig.update_layout(title=title, xaxis_title="step", yaxis_title="fraction of weights", yaxis_range=[0, 1.02],
+    new.update_layout(title=title, xaxis_title="step", yaxis_title="fraction of weights", yaxis_range=[0, 1.02],
                       height=380)
-    return fig
+    return redraw(fig, new)
 
 
 def accuracy_vs_sparsity_figure(summary: pd.DataFrame, dense: float | None = None, fig: go.Figure | None = None,
                                 title: str = "Accuracy against sparsity") -> go.Figure:
     """``summary`` columns: ``method, structure, sparsity, mean, sd``; one marker series per method."""
-    fig = _fig(fig)
+    new = go.Figure()
     for method, g in summary.groupby("method", sort=False):
-        fig.add_trace(go.Scatter(x=g.sparsity, y=g["mean"], error_y=dict(type="data", array=g["sd"]),
+        new.add_trace(go.Scatter(x=g.sparsity, y=g["mean"], error_y=dict(type="data", array=g["sd"]),
                                  mode="markers", name=method, text=g.structure,
                                  marker=dict(color=METHOD_COLORS.get(method), size=9)))
     if dense is not None:
-        fig.add_hline(y=float(dense), line_dash="dash", annotation_text="dense")
-    fig.update_layout(title=title, xaxis_title="sparsity", yaxis_title="test accuracy", height=400)
-    return fig
+        new.add_hline(y=float(dense), line_dash="dash", annotation_text="dense")
+    new.update_layout(title=title, xaxis_title="sparsity", yaxis_title="test accuracy", height=400)
+    return redraw(fig, new)
 
 
 __all__ = ["mask_frames_figure", "accuracy_figure", "search_space_figure", "accuracy_vs_sparsity_figure",

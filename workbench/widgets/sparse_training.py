@@ -1,5 +1,6 @@
 """``SparseTrainingView``: pick a structure and a method, train the handle's model sparse, and watch a layer's
-mask evolve (heatmap frames on a step slider), the accuracy and the search space over training.
+mask evolve (the frame slider re-shows the heatmap of the chosen recorded step), the accuracy and the search space
+over training. Every plot is a :class:`~workbench.widgets.plot.PlotView` (survives re-runs and page reloads).
 
 A thin shell over :func:`workbench.sparse_training.train_sparse` and :mod:`workbench.viz.sparse_training`; the
 training runs through :class:`~workbench.widgets._async.LatestJobRunner` (the kernel stays responsive, a newer
@@ -11,12 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 import ipywidgets as W
-import plotly.graph_objects as go
 
 from workbench.config import quick_mode
 from workbench.sparse_training import METHODS, train_sparse
+from workbench.viz.figure import empty_figure
 from workbench.viz.sparse_training import accuracy_figure, mask_frames_figure, search_space_figure
 from workbench.widgets._async import JobContext, LatestJobRunner
+from workbench.widgets.plot import PlotView
 
 STRUCTURES = ("block4x4@80%", "block8x8@80%", "block16x16@80%", "2:4", "4:8", "2:4-T", "unstructured 10%")
 
@@ -42,9 +44,11 @@ class SparseTrainingView:
         self.progress = W.FloatProgress(value=0.0, min=0.0, max=1.0, layout=W.Layout(width="200px"))
         self.frame = W.IntSlider(value=0, min=0, max=0, description="frame", continuous_update=True)
         self.status = W.HTML("<i>pick a structure and a method, then train</i>")
-        self.mask = go.FigureWidget(layout=dict(height=420, title="mask: press train"))
-        self.accuracy = go.FigureWidget(layout=dict(height=360))
-        self.search = go.FigureWidget(layout=dict(height=360))
+        self.mask = PlotView(empty_figure("Mask over training", "press train"), height=420)
+        self.accuracy = PlotView(empty_figure("Test accuracy over training", "press train"), height=360,
+                                 width="50%")
+        self.search = PlotView(empty_figure("Sparsity and search space over training", "press train"), height=360,
+                               width="50%")
         self.runner = LatestJobRunner(sync=sync, on_progress=self._on_progress, on_busy=self._on_busy,
                                       name="workbench-sparse-training")
         self.train_button.on_click(self._on_train)
@@ -52,7 +56,7 @@ class SparseTrainingView:
         self.frame.observe(lambda _: self._draw_frame(), names="value")
         actions = W.HBox([self.structure, self.method, self.steps, self.train_button, self.cancel_button,
                           self.progress])
-        self.ui = W.VBox([actions, self.status, self.frame, self.mask, W.HBox([self.accuracy, self.search])])
+        self.ui = W.VBox([actions, self.status, self.frame, self.mask.ui, W.HBox([self.accuracy.ui, self.search.ui])])
 
     def _on_train(self, _button: Any = None) -> None:
         handle, structure, method, steps = self.handle, self.structure.value, self.method.value, int(self.steps.value)
@@ -74,15 +78,15 @@ class SparseTrainingView:
         self.frame.max = max(0, len(result.frames) - 1)
         self.frame.value = self.frame.max
         self._draw_frame()
-        accuracy_figure(result.table, fig=self.accuracy)
-        search_space_figure(result.table, fig=self.search)
+        self.accuracy.show(accuracy_figure(result.table))
+        self.search.show(search_space_figure(result.table))
         self.status.value = (f"{result.config['method']} · {result.config['structure']}: test accuracy "
                              f"<b>{result.accuracy:.3f}</b>, sparsity {result.sparsity:.3f}, weights ever in the "
                              f"mask {result.ever_entered:.3f} (layers {', '.join(result.config['layers'])})")
 
     def _draw_frame(self) -> None:
         if self.result is not None:
-            mask_frames_figure(self.result.frames, fig=self.mask, index=int(self.frame.value))
+            self.mask.show(mask_frames_figure(self.result.frames, index=int(self.frame.value)))
 
     def _on_error(self, e: BaseException) -> None:
         self.error = e
