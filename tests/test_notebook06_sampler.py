@@ -1,6 +1,7 @@
 """Notebook 06 (the dynamics report) takes the data sampler of its distance run as a parameter: declared with its
 help (what ``workbench report --params`` lists), and a quick run with ``sampler="nw_sketch"`` trains with it (the
-notebook asserts the sampler reached ``train``); an unknown sampler is refused, with the accepted names, before any work."""
+notebook asserts the sampler reached ``train``); an unknown sampler is refused, with the accepted names, before any
+work."""
 
 from __future__ import annotations
 

@@ -212,8 +212,8 @@ def _check_feature_model(handle: Any) -> str:
     task = getattr(handle, "task", "")
     if task != "classification":
         raise DataError(f"metric table: model {getattr(handle, 'name', handle)!r} has task {task!r}, not "
-                        "'classification'; the table needs a classification model (labelled test images) with a final Linear "
-                        "layer, e.g. 'digits-mlp' or 'digits-cnn'")
+                        "'classification'; the table needs a classification model (labelled test images) with a "
+                        "final Linear layer, e.g. 'digits-mlp' or 'digits-cnn'")
     leaves = [(name, m) for name, m in handle.model.named_modules()
               if not list(m.children()) and any(True for _ in m.parameters(recurse=False))]
     if not leaves or not isinstance(leaves[-1][1], torch.nn.Linear):
