@@ -48,6 +48,7 @@ seed = 0  # help: seed of the distance run and of the simulated walks; regime ru
 model = "digits-cnn"  # help: bundled model to train (digits-cnn has BatchNorm, needed for Ghost BN)
 batch_size = 32  # help: batch of the distance-from-initialization run
 lr = 0.05  # help: SGD learning rate for the small batch (momentum 0.9)
+sampler = "uniform"  # help: data sampler of the distance run: uniform, static, loss, nw, nw_sketch (workbench.sampling)
 steps = None  # help: updates of the distance run; None: 300 quick / 1200 default / 6000 full
 small_batch = 32  # help: small batch b of the comparison
 large_batch = None  # help: large batch B; None: 256 quick and default / 512 full
@@ -62,13 +63,16 @@ import plotly.io as pio
 import torch
 
 import workbench
+from workbench.checks import option
 from workbench.config import quick_mode
 from workbench.dynamics import (compare_regimes, fit_growth, predict_growth, simulate_walk, summarize_regimes,
                                 train)
+from workbench.sampling import SAMPLERS, make_sampler
 from workbench.viz.dynamics import accuracy_figure, distance_figure, metrics_figure, walk_figure
 
 torch.set_num_threads(1)  # a small CNN: one thread is as fast, and two stall on a busy 2-core machine
 quick = quick_mode(quick)
+option("sampler", sampler, tuple(SAMPLERS), where="notebook 06")  # a bad name is refused before any work
 size = "quick" if quick else ("full" if full else "default")
 pick = lambda q, d, f: {"quick": q, "default": d, "full": f}[size]  # noqa: E731
 steps = steps or pick(300, 1200, 6000)
@@ -131,17 +135,31 @@ assert walk_fits[walk_fits.kind == "random_landscape"].set_index("model")["best"
 # almost zero within a few epochs. During the first epoch the weights move almost ballistically (the gradient keeps
 # its direction, distance ∝ t), so the fits are shown from the end of the first epoch on, with relative residuals (each
 # decade weighs the same) and unweighted (what a linear y-axis shows); the first table row set fits every step.
+#
+# The parameter `sampler` picks how the distance run draws its batches (`workbench.sampling`, the adaptive sampling
+# lab of notebook 10): `"uniform"` (default) is `train`'s own stream, a fresh random permutation every epoch, so the
+# numbers are those of the plain loop; `"static"`, `"loss"`, `"nw"` and `"nw_sketch"` draw each batch with
+# probabilities from a proxy fitted before training, from explicit losses of a candidate pool, from the exact
+# Nadaraya–Watson estimate of the loss or from its LSH sketch (arXiv 2311.13583), and weight the per-sample losses by
+# importance weights so the batch loss stays an unbiased estimate of the mean. Only the distance run uses it; the
+# regime comparison of section 3 keeps the permutation stream.
 
 # %%
+if sampler == "uniform":
+    distance_sampler = None  # train's permutation stream (make_sampler("uniform") draws i.i.d. batches instead)
+else:
+    distance_sampler = make_sampler(sampler, *handle.train_data(), seed=seed)
 run = train(handle, batch_size=batch_size, lr=lr, steps=steps, seed=seed, eval_every=max(1.0, steps / 45 / 20),
-            progress=not quick)
+            progress=not quick, sampler=distance_sampler)
+assert run.config.get("sampler", "uniform") == sampler  # the parameter reached the training loop
 epoch_steps = len(handle.train_data()[1]) / batch_size  # updates per epoch
 fits_all = fit_growth(run.distances)
 fits = fit_growth(run.distances, t_min=epoch_steps)  # after the first epoch
 fits_abs = fit_growth(run.distances, t_min=epoch_steps, relative=False)
 curves = predict_growth(fits, sorted(s for s in run.distances["step"].unique() if s >= epoch_steps))
 distance_figure(run.distances, curves=curves, fits=fits,
-                title=f"{model}: distance from initialization, batch {batch_size}, lr {lr} (fits: t ≥ 1 epoch)").show()
+                title=f"{model}: distance from initialization, batch {batch_size}, lr {lr}, {sampler} sampler "
+                      "(fits: t ≥ 1 epoch)").show()
 fin = run.final()
 print(f"final: test accuracy {fin['test_acc']:.4f}, train loss {fin['train_loss']:.2e} after {run.steps} steps; "
       f"best law over all steps: {fits_all.attrs['best']}, after the first epoch: {fits.attrs['best']} "

@@ -7,6 +7,9 @@
   kept fraction and the bits per weight. Isolated per layer in the sense of Hubara et al. 2020 (only this layer
   changes); ``workbench.quant.layer_error`` adds output-level errors.
 - :func:`mask_sample` and :func:`quantization_sample`: the data of the mask and rounding plots.
+- :func:`feature_metric_table`: the metric lab's :func:`workbench.metric.compare_metrics` (kNN accuracy under the
+  Euclidean, gradient-NCA and free-energy metrics) on the model's penultimate features
+  (:func:`workbench.metric.cnn_features`) with the weights dense and under each format; classifiers only.
 
 Every function runs on the model without the formats it carries (:func:`workbench.formats.suspended`) and gives
 them back unchanged, so the handle is left as it was given.
@@ -198,8 +201,59 @@ def quantization_sample(handle: Any, formats: Sequence[str] | str, layer: str, n
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["format", "original", "quantized"])
 
 
-def report_metrics(model: str, tradeoff: pd.DataFrame, errors: pd.DataFrame) -> dict[str, Any]:
-    """The report's metrics sidecar: per-format score/size and per-layer weight SQNR, no timings (reproducible)."""
+FEATURE_METHODS = ("euclidean", "nca", "free_energy")
+_FEATURE_COLUMNS = ["format", "method", "accuracy_mean", "accuracy_sd", "diff_vs_nca", "p_vs_nca", "status"]
+
+
+def _check_feature_model(handle: Any) -> str:
+    """The name of the final Linear layer of a classification handle, or a ``DataError`` saying why not."""
+    from workbench.errors import DataError
+
+    task = getattr(handle, "task", "")
+    if task != "classification":
+        raise DataError(f"metric table: model {getattr(handle, 'name', handle)!r} has task {task!r}, not "
+                        "'classification'; the table needs a classification model (labelled test images) with a "
+                        "final Linear layer, e.g. 'digits-mlp' or 'digits-cnn'")
+    leaves = [(name, m) for name, m in handle.model.named_modules()
+              if not list(m.children()) and any(True for _ in m.parameters(recurse=False))]
+    if not leaves or not isinstance(leaves[-1][1], torch.nn.Linear):
+        last = f"{leaves[-1][0]!r} ({type(leaves[-1][1]).__name__})" if leaves else "none"
+        raise DataError(f"metric table: the last layer with weights of {handle.name!r} is {last}, not a Linear layer; "
+                        "its input (the penultimate features) is what the table compares")
+    return leaves[-1][0]
+
+
+def feature_metric_table(handle: Any, formats: Sequence[str] | str, *, splits: int = 5, steps: int = 2000,
+                         nca_iter: int = 50, k: int = 3, seed: int = 0,
+                         methods: Sequence[str] = FEATURE_METHODS) -> pd.DataFrame:
+    """kNN accuracy of the model's penultimate features (the input of its final Linear layer, on the held-out test
+    images) under ``"dense"`` and each format, with each metric learner of ``methods``.
+
+    :func:`workbench.metric.compare_metrics` on the features of :func:`workbench.metric.cnn_features` for each
+    format (the same stratified splits for every format and method, standardized per split; ``steps`` Monte Carlo
+    moves for ``free_energy``, at most ``nca_iter`` L-BFGS iterations for ``nca``). Columns: ``format, method,
+    accuracy_mean, accuracy_sd, diff_vs_nca, p_vs_nca, status, accuracies, fit_seconds``: one row per
+    (format, method). The user's formats on the model come back unchanged. A model that is not a classifier with a
+    final Linear layer is refused with a :class:`~workbench.errors.DataError` before any work.
+    """
+    from workbench.metric import cnn_features, compare_metrics
+
+    _check_feature_model(handle)
+    names = ["dense"] + [f for f in _formats_of(formats) if f != "dense"]
+    data = {fmt: cnn_features(handle, fmt) for fmt in names}
+    table = compare_metrics(data, list(methods), k=k, splits=splits, seed=seed, progress=False,
+                            options={"free_energy": {"steps": int(steps)}, "nca": {"max_iter": int(nca_iter)}})
+    table = table.rename(columns={"dataset": "format"})
+    return table[_FEATURE_COLUMNS + ["accuracies", "fit_seconds"]]
+
+
+def report_metrics(model: str, tradeoff: pd.DataFrame, errors: pd.DataFrame,
+                   metric_table: pd.DataFrame | None = None) -> dict[str, Any]:
+    """The report's metrics sidecar: per-format score/size and per-layer weight SQNR, no timings (reproducible).
+
+    With ``metric_table`` (:func:`feature_metric_table`) also ``"metric_table"``: one record per (format, method)
+    with the accuracy mean/sd, the paired difference and p-value against NCA and the status (fit times left out).
+    """
     formats = {}
     for row in tradeoff.to_dict("records"):
         formats[row["format"]] = {k: row[k] for k in ("value", "loss", "size_bytes", "compression",
@@ -209,7 +263,12 @@ def report_metrics(model: str, tradeoff: pd.DataFrame, errors: pd.DataFrame) -> 
         v = row["weight_sqnr_db"]
         layers.setdefault(row["layer"], {})[row["format"]] = None if not math.isfinite(v) else round(float(v), 6)
     metric = str(tradeoff["metric"].iloc[0]) if len(tradeoff) else None
-    return {"model": model, "metric": metric, "formats": formats, "weight_sqnr_db": layers}
+    out = {"model": model, "metric": metric, "formats": formats, "weight_sqnr_db": layers}
+    if metric_table is not None:
+        out["metric_table"] = [{c: (round(float(row[c]), 6) if isinstance(row[c], float) else row[c])
+                                for c in _FEATURE_COLUMNS} for row in metric_table.to_dict("records")]
+    return out
 
 
-__all__ = ["sqnr_db", "format_tradeoff", "weight_error", "mask_sample", "quantization_sample", "report_metrics"]
+__all__ = ["sqnr_db", "format_tradeoff", "weight_error", "mask_sample", "quantization_sample", "report_metrics",
+           "feature_metric_table", "FEATURE_METHODS"]
