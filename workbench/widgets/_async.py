@@ -19,7 +19,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-__all__ = ["Cancelled", "JobContext", "LatestJobRunner"]
+__all__ = ["Cancelled", "JobContext", "LatestJobRunner", "RunnerView"]
 
 
 class Cancelled(Exception):
@@ -265,3 +265,28 @@ class LatestJobRunner:
         except Exception as e:  # a callback failure must not kill the worker thread
             self.last_error = e
             traceback.print_exc()
+
+
+class RunnerView:
+    """What every lab view that runs one job at a time does around its :class:`LatestJobRunner`: show an error in
+    its status line, move its progress bar, disable its train button and enable its cancel button while busy, and
+    :meth:`wait` for headless use. A view sets ``runner``, ``status`` (an HTML widget), ``progress`` (a progress bar),
+    ``train_button`` and ``cancel_button``, and passes ``on_progress=self._on_progress, on_busy=self._on_busy`` to
+    its runner and ``on_error=self._on_error`` to its submissions."""
+
+    error: BaseException | None = None
+
+    def _on_error(self, e: BaseException) -> None:
+        self.error = e
+        self.status.value = f"<b>error:</b> {e}"  # type: ignore[attr-defined]
+
+    def _on_progress(self, fraction: float, text: str) -> None:
+        self.progress.value = fraction  # type: ignore[attr-defined]
+
+    def _on_busy(self, busy: bool) -> None:
+        self.train_button.disabled = busy  # type: ignore[attr-defined]
+        self.cancel_button.disabled = not busy  # type: ignore[attr-defined]
+
+    def wait(self, timeout: float | None = 300) -> bool:
+        """Block until the running job is done (headless use); False on timeout."""
+        return self.runner.wait(timeout)  # type: ignore[attr-defined]

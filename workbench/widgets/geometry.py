@@ -29,13 +29,13 @@ from workbench.geometry import BUNDLED_MODELS, DEFAULT_SIZES, accuracy_vs_size, 
 from workbench.geometry.shift import shift_images
 from workbench.viz.figure import empty_figure
 from workbench.viz.geometry import image_figure, probabilities_figure, size_accuracy_figure
-from workbench.widgets._async import JobContext, LatestJobRunner
+from workbench.widgets._async import JobContext, LatestJobRunner, RunnerView
 from workbench.widgets.plot import PlotView
 
 TEST_SIZES = (8, 16, 24, 32, 40, 48)
 
 
-class GeometryView:
+class GeometryView(RunnerView):
     """Shift invariance and image size on 32×32 digits; ``.ui`` is the widget tree.
 
     ``handle``: a ModelHandle or spec (one of the bundled ``digits32-cnn-*``), or None. ``sync=True`` runs the
@@ -160,21 +160,6 @@ class GeometryView:
                                    f"<b>{t.loc['mixed', 'accuracy']:.3f}</b>; "
                                    f"{t.loc['fixed', 'flops'] / 1e6:.2f} MFLOPs per image "
                                    f"({t.loc['fixed', 'rel_flops']:.0%} of size {max(TEST_SIZES)})")
-
-    def _on_error(self, e: BaseException) -> None:
-        self.error = e
-        self.status.value = f"<b>error:</b> {e}"
-
-    def _on_progress(self, fraction: float, text: str) -> None:
-        self.progress.value = fraction
-
-    def _on_busy(self, busy: bool) -> None:
-        self.train_button.disabled = busy
-        self.cancel_button.disabled = not busy
-
-    def wait(self, timeout: float | None = 300) -> bool:
-        """Block until the training job is done (headless use)."""
-        return self.runner.wait(timeout)
 
 
 __all__ = ["GeometryView", "TEST_SIZES"]

@@ -30,11 +30,11 @@ from workbench.viz.sampling import (
     sketch_scatter_figure,
     weight_histogram_figure,
 )
-from workbench.widgets._async import JobContext, LatestJobRunner
+from workbench.widgets._async import JobContext, LatestJobRunner, RunnerView
 from workbench.widgets.plot import PlotView
 
 
-class SamplingView:
+class SamplingView(RunnerView):
     """Adaptive sampling on the handle's data; ``.ui`` is the widget tree.
 
     ``handle``: a classification ModelHandle, a spec, or None (``digits-mlp``). ``sync=True`` runs the training job
@@ -164,21 +164,6 @@ class SamplingView:
         self.histogram.show(weight_histogram_figure(
             snaps[(snaps.sampler == name) & (snaps.seed == 0)],
             title=f"{name}: sampling weights over training (N·p, 1 = uniform)"))
-
-    def _on_error(self, e: BaseException) -> None:
-        self.error = e
-        self.status.value = f"<b>error:</b> {e}"
-
-    def _on_progress(self, fraction: float, text: str) -> None:
-        self.progress.value = fraction
-
-    def _on_busy(self, busy: bool) -> None:
-        self.train_button.disabled = busy
-        self.cancel_button.disabled = not busy
-
-    def wait(self, timeout: float | None = 300) -> bool:
-        """Block until the training job is done (headless use)."""
-        return self.runner.wait(timeout)
 
 
 __all__ = ["SamplingView"]

@@ -17,13 +17,13 @@ from workbench.config import quick_mode
 from workbench.sparse_training import METHODS, train_sparse
 from workbench.viz.figure import empty_figure
 from workbench.viz.sparse_training import accuracy_figure, mask_frames_figure, search_space_figure
-from workbench.widgets._async import JobContext, LatestJobRunner
+from workbench.widgets._async import JobContext, LatestJobRunner, RunnerView
 from workbench.widgets.plot import PlotView
 
 STRUCTURES = ("block4x4@80%", "block8x8@80%", "block16x16@80%", "2:4", "4:8", "2:4-T", "unstructured 10%")
 
 
-class SparseTrainingView:
+class SparseTrainingView(RunnerView):
     """Sparse training of ``handle``'s model (a ModelHandle or a spec; None: ``digits-gru``); ``.ui`` is the widget
     tree. ``sync=True`` runs the job inline (headless tests); ``wait()`` blocks until it is done."""
 
@@ -87,21 +87,6 @@ class SparseTrainingView:
     def _draw_frame(self) -> None:
         if self.result is not None:
             self.mask.show(mask_frames_figure(self.result.frames, index=int(self.frame.value)))
-
-    def _on_error(self, e: BaseException) -> None:
-        self.error = e
-        self.status.value = f"<b>error:</b> {e}"
-
-    def _on_progress(self, fraction: float, text: str) -> None:
-        self.progress.value = fraction
-
-    def _on_busy(self, busy: bool) -> None:
-        self.train_button.disabled = busy
-        self.cancel_button.disabled = not busy
-
-    def wait(self, timeout: float | None = 300) -> bool:
-        """Block until the training job is done (headless use)."""
-        return self.runner.wait(timeout)
 
 
 __all__ = ["SparseTrainingView", "STRUCTURES"]

@@ -23,7 +23,7 @@ from workbench.config import quick_mode
 from workbench.errors import WorkbenchError
 from workbench.viz.figure import empty_figure
 from workbench.viz.zeroshot import digit_figure, soft_label_figure, tradeoff_figure
-from workbench.widgets._async import JobContext, LatestJobRunner
+from workbench.widgets._async import JobContext, LatestJobRunner, RunnerView
 from workbench.widgets.plot import PlotView
 from workbench.zeroshot import (
     DEFAULTS,
@@ -35,7 +35,7 @@ from workbench.zeroshot import (
 )
 
 
-class ZeroShotView:
+class ZeroShotView(RunnerView):
     """Soft labels and zero-shot accuracy on the digits; ``.ui`` is the widget tree.
 
     ``handle``: a ModelHandle (``digits-mlp`` / ``digits-cnn``), a spec, or None (``digits-mlp``). ``sync=True`` runs
@@ -150,21 +150,6 @@ class ZeroShotView:
         best = comparison.runs.sort_values("H", ascending=False).iloc[0]
         self.status.value = (f"GZSL harmonic mean: best <b>{best.method}</b> {best.H:.3f}; ZSL accuracy (unseen "
                              f"classes only) in the table")
-
-    def _on_error(self, e: BaseException) -> None:
-        self.error = e
-        self.status.value = f"<b>error:</b> {e}"
-
-    def _on_progress(self, fraction: float, text: str) -> None:
-        self.progress.value = fraction
-
-    def _on_busy(self, busy: bool) -> None:
-        self.train_button.disabled = busy
-        self.cancel_button.disabled = not busy
-
-    def wait(self, timeout: float | None = 300) -> bool:
-        """Block until the training job is done (headless use)."""
-        return self.runner.wait(timeout)
 
 
 __all__ = ["ZeroShotView"]
