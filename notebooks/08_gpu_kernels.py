@@ -228,4 +228,4 @@ at1.round(2)
 # MiniLM 384×384) finish in microseconds, where the call's fixed cost (Python dispatch, thread wake-up) and not the
 # bytes sets the time, so their `bw_fraction` is low for every method. At batch 64 the float32 GEMM is compute
 # bound and the XNOR-popcount GEMM replaces 64 multiply-adds by one XOR and one popcount per word. The recorded
-# targets and where they are missed are in `benchmarks/RESULTS.md` (issue 23).
+# targets and where they are missed are in `benchmarks/RESULTS.md` (the CPU kernels section).

@@ -1,6 +1,6 @@
 """Similarity-based soft labels: zero-shot learning as plain cross-entropy.
 
-The idea (GUIDE §3, "Soft labels for zero-shot"): train an ordinary classifier with one output per class, seen *and*
+The idea: train an ordinary classifier with one output per class, seen *and*
 unseen, by cross-entropy against soft targets. A seen example of class ``y`` keeps ``1 − m`` of its target on ``y``
 and spreads the *unseen mass* ``m`` over the unseen classes in proportion to a softmax of their attribute
 similarity to ``y``:
