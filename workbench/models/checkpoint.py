@@ -96,7 +96,7 @@ def build_arch(arch: Any) -> nn.Module:
     if isinstance(arch, str):
         if arch not in BUNDLED:
             raise ModelSpecError(
-                f"unknown arch {shorten(arch)}: bundled architectures are {sorted(BUNDLED)}, or pass an nn.Module "
+                f"unknown arch {shorten(arch, 40)}; bundled: {', '.join(map(repr, sorted(BUNDLED)))}; or an nn.Module "
                 "class or instance"
             )
         return BUNDLED[arch].arch()
