@@ -88,3 +88,24 @@ def test_grad_keeps_the_graph() -> None:
     got = capture(net, ["0"], x, grad=True)
     got.outputs["0"][0].sum().backward()
     assert x.grad is not None
+
+
+def test_head_input_is_the_last_linear_layers_input_and_keeps_the_mode():
+    import torch
+    from torch import nn
+
+    from workbench.errors import LayerError
+    from workbench.models.capture import head_input
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(6, 5), nn.BatchNorm1d(5), nn.ReLU(), nn.Linear(5, 3))
+    net.train()
+    x = torch.randn(7, 6)
+    got = head_input(net, x)
+    net.eval()
+    with torch.no_grad():
+        want = net[2](net[1](net[0](x)))  # eval mode: BatchNorm uses its running statistics
+    net.train()
+    assert torch.equal(got, want) and net.training
+    with pytest.raises(LayerError, match="no nn.Linear layer"):
+        head_input(nn.Sequential(nn.Conv1d(1, 1, 1)), torch.randn(2, 1, 4))

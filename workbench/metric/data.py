@@ -8,7 +8,7 @@ synthetic set whose energy has a spurious local minimum.
   held-out test images, with the network's weights in a number format (``"dense"``, ``"int4"``, ``"binary"``, any
   name of ``workbench.list_formats()``): how much kNN accuracy a compressed feature extractor loses, and how much a
   learned metric wins back. The format is applied with ``workbench.apply`` inside ``workbench.formats.suspended``
-  (the user's own formats come back exactly), the features read with ``workbench.models.capture.capture``.
+  (the user's own formats come back exactly), the features read with ``workbench.models.capture.head_input``.
 * :func:`spurious_minimum_data`: synthetic (seeded). Two classes in 2-D; feature 1 is weakly informative (class
   means ±1, unit noise), feature 2 is decisive but only at the right angle (class 0 in tight clusters at ±6, class
   1 at ±2). A one-dimensional map ``L = r(cos φ, sin φ)``: at φ = 0 (the identity's first row) the energy has a
@@ -65,7 +65,7 @@ def cnn_features(handle: Any = "digits-cnn", fmt: str | None = "dense", *, split
 
     import workbench
     from workbench.formats import apply, suspended
-    from workbench.models.capture import capture
+    from workbench.models.capture import head_input
 
     if split not in ("test", "train"):
         raise DataError(f"split must be 'test' or 'train', got {split!r}")
@@ -74,26 +74,16 @@ def cnn_features(handle: Any = "digits-cnn", fmt: str | None = "dense", *, split
     h = workbench.load_model(handle) if isinstance(handle, str) else handle
     x, y = h.test_data() if split == "test" else h.train_data()
     model = h.model
-    last = [name for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
-    if not last:
+    if not any(isinstance(m, torch.nn.Linear) for m in model.modules()):
         raise DataError(f"{h.name} has no linear layer whose input could serve as penultimate features")
 
-    def run() -> torch.Tensor:
-        was = model.training
-        model.eval()
-        try:
-            got = capture(model, last[-1], x, keep="inputs", stop_early=True)
-        finally:
-            model.train(was)
-        return got.inputs[last[-1]][0]
-
     if fmt is None:
-        feats = run()
+        feats = head_input(model, x)
     else:
         with suspended(model):
             if fmt != "dense":
                 apply(model, fmt)
-            feats = run()
+            feats = head_input(model, x)
     return feats.double().numpy(), np.asarray(y)
 
 

@@ -24,7 +24,7 @@ from torch import nn
 
 from workbench.errors import LayerError, NonFiniteError, OptionError
 
-__all__ = ["Captured", "capture"]
+__all__ = ["Captured", "capture", "head_input"]
 
 Keep = Literal["inputs", "outputs", "both"]
 KEEP: tuple[str, ...] = ("inputs", "outputs", "both")
@@ -152,3 +152,22 @@ def capture(
         for h in handles:
             h.remove()
     return got
+
+
+@torch.no_grad()
+def head_input(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The input of ``model``'s last ``nn.Linear`` (the features a classifier head reads) for every row of ``x``,
+    computed in eval mode with the model's mode left as it was; the forward pass stops after that layer.
+
+    Raises :class:`LayerError` when the model has no ``nn.Linear``.
+    """
+    last = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if not last:
+        raise LayerError(f"{type(model).__name__} has no nn.Linear layer whose input could serve as features")
+    was = model.training
+    model.eval()
+    try:
+        got = capture(model, last[-1], x, keep="inputs", stop_early=True)
+    finally:
+        model.train(was)
+    return got.inputs[last[-1]][0]

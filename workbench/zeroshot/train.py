@@ -29,8 +29,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from workbench.errors import DataError, ShapeError
-from workbench.models.capture import capture
+from workbench.errors import DataError, LayerError, ShapeError
+from workbench.models.capture import head_input
 from workbench.progress import stop_callable
 from workbench.zeroshot.attributes import check_attributes, digits_attributes
 from workbench.zeroshot.baselines import class_signatures, dap_fit, eszsl_fit, eszsl_scores
@@ -168,17 +168,12 @@ def _log_probs(model: nn.Module, x: torch.Tensor) -> np.ndarray:
 def penultimate_features(model: nn.Module, x: torch.Tensor) -> np.ndarray:
     """The input of the model's last ``nn.Linear`` for every row of ``x`` (float64 ``(n, d)``), in eval mode (the
     model's mode is left as it was): the features a classifier head reads, used as "deep features" for the
-    baselines. Read with ``workbench.models.capture.capture``."""
-    last = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]
-    if not last:
-        raise ShapeError(f"{type(model).__name__} has no nn.Linear layer to read features from; use features='pixels'")
-    was = model.training
-    model.eval()
+    baselines. Read with :func:`workbench.models.capture.head_input`."""
     try:
-        got = capture(model, last[-1], x, keep="inputs", stop_early=True)
-    finally:
-        model.train(was)
-    return got.inputs[last[-1]][0].double().numpy()
+        return head_input(model, x).double().numpy()
+    except LayerError as e:
+        raise ShapeError(f"{type(model).__name__} has no nn.Linear layer to read features from; use features='pixels'"
+                         ) from e
 
 
 def _standardized(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
