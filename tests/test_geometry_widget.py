@@ -7,6 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from workbench.errors import DataError
+
 from workbench.viz.geometry import (
     consistency_figure,
     image_figure,
@@ -82,5 +84,5 @@ def test_figures_take_tidy_frames():
     sizes = pd.DataFrame({"training": ["fixed", "fixed", "mixed", "mixed"], "test_size": [16, 32, 16, 32],
                           "accuracy_mean": [0.5, 0.9, 0.8, 0.9], "accuracy_sd": [0.1, 0.0, 0.05, 0.01]})
     assert len(size_accuracy_figure(sizes).data) == 2
-    with pytest.raises(ValueError, match="columns"):
+    with pytest.raises(DataError, match="columns"):
         size_accuracy_figure(pd.DataFrame({"x": [1]}))

@@ -4,6 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from workbench.errors import DataError
+
 from workbench.viz.sampling import (
     accuracy_time_figure,
     favoured_figure,
@@ -33,7 +35,7 @@ def test_figures_from_frames():
     assert {t.name for t in a.data} == {"uniform", "nw_sketch"} and a.layout.shapes[0].y0 == 0.8
     e = sketch_error_figure(pd.DataFrame({"L": [1, 4, 1, 4], "mean_rel_error": [0.4, 0.2, 0.6, 0.2]}))
     assert list(e.data[0].y) == [0.5, 0.2]
-    with pytest.raises(ValueError):
+    with pytest.raises(DataError, match="favoured_figure: empty frame"):
         favoured_figure(frame.iloc[:0])
 
 

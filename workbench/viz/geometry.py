@@ -24,6 +24,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from workbench.errors import DataError
 from workbench.viz.figure import redraw
 
 __all__ = ["image_figure", "polyphase_figure", "probabilities_figure", "consistency_figure", "shift_map_figure",
@@ -42,7 +43,7 @@ def image_figure(image: Any, fig: go.Figure | None = None, title: str | None = N
     """A 2-D array (H, W) as a grey image, row 0 at the top."""
     a = np.asarray(image, dtype=float)
     if a.ndim != 2:
-        raise ValueError(f"image_figure: image must be 2-D (H, W), got shape {a.shape}")
+        raise DataError(f"image_figure: image must be 2-D (H, W), got shape {a.shape}")
     trace = go.Heatmap(z=a, colorscale="gray_r", showscale=False,
                        hovertemplate="x %{x}, y %{y}: %{z:.2f}<extra></extra>")
     layout = dict(title=title or "", yaxis=dict(autorange="reversed", scaleanchor="x", visible=False),
@@ -56,7 +57,7 @@ def polyphase_figure(components: Any, norms: Sequence[float] | None = None, titl
     ``x[i::s, j::s]``; titles give each component's norm and the largest (APS's pick) is starred."""
     c = np.asarray(components, dtype=float)
     if c.ndim != 3 or int(round(np.sqrt(c.shape[0]))) ** 2 != c.shape[0]:
-        raise ValueError(f"polyphase_figure: components must be (s², h, w), got shape {c.shape}")
+        raise DataError(f"polyphase_figure: components must be (s², h, w), got shape {c.shape}")
     s = int(round(np.sqrt(c.shape[0])))
     n = np.asarray(norms, dtype=float) if norms is not None else np.sqrt((c ** 2).reshape(len(c), -1).sum(1))
     best = int(np.argmax(n))
@@ -77,7 +78,7 @@ def probabilities_figure(frame: pd.DataFrame, fig: go.Figure | None = None, titl
     """Grouped bars of class probabilities: one bar group per class, one colour per ``model``."""
     need = {"model", "class", "probability"}
     if not need <= set(frame.columns):
-        raise ValueError(f"probabilities_figure: frame needs columns {sorted(need)}, got {list(frame.columns)}")
+        raise DataError(f"probabilities_figure: frame needs columns {sorted(need)}, got {list(frame.columns)}")
     traces = []
     for i, (name, g) in enumerate(frame.groupby("model", sort=False)):
         traces.append(go.Bar(x=[str(c) for c in g["class"]], y=g["probability"], name=str(name),
@@ -91,7 +92,7 @@ def consistency_figure(frame: pd.DataFrame, fig: go.Figure | None = None, title:
     """Bars of ``consistency`` and ``accuracy`` per ``model`` (and ``mode``) from ``shift_consistency`` rows."""
     need = {"model", "mode", "consistency", "accuracy"}
     if not need <= set(frame.columns):
-        raise ValueError(f"consistency_figure: frame needs columns {sorted(need)}, got {list(frame.columns)}")
+        raise DataError(f"consistency_figure: frame needs columns {sorted(need)}, got {list(frame.columns)}")
     x = [f"{m} ({mode})" if frame["mode"].nunique() > 1 else str(m) for m, mode in zip(frame["model"], frame["mode"])]
     traces = [go.Bar(x=x, y=frame["consistency"], name="shift consistency", marker_color="#d62728",
                      text=[f"{v:.1%}" for v in frame["consistency"]], textposition="outside"),
@@ -108,7 +109,7 @@ def shift_map_figure(frame: pd.DataFrame, value: str = "agreement", fig: go.Figu
     per_shift=True)``); missing shifts are blank."""
     need = {"dx", "dy", value}
     if not need <= set(frame.columns):
-        raise ValueError(f"shift_map_figure: frame needs columns {sorted(need)}, got {list(frame.columns)}")
+        raise DataError(f"shift_map_figure: frame needs columns {sorted(need)}, got {list(frame.columns)}")
     grid = frame.pivot_table(index="dy", columns="dx", values=value)
     trace = go.Heatmap(z=grid.to_numpy(), x=list(grid.columns), y=list(grid.index), colorscale="Viridis",
                        zmin=0, zmax=1 if value in ("agreement", "accuracy") else None,
@@ -125,7 +126,7 @@ def size_accuracy_figure(frame: pd.DataFrame, fig: go.Figure | None = None, titl
     y_col = "accuracy_mean" if "accuracy_mean" in frame.columns else "accuracy"
     need = {"training", "test_size", y_col}
     if not need <= set(frame.columns):
-        raise ValueError(f"size_accuracy_figure: frame needs columns {sorted(need)}, got {list(frame.columns)}")
+        raise DataError(f"size_accuracy_figure: frame needs columns {sorted(need)}, got {list(frame.columns)}")
     fl = {} if flops is None else dict(zip(flops["size"], flops["flops"]))
     traces = []
     for i, (name, g) in enumerate(frame.groupby("training", sort=False)):

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from workbench.errors import DataError
 from workbench.viz.figure import redraw
 
 __all__ = ["graph_figure", "memory_figure", "accuracy_table_figure"]
@@ -33,7 +34,7 @@ def graph_figure(nodes: pd.DataFrame, edges: pd.DataFrame, color_by: str = "pred
     """Draw a graph from ``nodes`` (``node, x, y`` and ``color_by``; optional ``label, train, correct, name``) and
     ``edges`` (``source, target``): one trace per class of ``color_by`` so the legend names the classes."""
     if nodes.empty:
-        raise ValueError("graph_figure: no nodes to draw")
+        raise DataError("graph_figure: no nodes to draw")
     if color_by not in nodes:
         color_by = "label"
     xy = nodes.set_index("node")[["x", "y"]]
@@ -73,7 +74,7 @@ def memory_figure(df: pd.DataFrame, metric: str = "kernel_bytes", available_byte
     """Memory (``metric``: ``kernel_bytes`` or ``peak_bytes``, in GiB) against N, one line per form; refused dense
     runs as open markers at ``estimate_bytes``."""
     if df.empty:
-        raise ValueError("memory_figure: empty scaling table")
+        raise DataError("memory_figure: empty scaling table")
     traces: list[Any] = []
     for form, part in df.groupby("form", sort=False):
         ran = part[~part["refused"].astype(bool)].dropna(subset=[metric])
@@ -104,7 +105,7 @@ def accuracy_table_figure(table: pd.DataFrame, fig: go.Figure | None = None,
                           title: str = "Accuracy over splits") -> go.Figure:
     """A plotly table of ``accuracy_table`` rows: method, form, hops, threshold, accuracy ± std, memory, time."""
     if table.empty:
-        raise ValueError("accuracy_table_figure: empty table")
+        raise DataError("accuracy_table_figure: empty table")
     t = table
     cells = [t["graph"].astype(str), t["method"].astype(str), t["form"].astype(str), t["hops"].astype(str),
              t["threshold"].astype(str),

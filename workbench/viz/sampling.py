@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from workbench.errors import DataError
 from workbench.viz.figure import redraw
 
 __all__ = ["favoured_figure", "weight_histogram_figure", "sketch_scatter_figure", "accuracy_time_figure",
@@ -35,7 +36,7 @@ def favoured_figure(frame: pd.DataFrame, fig: go.Figure | None = None, title: st
     ``pixels``: 64 values of an 8×8 digit, optionally ``label``) is drawn as a tile ``8·s`` units wide with
     ``s = 1 + round((max_scale − 1)·weight/max weight)``; without ``pixels`` the weights are drawn as bars."""
     if frame.empty:
-        raise ValueError("favoured_figure: empty frame")
+        raise DataError("favoured_figure: empty frame")
     f = frame.sort_values("weight", ascending=False).reset_index(drop=True)
     wmax = float(f["weight"].max()) or 1.0
     title = title or f"The {len(f)} samples favoured now (tile size ∝ weight)"
@@ -74,7 +75,7 @@ def weight_histogram_figure(snapshots: pd.DataFrame, fig: go.Figure | None = Non
     """Heatmap: x = step, y = ``N·p_i`` on a log scale, colour = fraction of samples in the bin. ``snapshots``:
     rows ``step, weights`` (an array of probabilities per evaluation) of one run."""
     if snapshots.empty:
-        raise ValueError("weight_histogram_figure: empty snapshots")
+        raise DataError("weight_histogram_figure: empty snapshots")
     snaps = snapshots.sort_values("step")
     rel = [np.asarray(w, dtype=float) * len(w) for w in snaps["weights"]]
     lo = max(min(float(r.min()) for r in rel), 1e-3)
@@ -95,7 +96,7 @@ def sketch_scatter_figure(frame: pd.DataFrame, fig: go.Figure | None = None, tit
     """Sketch estimate (y) against exact NW estimate (x) per sample (columns ``exact, sketch``), with y = x."""
     f = frame.dropna(subset=["exact", "sketch"])
     if f.empty:
-        raise ValueError("sketch_scatter_figure: no rows with both estimates")
+        raise DataError("sketch_scatter_figure: no rows with both estimates")
     rel = float(((f["sketch"] - f["exact"]).abs() / f["exact"].abs()).mean())
     lo, hi = float(min(f["exact"].min(), f["sketch"].min())), float(max(f["exact"].max(), f["sketch"].max()))
     traces = [go.Scatter(x=f["exact"], y=f["sketch"], mode="markers", name="samples",
@@ -115,7 +116,7 @@ def accuracy_time_figure(table: pd.DataFrame, fig: go.Figure | None = None, x: s
     """Test accuracy against ``x`` (``"train_seconds"``, ``"seconds"`` or ``"step"``), one line per sampler and seed
     (``compare_samplers(...).table``); ``target`` draws a horizontal line."""
     if table.empty:
-        raise ValueError("accuracy_time_figure: empty table")
+        raise DataError("accuracy_time_figure: empty table")
     traces: list[Any] = []
     for (name, seed), g in table.sort_values("step").groupby(["sampler", "seed"], sort=False):
         first = int(seed) == int(table[table.sampler == name]["seed"].min())
@@ -140,7 +141,7 @@ def sketch_error_figure(frame: pd.DataFrame, fig: go.Figure | None = None,
                         title: str = "Sketch vs exact NW: relative error as tables grow") -> go.Figure:
     """Mean relative error (± sd over hash seeds) against the number of tables L, log–log (``sketch_error``)."""
     if frame.empty:
-        raise ValueError("sketch_error_figure: empty frame")
+        raise DataError("sketch_error_figure: empty frame")
     g = frame.groupby("L")["mean_rel_error"].agg(["mean", "std"]).reset_index()
     trace = go.Scatter(x=g["L"], y=g["mean"], mode="lines+markers", name="sketch",
                        error_y=dict(type="data", array=g["std"].fillna(0)), line=dict(color="#d62728"),
