@@ -120,3 +120,11 @@ def test_controller_threaded_supersedes_and_waits(mlp):
             assert torch.isfinite(p).all(), name
     finally:
         c.close()
+
+
+def test_no_model_and_no_state_is_a_model_spec_error():
+    from workbench.errors import ModelSpecError
+    from workbench.widgets.controller import DashboardController
+
+    with pytest.raises(ModelSpecError, match="model=None needs state="):
+        DashboardController(None, sync=True)

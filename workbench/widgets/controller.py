@@ -28,7 +28,7 @@ from typing import Any
 import pandas as pd
 
 from workbench import formats as F
-from workbench.errors import WorkbenchError
+from workbench.errors import ModelSpecError, WorkbenchError
 from workbench.formats.spec import parse_format
 from workbench.widgets._async import Cancelled, JobContext, LatestJobRunner
 from workbench.widgets.readouts import evaluate_watched, plan_formats, readouts_frame, weight_sqnr_table
@@ -141,7 +141,8 @@ class DashboardController:
             state = DashboardState.load(state)
         if model is None:
             if state is None:
-                raise TypeError("the dashboard needs a model spec, a ModelHandle or a state")
+                raise ModelSpecError("model=None needs state=: the dashboard takes a model spec (e.g. 'digits-cnn'), a "
+                                     "ModelHandle, or model=None with a saved state")
             model = state.model
         spec = model if isinstance(model, str) else _spec_of(model, None)
         self.state: DashboardState = state.copy() if state is not None else DashboardState(spec)
