@@ -97,3 +97,29 @@ def test_dense_and_thresholded_agree_on_a_networkx_graph_with_isolated_node():
     b = diffuse(g.adjacency, g.x, hops=2, threshold=0.0, dtype=np.float64)
     np.testing.assert_allclose(a.features, b.features, atol=1e-15)
     assert np.all(a.features[6, 1:] == 0)  # an isolated node's features do not diffuse
+
+
+def test_stop_abandons_a_diffusion_between_hops_and_scaling_keeps_finished_rows():
+    """The one ``stop=`` pattern: a half-built kernel is no result (``Stopped``); a size sweep returns its rows."""
+    from workbench.errors import DataError
+    from workbench.progress import Stopped
+
+    g = load_graph("karate")
+    polls = []
+
+    def stop_after_two() -> bool:
+        polls.append(1)
+        return len(polls) > 2
+
+    with pytest.raises(Stopped, match="after 2 of 4 hops"):
+        diffuse(g.adjacency, g.x, hops=4, threshold=0.0, stop=stop_after_two)
+    with pytest.raises(DataError, match="stop must be"):
+        diffuse(g.adjacency, g.x, hops=2, stop="soon")
+    calls = []
+
+    def stop_after_first_row() -> bool:
+        return len(calls) >= 1
+
+    df = memory_scaling([100, 200], hops=2, threshold=0.01, forms=("thresholded",), stop=stop_after_first_row,
+                        on_row=calls.append)
+    assert list(df["n_nodes"]) == [100]

@@ -1,7 +1,9 @@
 """The one progress bar and the one ``stop=`` argument of every long loop.
 
 :func:`stop_callable` turns a ``stop=`` argument (None, a ``threading.Event`` or anything with ``is_set``, or a
-callable) into a ``() -> bool`` that the loop polls; anything else is a ``DataError`` before any work.
+callable) into a ``() -> bool`` that the loop polls; anything else is a ``DataError`` before any work. A loop
+whose results so far mean something returns them when stopped; one whose partial result means nothing (a diffusion
+kernel half built) raises :class:`Stopped` instead.
 
 :func:`progress_bar`: ``tqdm.auto`` in a live notebook, a text line that stays in saved outputs.
 
@@ -51,6 +53,13 @@ def progress_bar(iterable: Any = None, *, disable: bool | None = False, **kwargs
     return bar
 
 
+class Stopped(Exception):
+    """Raised by a computation that was asked to stop (``stop=``) and has no meaningful partial result to return.
+
+    Not a :class:`~workbench.errors.WorkbenchError`: nothing was wrong with the input.
+    """
+
+
 def stop_callable(stop: Any) -> Callable[[], bool]:
     """The ``stop=`` argument of a long loop as a ``() -> bool`` to poll: ``None`` never stops, a
     ``threading.Event`` (or any object with ``is_set``, e.g. a ``multiprocessing.Event``) stops once set, a callable
@@ -74,4 +83,4 @@ def stop_callable(stop: Any) -> Callable[[], bool]:
                     f"{shorten(stop)}")
 
 
-__all__ = ["progress_bar", "stop_callable"]
+__all__ = ["Stopped", "progress_bar", "stop_callable"]

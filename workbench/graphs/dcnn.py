@@ -19,7 +19,7 @@ lets the project's one ``train`` loop (``workbench.dynamics.train``) fit it by m
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -65,11 +65,11 @@ class DCNN(nn.Module):
         return "dense" if self.threshold is None else "thresholded"
 
     def diffuse(self, graph: Graph | object, x: np.ndarray | None = None, *, memory_limit: int | None = None,
-                keep_kernel: bool = False, check: Callable[[], None] | None = None) -> torch.Tensor:
+                keep_kernel: bool = False, stop: Any = None) -> torch.Tensor:
         """The diffusion features ``P*X`` (N × (H+1) × F tensor of this module's dtype) of ``graph`` (a
         :class:`Graph`, or an adjacency matrix with ``x`` given); records ``.memory`` and ``.memory_table``.
         A dense run whose estimate exceeds ``memory_limit`` (default: the memory available) raises
-        :class:`~workbench.errors.MemoryBudgetError` before allocating."""
+        :class:`~workbench.errors.MemoryBudgetError` before allocating. ``stop=``: as :func:`diffuse`'s."""
         if isinstance(graph, Graph):
             check_graph(graph)
             adjacency, feats = graph.adjacency, graph.x if x is None else x
@@ -81,7 +81,7 @@ class DCNN(nn.Module):
         if feats.ndim == 2 and feats.shape[1] != self.n_features:
             raise ShapeError(f"DCNN was built for {self.n_features} features, the graph has {feats.shape[1]}")
         d: Diffusion = diffuse(adjacency, feats, self.hops, self.threshold, dtype=_NP_DTYPES[self.dtype],
-                               memory_limit=memory_limit, keep_kernel=keep_kernel, check=check)
+                               memory_limit=memory_limit, keep_kernel=keep_kernel, stop=stop)
         self.memory = d.summary()
         self.memory_table = d.table
         self.last_diffusion = d if keep_kernel else None

@@ -32,13 +32,14 @@ import time
 import tracemalloc
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
 from workbench.errors import DataError, MemoryBudgetError, NonFiniteError
+from workbench.progress import Stopped, stop_callable
 
 #: rows of P multiplied at once in the thresholded product (bounds the unthresholded intermediate)
 CHUNK_ROWS = 16384
@@ -174,14 +175,15 @@ def _threshold_csr(m: sp.csr_matrix, threshold: float) -> sp.csr_matrix:
 
 def diffuse(adjacency: sp.spmatrix, x: np.ndarray, hops: int, threshold: float | None = None, *,
             dtype=np.float32, memory_limit: int | None = None, keep_kernel: bool = False,
-            chunk_rows: int = CHUNK_ROWS, check: Callable[[], None] | None = None) -> Diffusion:
+            chunk_rows: int = CHUNK_ROWS, stop: Any = None) -> Diffusion:
     """Diffusion features ``[P⁰X, …, P^H X]`` (N × (H+1) × F) of the graph ``adjacency`` with features ``x``.
 
     ``threshold=None``: the dense reference, storing every ``P^h`` as an N × N array (refused beforehand with a
     :class:`MemoryBudgetError` when :func:`dense_bytes_estimate` exceeds ``memory_limit``, default the memory
     available). ``threshold=ε ≥ 0``: the thresholded sparse kernel ``Q_h = T_ε(P Q_{h-1})`` (see the module
-    docstring). ``keep_kernel=True`` keeps the matrices in ``.kernel``. ``check()``: called between hops; it may
-    raise to abandon the run (the dashboard passes its job's ``JobContext.check``).
+    docstring). ``keep_kernel=True`` keeps the matrices in ``.kernel``. ``stop=`` (see :func:`workbench.progress.stop_callable`)
+    is polled before each hop; once it is set the run is abandoned with :class:`workbench.progress.Stopped` (half a
+    kernel is no result).
 
     >>> import scipy.sparse as sp, numpy as np
     >>> a = sp.csr_matrix(np.array([[0, 1], [1, 0]]))
@@ -190,6 +192,7 @@ def diffuse(adjacency: sp.spmatrix, x: np.ndarray, hops: int, threshold: float |
     """
     hops = check_hops(hops)
     threshold = check_threshold(threshold)
+    should_stop = stop_callable(stop)
     if not sp.issparse(adjacency):
         adjacency = sp.csr_matrix(np.asarray(adjacency))
     n = adjacency.shape[0]
@@ -208,7 +211,10 @@ def diffuse(adjacency: sp.spmatrix, x: np.ndarray, hops: int, threshold: float |
     f = x.shape[1]
     if threshold is None:
         check_dense_memory(n, hops, f, dtype, memory_limit)
-    check = check or (lambda: None)
+
+    def check(done: int) -> None:
+        if should_stop():
+            raise Stopped(f"diffusion stopped by stop= after {done} of {hops} hops")
     x = x.astype(dtype, copy=False)
     rows = []
     t0 = time.perf_counter()
@@ -221,7 +227,7 @@ def diffuse(adjacency: sp.spmatrix, x: np.ndarray, hops: int, threshold: float |
             if hops >= 1:
                 kernel.append(p.toarray())
             for h in range(2, hops + 1):
-                check()
+                check(h - 1)
                 kernel.append(kernel[1] @ kernel[-1])
             for h in range(1, hops + 1):
                 out[:, h, :] = kernel[h] @ x
@@ -232,7 +238,7 @@ def diffuse(adjacency: sp.spmatrix, x: np.ndarray, hops: int, threshold: float |
         else:
             kernel = [sp.identity(n, dtype=dtype, format="csr")]
             for h in range(1, hops + 1):
-                check()
+                check(h - 1)
                 prev = kernel[-1]
                 parts = [_threshold_csr(p[i:i + chunk_rows] @ prev, threshold) for i in range(0, n, chunk_rows)]
                 q = parts[0] if len(parts) == 1 else sp.vstack(parts, format="csr")

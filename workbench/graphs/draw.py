@@ -7,6 +7,8 @@ adds spring-layout positions (networkx, seeded) and returns ``(nodes, edges)`` D
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -14,6 +16,7 @@ from workbench.errors import DataError
 from workbench.graphs.classify import _resolve, label_propagation, stratified_split
 from workbench.graphs.data import Graph
 from workbench.graphs.diffusion import check_hops, check_threshold
+from workbench.progress import Stopped, stop_callable
 
 #: drawing is for small graphs: more nodes than this are refused (the picture would be a hairball anyway)
 MAX_DRAW_NODES = 2000
@@ -21,9 +24,12 @@ MAX_DRAW_NODES = 2000
 
 def node_predictions(graph: Graph | str, method: str = "dcnn", hops: int = 2, threshold: float | None = None, *,
                      train_fraction: float = 0.5, seed: int = 0, epochs: float = 30, lr: float = 0.1,
-                     batch_size: int = 32, check=None) -> pd.DataFrame:
+                     batch_size: int = 32, stop: Any = None) -> pd.DataFrame:
     """Per-node prediction of ``method`` trained on split ``seed`` (columns ``node, name, label, prediction,
-    train, correct``; labels and predictions as class names). The DCNN's memory report is in ``df.attrs``."""
+    train, correct``; labels and predictions as class names). The DCNN's memory report is in ``df.attrs``.
+    ``stop=`` (see :func:`workbench.progress.stop_callable`) abandons the run with :class:`workbench.progress.Stopped`
+    (a prediction per node needs the whole training)."""
+    should_stop = stop_callable(stop)
     g = _resolve(graph)
     hops, threshold = check_hops(hops), check_threshold(threshold)
     if method not in ("dcnn", "label_propagation", "logistic"):
@@ -44,9 +50,11 @@ def node_predictions(graph: Graph | str, method: str = "dcnn", hops: int = 2, th
         from workbench.graphs.dcnn import DCNN
 
         model = DCNN(hops, g.x.shape[1], g.n_classes, threshold=threshold)
-        z = model.diffuse(g, check=check)
+        z = model.diffuse(g, stop=should_stop)
         res = train(_SplitHandle(g.name, model, z, g.y, tr, te), batch_size=min(batch_size, len(tr)), lr=lr,
-                    epochs=epochs, seed=seed, eval_every=float(epochs), track_points=4, progress=False)
+                    epochs=epochs, seed=seed, eval_every=float(epochs), track_points=4, progress=False, stop=should_stop)
+        if res.stopped:
+            raise Stopped(f"node_predictions stopped by stop= after {res.steps} training steps")
         with torch.no_grad():
             pred = res.model(z).argmax(1).numpy()
         attrs = dict(model.memory)

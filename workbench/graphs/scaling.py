@@ -9,7 +9,7 @@ linear fit ``bytes ≈ b·N + c`` (``bytes_per_node`` = b).
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -18,6 +18,7 @@ from workbench.errors import DataError, MemoryBudgetError
 from workbench.graphs.data import make_sbm
 from workbench.graphs.diffusion import (available_memory, check_hops, check_threshold, dense_bytes_estimate,
                                         diffuse, sparse_bytes_bound)
+from workbench.progress import Stopped, stop_callable
 
 SCALING_COLUMNS = ["n_nodes", "n_edges", "form", "hops", "threshold", "refused", "estimate_bytes", "kernel_bytes",
                    "peak_bytes", "nnz", "seconds", "bound_bytes"]
@@ -26,9 +27,11 @@ SCALING_COLUMNS = ["n_nodes", "n_edges", "form", "hops", "threshold", "refused",
 def memory_scaling(sizes: Iterable[int], hops: int = 2, threshold: float = 0.01, *,
                    forms: Iterable[str] = ("dense", "thresholded"), dense_limit: int | None = None,
                    features: int = 16, seed: int = 0, sbm: dict | None = None,
-                   check: Callable[[], None] | None = None,
+                   stop: Any = None,
                    on_row: Callable[[dict], None] | None = None) -> pd.DataFrame:
-    """One row per (size, form): see the module docstring; ``on_row(row)`` is called as each row is done."""
+    """One row per (size, form): see the module docstring; ``on_row(row)`` is called as each row is done.
+    ``stop=`` (see :func:`workbench.progress.stop_callable`): the rows finished so far are returned."""
+    should_stop = stop_callable(stop)
     sizes = [int(n) for n in sizes]
     if not sizes or min(sizes) < 2:
         raise DataError(f"sizes must be a non-empty list of node counts ≥ 2, got {sizes!r}")
@@ -44,8 +47,8 @@ def memory_scaling(sizes: Iterable[int], hops: int = 2, threshold: float = 0.01,
     for n in sizes:
         g = make_sbm(n, features=features, seed=seed, **(sbm or {}))
         for form in forms:
-            if check is not None:
-                check()
+            if should_stop():
+                return pd.DataFrame(rows, columns=SCALING_COLUMNS)
             t = None if form == "dense" else threshold
             est = dense_bytes_estimate(n, hops, features) if form == "dense" else None
             row = {"n_nodes": n, "n_edges": g.n_edges, "form": form, "hops": hops, "threshold": t,
@@ -53,7 +56,9 @@ def memory_scaling(sizes: Iterable[int], hops: int = 2, threshold: float = 0.01,
                    "nnz": np.nan, "seconds": np.nan,
                    "bound_bytes": sparse_bytes_bound(n, hops, threshold) if t is not None else np.nan}
             try:
-                d = diffuse(g.adjacency, g.x, hops, t, memory_limit=limit, check=check)
+                d = diffuse(g.adjacency, g.x, hops, t, memory_limit=limit, stop=should_stop)
+            except Stopped:
+                return pd.DataFrame(rows, columns=SCALING_COLUMNS)
             except MemoryBudgetError:
                 row["refused"] = True
             else:

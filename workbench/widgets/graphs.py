@@ -18,6 +18,7 @@ from workbench.errors import WorkbenchError
 from workbench.graphs import accuracy_table, layout_tables, memory_scaling, node_classification, node_predictions
 from workbench.graphs.data import REAL_GRAPHS
 from workbench.graphs.diffusion import format_bytes
+from workbench.progress import Stopped
 from workbench.viz.figure import empty_figure
 from workbench.viz.graphs import graph_figure, memory_figure
 from workbench.widgets._async import Cancelled, LatestJobRunner
@@ -74,12 +75,15 @@ class GraphsView:
         self.status.value = f"<i>training on {g} (hops {h}, {'dense' if t is None else f'ε={t:.2g}'})…</i>"
 
         def job(ctx):
-            preds = node_predictions(g, method=m, hops=h, threshold=t, epochs=self.epochs, check=ctx.check)
+            def stop() -> bool:
+                return ctx.cancelled_reason() is not None
+
+            preds = node_predictions(g, method=m, hops=h, threshold=t, epochs=self.epochs, stop=stop)
             ctx.check()
             nodes, edges = layout_tables(g, preds)
             ctx.check()
             df = node_classification(g, method=["dcnn", "label_propagation", "logistic"], hops=h, threshold=t,
-                                     splits=self.splits, epochs=self.epochs, stop=lambda: ctx.cancelled_reason())
+                                     splits=self.splits, epochs=self.epochs, stop=stop)
             return nodes, edges, accuracy_table(df)
 
         self.runner.submit(job, on_done=self._show, on_error=self._error, label="graphs")
@@ -96,7 +100,7 @@ class GraphsView:
         self.table_html.value = self.table[cols].to_html(index=False, float_format=lambda v: f"{v:.4g}")
 
     def _error(self, exc: BaseException) -> None:
-        if isinstance(exc, Cancelled):
+        if isinstance(exc, (Cancelled, Stopped)):
             return
         if isinstance(exc, WorkbenchError):
             self.status.value = f"<b>error:</b> {exc}"
@@ -112,7 +116,7 @@ class GraphsView:
 
         def job(ctx):
             return memory_scaling(self.memory_sizes, hops=h, threshold=t, dense_limit=self.dense_limit,
-                                  check=ctx.check)
+                                  stop=lambda: ctx.cancelled_reason() is not None)
 
         def done(df):
             self.scaling = df
