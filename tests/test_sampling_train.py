@@ -108,3 +108,18 @@ def test_train_refuses_bad_sampler_combinations():
         train(handle, steps=2, batch_size=8, sampler=UniformSampler(n), batch_augmentation=2, progress=False)
     with pytest.raises(DataError, match="Sampler"):
         train(handle, steps=2, sampler="uniform", progress=False)
+
+
+def test_static_sampler_default_trains_notebook_06s_setting_instead_of_collapsing():
+    """Notebook 06 with sampler="static" (B = 32, lr 0.05): with the old floor 0.1 the heavy-tailed proxy scores made
+    digits-cnn collapse to chance (0.100); the static default floor 0.5 trains it (0.981 recorded)."""
+    from workbench.sampling import make_sampler
+    from workbench.sampling.proxy import static_scores
+
+    handle = workbench.load_model("digits-cnn")
+    x, y = handle.train_data()
+    scores = static_scores(x, y, seed=0)
+    sampler = make_sampler("static", x, y, seed=0, scores=scores)
+    assert sampler.floor == 0.5 and float((1 / (len(x) * sampler.weights())).max()) <= 2.0 + 1e-9
+    res = train(handle, batch_size=32, lr=0.05, steps=600, seed=0, eval_every=600, progress=False, sampler=sampler)
+    assert res.test_accuracy > 0.9, res.metrics

@@ -198,11 +198,19 @@ class UniformSampler(Sampler):
 
 
 class StaticSampler(Sampler):
-    """Fixed scores (for example :func:`workbench.sampling.proxy.static_scores`), never updated."""
+    """Fixed scores (for example :func:`workbench.sampling.proxy.static_scores`), never updated.
+
+    The default ``floor`` is 0.5, not the 0.1 of the adaptive samplers: a proxy's out-of-fold losses are heavy-tailed
+    and never flatten as the network learns (on digits the top 1 % of samples hold 37 % of the score mass, the median
+    score is 0.0045 nats), so with floor 0.1 a batch of 32 holds about ten draws of the same 14 samples and
+    digits-cnn's BatchNorm training collapsed to chance (test accuracy 0.100 after 600 steps of B = 32, lr 0.05, seed
+    0; 0.981 with floor 0.5; the loss sampler reached 0.992 with floor 0.1 on the same run). The floor also bounds the
+    importance weight ``1/(N·p_i)`` by ``1/floor``.
+    """
 
     name = "static"
 
-    def __init__(self, n: int, scores: Any, *, floor: float = 0.1, seed: int = 0) -> None:
+    def __init__(self, n: int, scores: Any, *, floor: float = 0.5, seed: int = 0) -> None:
         super().__init__(n, floor=floor, seed=seed)
         s = torch.as_tensor(np.asarray(scores, dtype=np.float64)).reshape(-1)
         if len(s) != self.n:
