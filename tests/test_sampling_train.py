@@ -123,3 +123,25 @@ def test_static_sampler_default_trains_notebook_06s_setting_instead_of_collapsin
     assert sampler.floor == 0.5 and float((1 / (len(x) * sampler.weights())).max()) <= 2.0 + 1e-9
     res = train(handle, batch_size=32, lr=0.05, steps=600, seed=0, eval_every=600, progress=False, sampler=sampler)
     assert res.test_accuracy > 0.9, res.metrics
+
+
+def test_dense_copy_of_a_formatted_layer_with_the_users_own_parametrization_holds_the_users_weight():
+    """A layer under orthogonal (the user's) and 2:4 (a format): the dense copy's weight is the orthogonal matrix, not
+    the raw ``parametrizations.weight.original`` it used to load; the source keeps its formats."""
+    from torch import nn
+    from torch.nn.utils import parametrizations
+
+    from workbench.formats import apply, original_weight
+    from workbench.models.zoo import DigitsMLP
+
+    torch.manual_seed(0)
+    model = DigitsMLP()
+    parametrizations.orthogonal(model.fc2)
+    user = original_weight(model.fc2).clone()
+    apply(model, "2:4")
+    raw = model.fc2.parametrizations.weight.original.detach().clone()
+    copy = dense_copy(model)
+    assert not any(isinstance(m, nn.Module) and hasattr(m, "parametrizations") for m in copy.modules())
+    assert torch.equal(copy.fc2.weight, user) and not torch.allclose(copy.fc2.weight, raw)
+    assert torch.equal(copy.fc1.weight, model.fc1.parametrizations.weight.original)
+    assert hasattr(model.fc2, "parametrizations") and len(model.fc2.parametrizations.weight) == 2

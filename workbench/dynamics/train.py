@@ -101,9 +101,13 @@ def dense_copy(source: nn.Module) -> nn.Module:
     A model without parametrizations is deep-copied. One with formats applied (``workbench.formats.apply``) is not:
     torch's parametrized modules share a generated class with their copies, so removing a parametrization from a
     copy would break the original. Instead the architecture is rebuilt (``type(source)()``) and loaded with the
-    original dense weights (``…parametrizations.weight.original``); the handle keeps its formats.
+    user's dense weights (:func:`workbench.formats.original_weight`: the effective weight of the user's own
+    parametrizations, such as orthogonal or weight_norm, never a format's; the copy holds it as a plain tensor); the
+    handle keeps its formats.
     """
     from torch.nn.utils import parametrize
+
+    from workbench.formats import original_weight
 
     if not any(parametrize.is_parametrized(m) for m in source.modules()):
         return copy.deepcopy(source)
@@ -112,13 +116,15 @@ def dense_copy(source: nn.Module) -> nn.Module:
     except TypeError as exc:
         raise DataError(f"{type(source).__name__} has formats applied and cannot be rebuilt without arguments "
                         f"({exc}); call workbench.formats.restore(model) before training a copy") from exc
-    state = {}
-    for key, value in source.state_dict().items():
-        if ".parametrizations." in key:
-            if key.endswith(".original"):
-                state[key.replace(".parametrizations.", ".")[: -len(".original")]] = value.detach().clone()
+    state = {key: value.detach().clone() for key, value in source.state_dict().items()
+             if ".parametrizations." not in key}
+    for name, mod in source.named_modules():
+        if not parametrize.is_parametrized(mod):
             continue
-        state[key] = value.detach().clone()
+        prefix = f"{name}." if name else ""
+        for tensor_name in mod.parametrizations:
+            value = original_weight(mod) if tensor_name == "weight" else getattr(mod, tensor_name)
+            state[prefix + tensor_name] = value.detach().clone()
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing:
         raise DataError(f"could not rebuild a dense copy of {type(source).__name__}: missing {missing}")
