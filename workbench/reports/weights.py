@@ -67,8 +67,8 @@ from workbench.sparsity.report import kept_fractions, kept_sums
 
 DEFAULT_FORMATS: tuple[str, ...] = ("fp8_e4m3", "fp8_e5m2", "int8", "int4")
 DEFAULT_PATTERNS: tuple[str, ...] = ("2:4", "2:4-T")
-#: weights per streamed block (64 MB in float32)
-CHUNK_ELEMENTS = 1 << 24
+#: weights per streamed block (32 MB in float32; the float64 sums take a few times that while a block is scored)
+CHUNK_ELEMENTS = 1 << 23
 COLUMNS = [
     "layer", "tensor", "shape", "rows", "cols", "dtype", "numel", "role", "format", "status", "reason",
     "weight_sqnr_db", "weight_nl2", "weight_cosine", "bits_per_weight", "bytes",
@@ -352,7 +352,7 @@ def _source(source: Any, entries: list[tuple[str, Format]], layers: Any) -> _Sou
         for i, name in enumerate(chosen):
             t = infos[name]
             jobs.append(LayerJob(i, name, t.name, t.file, tuple(t.shape), DTYPES[t.st_dtype][0],
-                                 DTYPES[t.st_dtype][1] * 8, key))
+                                 DTYPES[t.st_dtype][1] * 8, key, CHUNK_ELEMENTS))
         readers = {j.layer: (lambda j=j: _safetensors_rows(j.file, j.tensor)) for j in jobs}
         return _Source(source.name, str(source.spec), jobs, readers, True)
     if isinstance(source, ModelHandle) or isinstance(source, nn.Module):
@@ -366,7 +366,7 @@ def _source(source: Any, entries: list[tuple[str, Format]], layers: Any) -> _Sou
         for i, lname in enumerate(chosen):
             w = original_weight(mods[lname])
             jobs.append(LayerJob(i, lname, f"{lname}.weight", None, tuple(w.shape),
-                                 str(w.dtype).removeprefix("torch."), w.element_size() * 8, key))
+                                 str(w.dtype).removeprefix("torch."), w.element_size() * 8, key, CHUNK_ELEMENTS))
 
             @contextmanager
             def reader(w: torch.Tensor = w) -> Iterator[Callable[[int, int], torch.Tensor]]:
