@@ -227,41 +227,40 @@ def analyse_layer(job: LayerJob, read: Callable[[int, int], torch.Tensor],
     count = {i: 0 for i in local + whole}
     nonfinite = 0
 
-    def accumulate(i: int, x: torch.Tensor) -> None:
+    def accumulate(i: int, x: torch.Tensor, x64: torch.Tensor) -> None:
         f = entries[i][1]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", PaddedWeightWarning)  # reported in the `padded` column
             param = FormatParametrization(f, x)  # the mask and scales apply() would put on this weight
         with torch.no_grad():
             q = param(x)
-        for k, v in enumerate(metric_sums(x, q)):
+        for k, v in enumerate(metric_sums(x64, q)):  # x64: converted once per block for every entry
             sums[i][k] += v
         if param.mask is not None:
-            for k, v in enumerate(kept_sums(to_matrix(x), to_matrix(param.mask))):
+            for k, v in enumerate(kept_sums(to_matrix(x64), to_matrix(param.mask))):
                 kept[i][k] += v
             count[i] += int(param.mask.sum())
+
+    def block(x: torch.Tensor, which: list[int]) -> int:
+        """Score one block for the entries ``which``; returns its count of NaN/inf (then nothing is scored)."""
+        x = x.float()
+        x64 = x.double()
+        if not math.isfinite(float(torch.linalg.vector_norm(x64))):  # cheaper than isfinite() on every block
+            return int((~torch.isfinite(x)).sum())
+        for i in which:
+            accumulate(i, x, x64)
+        return 0
 
     if local:
         step = _block_rows(job, [entries[i][1] for i in local])
         for start in range(0, rows, step):
             if check is not None:
                 check()
-            x = read(start, min(rows, start + step)).float()
-            bad = int((~torch.isfinite(x)).sum())
-            nonfinite += bad
-            if not bad:
-                for i in local:
-                    accumulate(i, x)
-            del x
+            nonfinite += block(read(start, min(rows, start + step)), [] if nonfinite else local)
     if whole and not nonfinite:
         if check is not None:
             check()
-        x = read(0, rows).float()
-        nonfinite += int((~torch.isfinite(x)).sum())
-        if not nonfinite:
-            for i in whole:
-                accumulate(i, x)
-        del x
+        nonfinite += block(read(0, rows), whole)
 
     out = []
     base = {"layer": job.layer, "tensor": job.tensor, "shape": "x".join(map(str, shape)), "rows": rows, "cols": cols,
