@@ -193,3 +193,18 @@ def test_missing_shard_is_named(tmp_path: Path) -> None:
     (tmp_path / "model.safetensors.index.json").write_text(json.dumps({"weight_map": wmap}))
     with pytest.raises(ModelSpecError, match="points outside the checkpoint folder"):
         load_model(f"safetensors:{tmp_path}", lazy=True)
+
+
+def test_safetensors_prefix_without_lazy_loads_eagerly(cnn, tmp_path: Path) -> None:
+    f = _save(cnn.model.state_dict(), tmp_path / "m.safetensors")
+    h = load_model(f"safetensors:{f}", arch="digits-cnn")
+    assert torch.equal(h.model.fc1.weight, cnn.model.fc1.weight)
+    assert h.evaluate()["accuracy"] == cnn.evaluate()["accuracy"]
+
+
+def test_hf_directory_without_safetensors_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "pytorch_model.bin").write_bytes(b"\0" * 16)
+    with pytest.raises(ModelSpecError, match=r"holds no .safetensors file \(it holds \['config.json', "
+                                             r"'pytorch_model.bin'\]\)"):
+        load_model(f"safetensors:{tmp_path}", lazy=True)

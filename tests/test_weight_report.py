@@ -266,3 +266,20 @@ def test_bad_sources_layers_and_arguments(cnn_file: Path, tmp_path: Path, mlp) -
     with pytest.raises(DataError, match="stop must be None"):
         weight_report(str(cnn_file), ["int8"], stop=3, out=out, progress=False)
     assert not out.exists()
+
+
+def test_a_second_writer_is_refused(cnn_file: Path, tmp_path: Path) -> None:
+    from workbench.reports.files import output_lock
+
+    out = tmp_path / "w.parquet"
+    with output_lock(tmp_path, "w.parquet", what="weight report"):
+        with pytest.raises(OutputError, match="is being written by process"):
+            weight_report(str(cnn_file), ["int8"], [], out=out, progress=False)
+    assert not out.exists()
+
+
+def test_progress_bar_counts_layers(cnn_file: Path, capsys: pytest.CaptureFixture, monkeypatch) -> None:
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    weight_report(str(cnn_file), ["int8"], [], progress=True)
+    err = capsys.readouterr().err
+    assert "weight report cnn" in err and "4/4" in err
