@@ -227,14 +227,14 @@ def analyse_layer(job: LayerJob, read: Callable[[int, int], torch.Tensor],
     count = {i: 0 for i in local + whole}
     nonfinite = 0
 
-    def accumulate(i: int, x: torch.Tensor, x64: torch.Tensor) -> None:
+    def accumulate(i: int, x: torch.Tensor, x64: torch.Tensor, x_sq: float) -> None:
         f = entries[i][1]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", PaddedWeightWarning)  # reported in the `padded` column
             param = FormatParametrization(f, x)  # the mask and scales apply() would put on this weight
         with torch.no_grad():
             q = param(x)
-        for k, v in enumerate(metric_sums(x64, q)):  # x64: converted once per block for every entry
+        for k, v in enumerate(metric_sums(x64, q, x_sq=x_sq)):  # x64, ‖x‖²: once per block for every entry
             sums[i][k] += v
         if param.mask is not None:
             for k, v in enumerate(kept_sums(to_matrix(x64), to_matrix(param.mask))):
@@ -245,10 +245,11 @@ def analyse_layer(job: LayerJob, read: Callable[[int, int], torch.Tensor],
         """Score one block for the entries ``which``; returns its count of NaN/inf (then nothing is scored)."""
         x = x.float()
         x64 = x.double()
-        if not math.isfinite(float(torch.linalg.vector_norm(x64))):  # cheaper than isfinite() on every block
+        x_sq = float(torch.linalg.vector_norm(x64)) ** 2
+        if not math.isfinite(x_sq):  # cheaper than isfinite() on every block
             return int((~torch.isfinite(x)).sum())
         for i in which:
-            accumulate(i, x, x64)
+            accumulate(i, x, x64, x_sq)
         return 0
 
     if local:
