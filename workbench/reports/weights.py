@@ -21,7 +21,10 @@ format grammar, :mod:`workbench.formats.spec`), one row:
 A layer is streamed in blocks of whole output rows (about :data:`CHUNK_ELEMENTS` weights each, a multiple of M for
 transposable patterns), each cast to float32: per-channel scales, N:M groups and M×M transposable tiles never cross
 a block, so the result is that of the whole weight; the sums behind every metric are accumulated in float64.
-Unstructured and block patterns choose among the whole layer, so a layer with one of them is also read whole.
+Unstructured and block patterns choose among the whole layer, so for them the layer is also read whole: their
+working memory is about 40 bytes per weight of the largest layer (a global sort), against a few hundred MB for the
+streamed entries (measured: 2.1 GB peak RSS for "unstructured 50%" on a 45 M-weight layer, 0.65 GB for four number
+formats). Weights stored in float64 are scored after rounding to float32, as an eager model holds them.
 
 Resumable (``out=`` a ``.parquet`` path): after each layer the table so far is written to ``out`` atomically (a
 temporary file renamed over it, :func:`workbench.reports.files.atomic_open`; the arguments in the file's metadata),
