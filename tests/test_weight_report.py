@@ -283,3 +283,11 @@ def test_progress_bar_counts_layers(cnn_file: Path, capsys: pytest.CaptureFixtur
     weight_report(str(cnn_file), ["int8"], [], progress=True)
     err = capsys.readouterr().err
     assert "weight report cnn" in err and "4/4" in err
+
+
+def test_no_layers_is_refused(cnn_file: Path, tmp_path: Path) -> None:
+    with pytest.raises(LayerError, match="layers is empty"):
+        weight_report(str(cnn_file), ["int8"], [], layers=[], progress=False)
+    save_file({"norm.weight": torch.ones(8), "step": torch.zeros(1, dtype=torch.int64)}, str(tmp_path / "n.safetensors"))
+    with pytest.raises(LayerError, match="has no weight layers"):
+        weight_report(str(tmp_path / "n.safetensors"), ["int8"], [], progress=False)

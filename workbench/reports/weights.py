@@ -320,8 +320,15 @@ class _Source:
 
 
 def _choose(names: list[str], layers: Any, source_name: str) -> list[str]:
+    if not names:
+        raise LayerError(f"weight_report: {source_name} has no weight layers (floating-point tensors of 2 or more "
+                         "dimensions named '<layer>.weight'; Linear / Conv layers of a model), so there is nothing "
+                         "to report")
     if layers is None:
         return names
+    if not isinstance(layers, str) and isinstance(layers, Sequence) and len(layers) == 0:
+        raise LayerError("weight_report: layers is empty; pass None for every layer, or some of "
+                         f"{names[:12]}")
     wanted = [layers] if isinstance(layers, str) else layers
     if not isinstance(wanted, Sequence) or not all(isinstance(n, str) for n in wanted):
         raise LayerError(f"weight_report: layers must be a layer name or a list of names, got "
