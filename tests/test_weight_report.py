@@ -265,6 +265,8 @@ def test_bad_sources_layers_and_arguments(cnn_file: Path, tmp_path: Path, mlp) -
         weight_report(mlp, ["int8"], executor=pool, out=out, progress=False)
     with pytest.raises(DataError, match="stop must be None"):
         weight_report(str(cnn_file), ["int8"], stop=3, out=out, progress=False)
+    with pytest.raises(DataError, match="resume must be one of False, True; got 'yes'"):
+        weight_report(str(cnn_file), ["int8"], out=out, resume="yes", progress=False)
     assert not out.exists()
 
 

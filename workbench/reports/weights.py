@@ -486,12 +486,13 @@ def weight_report(
     Raises, before any work and writing nothing: :class:`FormatError` (a malformed name, a pattern with a number
     format, a format needing the model), :class:`LayerError`, :class:`ModelSpecError` (a source that is not a
     safetensors file or directory, a corrupt one), :class:`DTypeError`, :class:`OutputError` (``out`` exists and
-    ``resume`` is false, or holds another report), :class:`DataError` (a bad ``stop`` or ``executor``).
+    ``resume`` is false, or holds another report), :class:`DataError` (a bad ``stop`` or ``executor``;
+    :class:`~workbench.errors.OptionError` for a ``resume`` or ``progress`` that is not a bool).
     """
-    from workbench.models.spec import check_flag
+    from workbench.checks import option
 
-    check_flag(resume, "resume")
-    check_flag(progress, "progress")
+    option("resume", resume, (False, True), where="weight_report")
+    option("progress", progress, (True, False), where="weight_report")
     should_stop = stop_callable(stop)
     entries = parse_entries(formats, patterns)
     src = _source(source, entries, layers)
