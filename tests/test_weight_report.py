@@ -293,3 +293,32 @@ def test_no_layers_is_refused(cnn_file: Path, tmp_path: Path) -> None:
     save_file({"norm.weight": torch.ones(8), "step": torch.zeros(1, dtype=torch.int64)}, str(tmp_path / "n.safetensors"))
     with pytest.raises(LayerError, match="has no weight layers"):
         weight_report(str(tmp_path / "n.safetensors"), ["int8"], [], progress=False)
+
+
+@pytest.mark.parametrize("chunk", [16, 2 * 16, 5 * 16, 10**6])
+def test_streamed_global_masks_equal_the_whole_weight_masks(tmp_path: Path, monkeypatch, chunk: int) -> None:
+    """Unstructured (exact top-k with unstructured_mask's tie rule) and block masks chosen across row blocks equal
+    quantize() on the whole weight; ties are everywhere (small integers), and the +int8/int4 per-row scales depend
+    on which row keeps a tied value, so a wrong tie rule shows in the SQNR."""
+    g = torch.Generator().manual_seed(3)
+    w = torch.randint(-3, 4, (24, 16), generator=g).float()
+    w[5] = 0.0
+    conv = torch.randn(8, 4, 3, 3, generator=g).round(decimals=1)
+    save_file({"lin.weight": w, "conv.weight": conv}, str(tmp_path / "w.safetensors"))
+    monkeypatch.setattr(wr, "CHUNK_ELEMENTS", chunk)
+    fmts = ["unstructured 30%+int8", "unstructured 30%", "unstructured 0.1%", "unstructured 100%+int4",
+            "block2x4@50%+int4", "block4x4@75%", "block2x2@50%+fp8_e4m3"]
+    df = weight_report(str(tmp_path / "w.safetensors"), fmts, [], progress=False).set_index(["layer", "format"])
+    from workbench.formats import parse_format, to_matrix
+    from workbench.formats.masks import weight_mask
+
+    for layer, weight in (("lin", w), ("conv", conv)):
+        for fmt in fmts:
+            row = df.loc[(layer, parse_format(fmt).name)]
+            assert row["status"] == "ok", row["reason"]
+            q = quantize(weight, fmt)
+            assert row["weight_sqnr_db"] == pytest.approx(sqnr_db(weight, q), rel=1e-12, abs=1e-12), (layer, fmt)
+            mask = to_matrix(weight_mask(weight, parse_format(fmt).sparsity))
+            mat = to_matrix(weight).double()
+            assert row["density"] == float(mask.sum()) / weight.numel()
+            assert row["kept_abs"] == pytest.approx(float((mat * mask).abs().sum() / mat.abs().sum()), rel=1e-12)
