@@ -68,9 +68,12 @@ def test_task_payload_is_small_and_names_the_file(cnn_file: Path) -> None:
 
 
 def test_worker_processes_open_the_file_themselves(cnn_file: Path) -> None:
-    """A process pool (fork: fast to start) runs the same tasks in other processes, from the path alone."""
+    """A process pool (fork: fast to start) runs the same tasks in other processes, from the path alone. One torch
+    thread in the children: GNU OpenMP's thread pool does not survive a fork."""
+    import torch
+
     ctx = multiprocessing.get_context("fork")
-    with cf.ProcessPoolExecutor(2, mp_context=ctx) as pool:
+    with cf.ProcessPoolExecutor(2, mp_context=ctx, initializer=torch.set_num_threads, initargs=(1,)) as pool:
         got = weight_report(str(cnn_file), FORMATS, PATTERNS, executor=pool, progress=False)
     pd.testing.assert_frame_equal(got, weight_report(str(cnn_file), FORMATS, PATTERNS, progress=False))
 
