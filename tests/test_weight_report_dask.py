@@ -82,3 +82,18 @@ def test_run_layer_job_alone(cnn_file: Path) -> None:
     job = LayerJob(0, "fc2", "fc2.weight", str(cnn_file), (10, 64), "float32", 32, (("format", "int8"),))
     (row,) = run_layer_job(job)
     assert row["layer"] == "fc2" and row["status"] == "ok" and row["bytes"] == 640 + 40
+
+
+def test_stop_on_an_executor_then_resume(cnn_file: Path, tmp_path: Path) -> None:
+    full = weight_report(str(cnn_file), FORMATS, PATTERNS, progress=False)
+    out = tmp_path / "w.parquet"
+
+    def two_done() -> bool:
+        return out.exists() and pd.read_parquet(out)["layer"].nunique() >= 2
+
+    with cf.ThreadPoolExecutor(2) as pool:
+        part = weight_report(str(cnn_file), FORMATS, PATTERNS, out=out, executor=pool, stop=two_done, progress=False)
+    assert not part.attrs["complete"] and list(part["layer"].unique()) == ["conv1", "conv2"]
+    with cf.ThreadPoolExecutor(2) as pool:
+        rest = weight_report(str(cnn_file), FORMATS, PATTERNS, out=out, executor=pool, resume=True, progress=False)
+    pd.testing.assert_frame_equal(rest, full)
