@@ -9,7 +9,9 @@ Metrics (float64) between a reference ``x`` and its quantized counterpart ``q``,
 
 :func:`weight_sqnr_table` is the one weight-SQNR table of the workbench: the SQNR of the weight each layer now
 computes with (its format applied by :func:`workbench.formats.apply`) against the layer's weight without the format.
-The quantization lab, the compression report and the dashboard's readouts all call it.
+The quantization lab, the compression report and the dashboard's readouts all call it. A weight too large to hold
+(a layer streamed from a checkpoint by :func:`workbench.reports.weights.weight_report`) gets the same metrics from
+:func:`metric_sums` summed over its blocks and finished by :func:`metrics_from_sums`.
 """
 
 from __future__ import annotations
