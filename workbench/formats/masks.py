@@ -442,7 +442,8 @@ def _solve_numba(a: torch.Tensor, n: int, m: int, method: str, local_search: boo
     an = a.numpy()
     if method == "optimal":
         if _x_count_small(n, m) is not None:
-            return _solve_enumerate(a, n, m)
+            flat = nb.enumerate_mask(an.reshape(-1, m), n, *_pattern_choices(n, m))
+            return torch.from_numpy(flat).reshape(a.shape)
         return torch.from_numpy(nb.ssp_tiles(an, n))
     xn, done = nb.greedy_tiles(an, n)
     x = torch.from_numpy(xn)
@@ -453,6 +454,18 @@ def _solve_numba(a: torch.Tensor, n: int, m: int, method: str, local_search: boo
         firsts, seconds = _round_arrays(m)
         nb.local_search_tiles(an, x.numpy(), firsts, seconds, LOCAL_SEARCH_SWEEPS)
     return x
+
+
+@cache
+def _pattern_choices(n: int, m: int):
+    """The valid patterns of :func:`transposable_patterns` as row choices: ``(choices (K, n), patterns (X, m))``."""
+    import numpy as np
+
+    combos = list(itertools.combinations(range(m), n))
+    index = {c: q for q, c in enumerate(combos)}
+    pats = transposable_patterns(n, m)
+    table = [[index[tuple(row.nonzero().flatten().tolist())] for row in p] for p in pats]
+    return np.array(combos, np.int64).reshape(len(combos), n), np.array(table, np.int64).reshape(len(pats), m)
 
 
 @cache
@@ -564,8 +577,13 @@ def transposable_mask(
     if refusal:
         raise CostLimitError(f"{what}: {refusal}")
     r, c = w.shape
-    a = w.detach().abs()
+    a = w.detach()
     pr, pc = (-r) % m, (-c) % m
+    if (method == "optimal" and n < m and _x_count_small(n, m) is not None and _use_numba(a, impl)
+            and a.dtype in (torch.float32, torch.float64) and not (pr or pc)):
+        # score every pattern in place (|w| taken inside the kernel): no tile copies
+        return torch.from_numpy(_numba().enumerate_mask(a.contiguous().numpy(), n, *_pattern_choices(n, m)))
+    a = a.abs()
     if pr or pc:
         warnings.warn(
             f"{what}: weight {(r, c)} is not a multiple of M={m} on both sides; zero-padded to "

@@ -318,3 +318,44 @@ def repair_tiles(a: np.ndarray, n: int, x: np.ndarray, todo: np.ndarray) -> None
     for q in prange(todo.shape[0]):
         s = todo[q]
         repair_tile(a[s], n, x[s])
+
+
+@njit(parallel=True, cache=True)
+def enumerate_mask(w: np.ndarray, n: int, choices: np.ndarray, patterns: np.ndarray) -> np.ndarray:  # pragma: no cover
+    """Exact transposable mask of a 2-D weight ``w`` (R, C), both multiples of m, by scoring every valid m×m
+    pattern of every tile: ``choices`` (K, n) are the row choices (column subsets), ``patterns`` (X, m) the valid
+    patterns as one row choice per row, in the order of :func:`workbench.formats.masks.transposable_patterns`.
+    Per tile the K row-choice sums of each row are formed once (float64), then each pattern's score is the sum
+    of m of them; the first best pattern wins (the same choice as the matrix product over patterns). Parallel
+    over tile rows; the mask is written in place of the weight's layout (no tile copies)."""
+    m = patterns.shape[1]
+    k = choices.shape[0]
+    x = patterns.shape[0]
+    rows = w.shape[0]
+    cols = w.shape[1]
+    out = np.zeros((rows, cols), np.bool_)
+    for tr in prange(rows // m):
+        sums = np.empty((m, k))
+        for tc in range(cols // m):
+            r0 = tr * m
+            c0 = tc * m
+            for i in range(m):
+                for q in range(k):
+                    s = 0.0
+                    for e in range(n):
+                        s += abs(np.float64(w[r0 + i, c0 + choices[q, e]]))
+                    sums[i, q] = s
+            best = -1.0
+            arg = 0
+            for p in range(x):
+                s = 0.0
+                for i in range(m):
+                    s += sums[i, patterns[p, i]]
+                if s > best:
+                    best = s
+                    arg = p
+            for i in range(m):
+                q = patterns[arg, i]
+                for e in range(n):
+                    out[r0 + i, c0 + choices[q, e]] = True
+    return out
