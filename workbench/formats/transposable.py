@@ -28,7 +28,7 @@ def pair_rounds(m: int) -> list[tuple[list[int], list[int]]]:
     pairs ``(firsts, seconds)`` covering every unordered pair exactly once.
 
     >>> pair_rounds(4)
-    [([0, 1], [3, 2]), ([0, 2], [2, 1]), ([0, 3], [1, 3])]
+    [([0, 1], [3, 2]), ([0, 1], [2, 3]), ([0, 2], [1, 3])]
     """
     items = list(range(m)) + ([-1] if m % 2 else [])
     size = len(items)
