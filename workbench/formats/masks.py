@@ -49,6 +49,7 @@ import os
 import warnings
 from functools import cache
 
+import numpy as np
 import torch
 
 from workbench.errors import CostLimitError, NonFiniteError, ShapeError, shorten
@@ -80,8 +81,15 @@ def _check_weight(w: torch.Tensor, m: int, what: str, *, rows_too: bool = False,
             raise ShapeError(
                 f"{what}: output dimension {w.shape[0]} of weight {tuple(w.shape)} is not a multiple of M={m}"
             )
-    if w.is_floating_point() and not torch.isfinite(w).all():
+    if w.is_floating_point() and not _all_finite(w):
         raise NonFiniteError(f"{what}: weight {tuple(w.shape)} contains NaN or inf")
+
+
+def _all_finite(w: torch.Tensor) -> bool:
+    """No NaN or inf in ``w``; on CPU float32/float64 by numpy (one pass, no intra-op thread start-up)."""
+    if w.device.type == "cpu" and w.dtype in (torch.float32, torch.float64):
+        return bool(np.isfinite(w.detach().numpy()).all())
+    return bool(torch.isfinite(w).all())
 
 
 def nm_mask(w: torch.Tensor, n: int, m: int) -> torch.Tensor:
@@ -465,8 +473,6 @@ def _solve_numba(a: torch.Tensor, n: int, m: int, method: str, local_search: boo
 @cache
 def _pattern_choices(n: int, m: int):
     """The valid patterns of :func:`transposable_patterns` as row choices: ``(choices (K, n), patterns (X, m))``."""
-    import numpy as np
-
     combos = list(itertools.combinations(range(m), n))
     index = {c: q for q, c in enumerate(combos)}
     pats = transposable_patterns(n, m)
@@ -476,8 +482,6 @@ def _pattern_choices(n: int, m: int):
 
 @cache
 def _round_arrays(m: int):
-    import numpy as np
-
     rounds = transposable.pair_rounds(m)
     return np.array([r[0] for r in rounds], np.int64), np.array([r[1] for r in rounds], np.int64)
 
