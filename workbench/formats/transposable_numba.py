@@ -175,16 +175,24 @@ def greedy_tiles(a: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:  # pra
 
 
 @njit(cache=True)
-def _moves(a: np.ndarray, x: np.ndarray, tr: bool, firsts: np.ndarray, seconds: np.ndarray,
-           tol: float) -> bool:  # pragma: no cover - compiled
+def _moves(a: np.ndarray, x: np.ndarray, tr: bool, firsts: np.ndarray, seconds: np.ndarray, tol: float,
+           own: np.ndarray, other: np.ndarray, checked: np.ndarray, clock: int) -> tuple[bool, int]:  # pragma: no cover
     """One pass of 4-cycle moves over the row pairs (``tr``: column pairs) of one tile, round by round as in
-    :func:`workbench.formats.transposable._row_moves`. True when a move was made."""
+    :func:`workbench.formats.transposable._row_moves`. Returns (a move was made, the clock).
+
+    Bookkeeping that skips work but not moves: ``own[i]`` / ``other[j]`` stamp when row i / column j (columns /
+    rows when ``tr``) last changed, ``checked[i, k]`` when the pair was last looked at. The moves of a pair depend
+    on its two rows only, so a pair looked at (and found without a move) after both rows last changed is skipped."""
     m = a.shape[0]
     changed = False
     for r in range(firsts.shape[0]):
         for p in range(firsts.shape[1]):
             i = firsts[r, p]
             k = seconds[r, p]
+            if checked[i, k] > own[i] and checked[i, k] > own[k]:
+                continue
+            clock += 1
+            checked[i, k] = clock
             dv = -np.inf
             ev = -np.inf
             dj = 0
@@ -216,25 +224,33 @@ def _moves(a: np.ndarray, x: np.ndarray, tr: bool, firsts: np.ndarray, seconds: 
                     x[i, el] = True
                     x[k, el] = False
                     x[k, dj] = True
-    return changed
+                clock += 1
+                own[i] = own[k] = other[dj] = other[el] = clock
+    return changed, clock
 
 
 @njit(parallel=True, cache=True)
 def local_search_tiles(a: np.ndarray, x: np.ndarray, firsts: np.ndarray, seconds: np.ndarray,
                        max_sweeps: int) -> None:  # pragma: no cover - compiled
     """:func:`workbench.formats.transposable.local_search` per tile, in place on ``x`` (T, m, m): the same moves
-    in the same order, so both give the same masks."""
+    in the same order, so both give the same masks (pairs that cannot have a move are skipped, see :func:`_moves`)."""
     t = a.shape[0]
+    m = a.shape[1]
     for s in prange(t):
         top = 0.0
         for v in a[s].ravel():
             if v > top:
                 top = v
         tol = 1e-12 * max(top, 1e-300)
+        rows = np.zeros(m, np.int64)
+        cols = np.zeros(m, np.int64)
+        row_checked = np.full((m, m), -1, np.int64)
+        col_checked = np.full((m, m), -1, np.int64)
+        clock = 0
         for _ in range(max_sweeps):
-            changed = _moves(a[s], x[s], False, firsts, seconds, tol)
-            changed = _moves(a[s], x[s], True, firsts, seconds, tol) or changed
-            if not changed:
+            changed, clock = _moves(a[s], x[s], False, firsts, seconds, tol, rows, cols, row_checked, clock)
+            changed2, clock = _moves(a[s], x[s], True, firsts, seconds, tol, cols, rows, col_checked, clock)
+            if not (changed or changed2):
                 break
 
 
