@@ -177,3 +177,13 @@ def test_the_approximate_method_is_offered_when_it_fits():
 def test_bad_method_or_impl_is_a_shape_error_naming_what_is_accepted(call):
     with pytest.raises(ShapeError, match="optimal|auto|shape"):
         call()
+
+
+@needs_numba
+def test_refusal_names_the_approximate_method_when_it_fits(monkeypatch):
+    monkeypatch.setenv("NUMBA_NUM_THREADS", "2")  # the estimate spreads tiles over the numba threads
+    msg = M.cost_refusal((4096, 4096), 32, 64, "optimal")
+    assert msg is not None and "'32:64-T greedy'" in msg
+    assert M.cost_refusal((4096, 4096), 32, 64, "greedy") is None
+    with pytest.raises(CostLimitError, match="32:64-T greedy"):
+        transposable_mask(torch.zeros(4096, 4096), 32, 64)

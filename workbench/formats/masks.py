@@ -274,10 +274,10 @@ def transposable_solve_seconds(
     times tiles (measured on a 2-core x86_64 under load, so on the safe side):
 
     * enumeration (X(m, n) <= 1000, M <= 4; ``"optimal"``): free;
-    * numba (``impl="auto"`` on CPU with numba installed): 1.2e-7 · m³ s per tile and thread, tiles spread over
-      the numba threads (``NUMBA_NUM_THREADS``, default: the CPU count), for ``"optimal"`` (successive shortest
-      paths with Dijkstra; measured with 2 threads: 8:16 0.26 ms a tile, 16:32 1.8 ms, 128:256 2 s) and for
-      ``"greedy"`` with its local search (16:32 2.4 ms, 128:256 2.2 s);
+    * numba (``impl="auto"`` on CPU with numba installed), tiles spread over the numba threads
+      (``NUMBA_NUM_THREADS``, default: the CPU count): ``"optimal"`` 1.2e-7 · m³ s per tile and thread (successive
+      shortest paths with Dijkstra; measured with 2 threads: 8:16 0.26 ms a tile, 16:32 1.6 ms, 64:128 110 ms,
+      128:256 2 s), ``"greedy"`` with its local search 9e-8 · m³ (16:32 1.2 ms, 64:128 86 ms);
     * torch: ``"optimal"`` max(4e-7 · m³, 2.5e-11 · m⁵) (Bellman-Ford: 8:16 0.6 ms … 128:256 about 25 s),
       ``"greedy"`` max(1e-6 · m², 6e-10 · m⁵) (2:4 0.015 ms, 16:32 20 ms).
     """
@@ -287,7 +287,7 @@ def transposable_solve_seconds(
     tiles = rows * cols / (m * m)
     if impl == "numba" or (impl == "auto" and numba_available()):
         threads = max(1, int(os.environ.get("NUMBA_NUM_THREADS") or os.cpu_count() or 1))
-        return math.ceil(tiles / threads) * 1.2e-7 * m**3
+        return math.ceil(tiles / threads) * (1.2e-7 if method == "optimal" else 9e-8) * m**3
     if method == "greedy":
         return tiles * max(1e-6 * m**2, 6e-10 * m**5)
     return tiles * max(4e-7 * m**3, 2.5e-11 * m**5)
@@ -566,8 +566,8 @@ def transposable_mask(
 
     Limits: a solve whose estimate (:func:`transposable_solve_seconds`) is past :data:`SOLVE_SECONDS_LIMIT` is
     refused with a :class:`CostLimitError` before any work, naming the estimate and what would fit. With numba, the
-    exact solve of a 4096×4096 weight is estimated at about 32 s for 16:32-T and 8 s for 8:16-T (2 threads);
-    32:64-T on 4096×4096 (64 s) is refused. Without numba the torch solvers are slower (16:32-T exact about 7 ms a tile).
+    exact solve of a 4096×4096 weight is estimated at about 32 s for 16:32-T and 16 s for 8:16-T (2 threads);
+    exact 32:64-T on 4096×4096 (64 s) is refused, naming ``"32:64-T greedy"`` (48 s) instead. Without numba the torch solvers are slower (16:32-T exact about 7 ms a tile).
 
     Sides that are not multiples of ``m`` are zero-padded for the solve (with a :class:`PaddedWeightWarning`) and
     the mask is cropped back; ``pad=False`` raises a ShapeError instead.
