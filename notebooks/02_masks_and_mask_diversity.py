@@ -119,10 +119,11 @@ V.mask_heatmap(w_layer.abs()[region].numpy(), m_t[region].numpy(), m=4,
 # %% [markdown]
 # The optimal transposable mask of a tile maximises the kept Σ|w| subject to N per row and per column — a small
 # b-matching problem whose LP is integral. For M = 4 there are only X(4,2) = 90 valid tiles, so the workbench scores
-# all 90 for every tile in one matrix product; for M = 8 (X(8,4) = 116,963,796,250 patterns) it solves a min-cost flow
-# per tile by successive shortest paths, vectorised over all tiles. The paper's **greedy** (take entries by |w|
-# descending while the row and column have room, then repair rows/columns left short) needs no solver; on the layer
-# above it keeps nearly as much |w| as the optimum (within 5 %, checked in the cell).
+# all 90 for every tile; for M = 8 (X(8,4) = 116,963,796,250 patterns) and beyond it solves a min-cost flow per tile
+# by successive shortest paths. The paper's **greedy** (take entries by |w| descending while the row and column have
+# room, then repair rows/columns left short), followed by a local search that swaps pairs of kept entries along
+# 4-cycles, needs no solver; on the layer above it keeps nearly as much |w| as the optimum (within 5 %, checked in
+# the cell; section 7 measures it on a 4096×4096 weight).
 #
 # ## 3 · Mask diversity: how many masks does a constraint allow?
 #
@@ -268,3 +269,53 @@ view.ui
 #   on the digits CNN, by how much accuracy one-shot pruning costs.
 # * A layer-wise least-squares re-fit on a few calibration batches recovers most of the accuracy that magnitude
 #   pruning loses, without training.
+
+# %% [markdown]
+# ## 7 · Transposable masks at scale: 8:16-T and 16:32-T on a 4096×4096 weight (recorded results)
+#
+# TSENOR (Meng, Makni & Mazumder 2025, arXiv:2505.23949) finds transposable masks up to 16:32 on a GPU by entropic
+# optimal transport and rounding, with "only 1-10% error compared to existing methods". On a CPU the exact optimum is
+# within reach: per tile the problem is a min-cost flow whose LP is integral (so the optimum *is* the LP bound),
+# solved here by successive shortest paths (Dijkstra with potentials, numba, one tile per thread). The fast
+# approximate method, `"16:32-T greedy"`, is the paper's greedy plus repair plus a local search that swaps kept entries
+# along 4-cycles (2 rows × 2 columns) while that gains magnitude.
+#
+# `benchmarks/masks_scale.py` measured both on seeded synthetic 4096×4096 weights (Gaussian and heavy-tailed
+# Student-t with 2 degrees of freedom) on the 2-core machine, and timed the exact 2:4-T against apex's
+# `m4n2_2d_best` algorithm (score every 4×4 block against the 90 valid patterns by one matmul, re-implemented in the
+# benchmark). The runs are recorded in `data/results/masks_scale.csv` and shown here, not recomputed. Gap = how much
+# less Σ|w| a method keeps than the optimum.
+
+# %%
+from pathlib import Path
+
+scale_csv = Path(wb.__file__).resolve().parent.parent / "data" / "results" / "masks_scale.csv"
+scale = pd.read_csv(scale_csv)
+big = scale[scale.table == "scale"]
+display(big.pivot_table(index=["weight", "pattern"], columns="method", values=["seconds", "gap_pct"], sort=False)
+        .round(3))
+ls = big[big.method == "greedy + local search"].set_index(["weight", "pattern"])
+plain = big[big.method == "greedy, no local search"].set_index(["weight", "pattern"])
+exact = big[big.method == "optimal"].set_index(["weight", "pattern"])
+large = exact[exact.index.get_level_values("pattern").isin(["8:16-T", "16:32-T"])]
+print(f"greedy + local search: at most {ls.gap_pct.max():.3f} % below the optimum "
+      f"(without the local search: up to {plain.gap_pct.max():.3f} %)")
+print(f"exact 8:16-T / 16:32-T on 4096×4096: at most {large.seconds.max():.1f} s")
+assert (big["size"] == 4096).all()
+assert (ls.gap_pct < 1.0).all()  # within 1 % of the optimum (= the LP bound) for every pattern and weight
+assert (ls.gap_pct < plain.gap_pct).all()  # the local search closes part of the greedy's gap every time
+assert plain.loc[("gaussian", "2:4-T"), "gap_pct"] > 1.0  # the 2:4-T greedy alone misses 1 % on the Gaussian weight
+assert (exact.gap_pct == 0).all()
+assert len(large) == 4 and (large.seconds < 60).all()  # exact, under a minute on 2 cores
+
+apex = scale[scale.table == "apex"].pivot_table(index="size", columns="method", values="seconds")
+apex["ours / apex"] = apex["optimal"] / apex["apex m4n2_2d_best (baseline)"]
+display(apex.round(3))
+assert (apex["ours / apex"] <= 1.0).all()  # the exact 2:4-T is at least as fast as apex's matmul at both sizes
+
+# %% [markdown]
+# On these weights the exact 8:16-T and 16:32-T masks take under a minute on two CPU cores, and the greedy with the
+# local search lands within 1 % of the optimum for every pattern and weight (2:4-T included, where the greedy alone
+# is more than 1 % below on the Gaussian weight), below the 1–10 % that TSENOR publishes for its GPU solver. The
+# exact 2:4-T is at least as fast as apex's 90-pattern matmul at 1024² and 4096²: it scores the same 90 patterns,
+# from per-row sums inside one pass over the weight.

@@ -51,3 +51,23 @@ def test_fit_helpers(cnn):
     assert first_fitting_layer({"conv1": mods["conv1"], "fc1": mods["fc1"]}, "2:4") == "fc1"
     assert first_fitting_layer({"conv1": mods["conv1"]}, "2:4") == "conv1"  # none fits: the first
     assert first_fitting_layer({}, "2:4") is None
+
+
+def test_offers_the_large_transposable_patterns(cnn):
+    import torch
+
+    from workbench.formats import eligible_layers, original_weight, to_matrix
+    from workbench.formats.masks import is_transposable
+    from workbench.sparsity.patterns import pattern_mask
+
+    view = MaskView(cnn, n_batches=1)
+    assert {"8:16-T", "16:32-T"} <= set(view.pattern.options)
+    view.layer.value = "fc1"
+    view.pattern.value = "16:32-T"
+    row = view.report().set_index("pattern").loc["16:32-T"]
+    assert row.status == "applied" and 0 < row.kept_abs < 1
+    assert view.heatmap.layout.title.text.startswith("fc1 · 16:32-T (")
+    mask, padded = pattern_mask(to_matrix(original_weight(eligible_layers(cnn.model)["fc1"])).float(), "16:32-T")
+    pr, pc = (-mask.shape[0]) % 32, (-mask.shape[1]) % 32
+    assert padded == bool(pr or pc)
+    assert is_transposable(torch.nn.functional.pad(mask, (0, pc, 0, pr)), 16, 32)  # ≤ 16 per row and column

@@ -6,8 +6,10 @@ A format is at most one sparsity pattern and at most one number format, joined b
 - ``"N:M"`` (``"2:4"``): keep N of every M consecutive weights along the input dimension (Mishra et al. 2021).
 - ``"N:M-T"`` (``"4:8-T"``): transposable N:M: N of M along rows and along columns of every M×M tile, so that W
   and Wᵀ are both N:M (Hubara et al. 2021, "Accelerated Sparse Neural Training"), solved exactly per tile.
-  ``"N:M-T greedy"`` (``"4:8-T greedy"``) uses the paper's greedy 2-approximation with repair instead;
-  ``"N:M-T optimal"`` is the same format as ``"N:M-T"``.
+  ``"N:M-T greedy"`` (``"16:32-T greedy"``) is the fast approximate method instead: the paper's greedy
+  2-approximation with repair, then a 4-cycle local search; ``"N:M-T optimal"`` is the same format as ``"N:M-T"``.
+  Any M up to 1024 parses; the solve itself is guarded by its cost estimate (``8:16-T`` and ``16:32-T`` on a
+  4096×4096 weight solve exactly in seconds with numba; see :mod:`workbench.formats.masks`).
 - ``"unstructured P%"`` (``"unstructured 50%"``): keep the P % largest |w| of the whole layer;
   ``"unstructured:F"`` with a fraction F in (0, 1] (``"unstructured:0.5"``) is the same format.
 - ``"blockHxW@S%"`` (``"block4x4@80%"``): block sparsity at S % *sparsity* (S in [0, 100)): the weight matrix is cut

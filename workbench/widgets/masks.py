@@ -19,6 +19,9 @@ from workbench.sparsity.report import mask_report
 from workbench.viz.sparsity import diversity_bar, kept_magnitude_bar, mask_heatmap
 from workbench.widgets.plot import PlotView
 
+# the lab's patterns plus the large transposable ones (exact per tile; see workbench.formats.masks)
+VIEW_PATTERNS: tuple[str, ...] = (*DEFAULT_PATTERNS, "8:16-T", "16:32-T")
+
 
 def fit_reason(weight: Any, pattern: str) -> str | None:
     """Why ``pattern`` does not fit ``weight`` (None when it does), decided by the formats' own check
@@ -42,12 +45,13 @@ def first_fitting_layer(layers: dict[str, Any], pattern: str) -> str | None:
 class MaskView:
     """Widget over a model handle; ``.ui`` is the widget tree.
 
-    Opens on the first layer the default pattern (2:4) fits. Controls: ``layer`` (Dropdown), ``pattern``
+    Opens on the first layer the default pattern (2:4) fits. Offers :data:`VIEW_PATTERNS` unless told otherwise
+    (the lab's patterns and 8:16-T, 16:32-T). Controls: ``layer`` (Dropdown), ``pattern``
     (Dropdown), ``rows`` / ``cols`` (region size of the heatmap),
     ``row0`` / ``col0`` (its corner). Figures: ``heatmap``, ``kept_fig``, ``diversity_fig``; table: ``table``.
     """
 
-    def __init__(self, handle: Any, patterns: Sequence[str] = DEFAULT_PATTERNS, n_batches: int = 1) -> None:
+    def __init__(self, handle: Any, patterns: Sequence[str] = VIEW_PATTERNS, n_batches: int = 1) -> None:
         self.handle = handle
         self.patterns = list(patterns)
         self.n_batches = n_batches
