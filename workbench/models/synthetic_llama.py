@@ -297,12 +297,16 @@ def write_llama_checkpoint(path: str | Path, layout: str | LlamaLayout = "tiny",
                 raise
     finally:
         bar.close()
-    from workbench.reports.files import atomic_write
-
-    atomic_write(out / "config.json", json.dumps(lay.config(dname, seed), indent=2) + "\n")
-    index = {"metadata": {"total_size": total, "synthetic": SYNTHETIC_NOTE}, "weight_map": weight_map}
-    atomic_write(out / INDEX_NAME, json.dumps(index, indent=2) + "\n")
+    _write_json(out / "config.json", lay.config(dname, seed))
+    _write_json(out / INDEX_NAME, {"metadata": {"total_size": total, "synthetic": SYNTHETIC_NOTE},
+                                   "weight_map": weight_map})
     return out
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def read_index(path: str | Path) -> dict:
