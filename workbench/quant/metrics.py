@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-__all__ = ["sqnr_db", "error_metrics", "accumulated_metrics", "weight_sqnr_table"]
+__all__ = ["sqnr_db", "error_metrics", "accumulated_metrics", "metric_sums", "metrics_from_sums", "weight_sqnr_table"]
 
 
 def sqnr_db(x: torch.Tensor, q: torch.Tensor) -> float:
@@ -45,17 +45,16 @@ def error_metrics(x: torch.Tensor, q: torch.Tensor) -> dict[str, float]:
     return accumulated_metrics([(x, q)])
 
 
-def accumulated_metrics(parts: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, float]:
-    """:func:`error_metrics` over several ``(x, q)`` pairs as if concatenated: sums of ‖x‖², ‖x−q‖², ‖q‖², ⟨x,q⟩
-    in float64."""
-    sx = sq = sd = sxq = 0.0
-    for x, q in parts:
-        x64, q64 = x.detach().double().flatten(), q.detach().double().flatten()
-        sx += float(x64 @ x64)
-        sq += float(q64 @ q64)
-        d = x64 - q64
-        sd += float(d @ d)
-        sxq += float(x64 @ q64)
+def metric_sums(x: torch.Tensor, q: torch.Tensor) -> tuple[float, float, float, float]:
+    """``(‖x‖², ‖q‖², ‖x−q‖², ⟨x,q⟩)`` of one pair, in float64: the parts :func:`metrics_from_sums` finishes, so a
+    tensor streamed in blocks gives the metrics of the whole (sum the parts of every block)."""
+    x64, q64 = x.detach().double().flatten(), q.detach().double().flatten()
+    d = x64 - q64
+    return float(x64 @ x64), float(q64 @ q64), float(d @ d), float(x64 @ q64)
+
+
+def metrics_from_sums(sx: float, sq: float, sd: float, sxq: float) -> dict[str, float]:
+    """``{"sqnr_db", "nl2", "cosine"}`` from the summed :func:`metric_sums` (see the module docstring)."""
     if sd == 0:
         sqnr = math.inf
     elif sx == 0 or not math.isfinite(sd):
@@ -67,6 +66,19 @@ def accumulated_metrics(parts: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> d
         "nl2": math.sqrt(sd / sx) if sx > 0 else (0.0 if sd == 0 else math.inf),
         "cosine": sxq / math.sqrt(sx * sq) if sx > 0 and sq > 0 else float(sx == sq),
     }
+
+
+def accumulated_metrics(parts: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, float]:
+    """:func:`error_metrics` over several ``(x, q)`` pairs as if concatenated: sums of ‖x‖², ‖x−q‖², ‖q‖², ⟨x,q⟩
+    in float64 (:func:`metric_sums`, :func:`metrics_from_sums`)."""
+    sx = sq = sd = sxq = 0.0
+    for x, q in parts:
+        a, b, c, d = metric_sums(x, q)
+        sx += a
+        sq += b
+        sd += c
+        sxq += d
+    return metrics_from_sums(sx, sq, sd, sxq)
 
 
 def weight_sqnr_table(

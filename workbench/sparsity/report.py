@@ -39,6 +39,20 @@ COLUMNS = [
 ]
 
 
+def kept_sums(mat: torch.Tensor, mask: torch.Tensor) -> tuple[float, float, float, float]:
+    """``(Σ|w·mask|, Σ|w|, Σ(w·mask)², Σw²)`` of a weight (block) and its mask, in float64; summed over the blocks
+    of a weight streamed in pieces they give the whole weight's :func:`kept_fractions`."""
+    m64 = mat.detach().double()
+    kept = m64 * mask.to(torch.float64)
+    return float(kept.abs().sum()), float(m64.abs().sum()), float((kept**2).sum()), float((m64**2).sum())
+
+
+def kept_fractions(abs_kept: float, abs_total: float, sq_kept: float, sq_total: float) -> tuple[float, float]:
+    """``(kept_abs, kept_sq)`` = (Σ|w·mask| / Σ|w|, Σ(w·mask)² / Σw²), 1.0 for an all-zero weight (the "kept
+    magnitude" of Hubara et al. 2021)."""
+    return (abs_kept / abs_total if abs_total > 0 else 1.0, sq_kept / sq_total if sq_total > 0 else 1.0)
+
+
 def _select(model: torch.nn.Module, layers: Sequence[str] | None) -> dict[str, torch.nn.Module]:
     mods = eligible_layers(model)
     if layers is None:
@@ -72,7 +86,6 @@ def mask_report(
     for name, mod in progress_bar(mods.items(), desc="mask report", leave=False):
         w = original_weight(mod)
         mat = to_matrix(w)
-        absw, sqw = float(mat.abs().sum()), float((mat.double() ** 2).sum())
         with torch.no_grad():
             ref = [layer_output(mod, x, w) for x in inputs[name]]
         for pname, p in parsed:
@@ -98,11 +111,12 @@ def mask_report(
                     a = y.flatten(1) if conv else y.reshape(-1, y.shape[-1])
                     b = ys.flatten(1) if conv else ys.reshape(-1, ys.shape[-1])
                     cos.append(torch.nn.functional.cosine_similarity(a.double(), b.double(), dim=1, eps=1e-12))
+            kept_abs, kept_sq = kept_fractions(*kept_sums(mat, mask))
             row.update(
                 padded=padded,
                 density=float(mask.float().mean()),
-                kept_abs=float(kept.abs().sum()) / absw if absw > 0 else 1.0,
-                kept_sq=float((kept.double() ** 2).sum()) / sqw if sqw > 0 else 1.0,
+                kept_abs=kept_abs,
+                kept_sq=kept_sq,
                 log10_diversity=pattern_log10_diversity(p, tuple(mat.shape)),
                 output_rel_error=(num / den) ** 0.5 if den > 0 else 0.0,
                 output_cosine=float(torch.cat(cos).mean()) if cos else float("nan"),
@@ -134,4 +148,4 @@ def pattern_summary(report: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-__all__ = ["COLUMNS", "mask_report", "pattern_summary"]
+__all__ = ["COLUMNS", "kept_fractions", "kept_sums", "mask_report", "pattern_summary"]

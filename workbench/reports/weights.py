@@ -1,0 +1,602 @@
+"""The weight report: per layer, what each format and sparsity pattern does to the weights, streamed layer by layer.
+
+:func:`weight_report` reads one layer at a time from a lazy safetensors checkpoint
+(:class:`~workbench.models.lazy.LazyCheckpoint`; memory bounded by a block of rows of the largest layer plus working
+space, not by the model), or from an eager :class:`~workbench.models.ModelHandle` (the reference: the same
+computation on the model's layers). Per layer × entry (``formats`` then ``patterns``, every name parsed by the one
+format grammar, :mod:`workbench.formats.spec`), one row:
+
+- ``weight_sqnr_db``, ``weight_nl2``, ``weight_cosine``: ``layer_error``'s weight-only columns, the error of the
+  formatted weight against the stored one (:mod:`workbench.quant.metrics`: SQNR = 20·log10(‖w‖/‖w − q(w)‖)), where
+  ``q`` is the format exactly as :func:`workbench.formats.apply` puts it on a layer (its
+  :class:`~workbench.formats.FormatParametrization`: magnitude mask, then a per-output-channel scale and the
+  format's rounding);
+- ``bits_per_weight`` and ``bytes``: the layer's storage under the format at the stored dtype, per-channel scales
+  included (:func:`workbench.formats.size.format_size_bits`, the rule ``layer_size_bits`` follows);
+- for entries with a sparsity pattern: ``density`` (kept fraction), ``kept_abs`` / ``kept_sq`` (kept magnitude,
+  :func:`workbench.sparsity.report.kept_fractions`), ``log10_diversity`` (mask diversity of the weight matrix,
+  :func:`workbench.sparsity.patterns.pattern_log10_diversity`) and ``padded`` (a transposable solve zero-padded
+  the matrix), as the sparsity lab's ``mask_report`` computes them; NaN for entries without a pattern.
+
+A layer is streamed in blocks of whole output rows (about :data:`CHUNK_ELEMENTS` weights each, a multiple of M for
+transposable patterns), each cast to float32: per-channel scales, N:M groups and M×M transposable tiles never cross
+a block, so the result is that of the whole weight; the sums behind every metric are accumulated in float64.
+Unstructured and block patterns choose among the whole layer, so a layer with one of them is also read whole.
+
+Resumable (``out=`` a ``.parquet`` path): after each layer the table so far is written to ``out`` atomically (a
+temporary file renamed over it, :func:`workbench.reports.files.atomic_open`; the arguments in the file's metadata),
+so an interrupted run leaves every finished layer; ``resume=True`` reads it back, checks it was made with the same
+formats, patterns and layers, and computes only the rest. An existing ``out`` without ``resume`` is refused.
+
+``executor=`` a ``dask.distributed.Client`` (or any :class:`concurrent.futures.Executor`): one task per layer, whose
+payload is a small :class:`LayerJob` (file path, tensor name, shape, format names; no tensor): each worker opens the
+file itself. Results are gathered in layer order, a few tasks ahead at a time.
+
+What the lazy path cannot do: anything needing activations (quantized inputs, calibrated scales, output error,
+evaluation). Such a format is refused before any work, saying why; use ``workbench.quant.layer_error`` on an eager
+model for those.
+
+>>> # weight_report(load_model("safetensors:llama-7b", lazy=True), ["fp8_e4m3", "int4"], ["2:4"], out="w.parquet")
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import math
+import re
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from workbench.errors import DataError, FormatError, LayerError, ModelSpecError, OutputError, shorten
+from workbench.formats import FormatParametrization, parse_format, to_matrix
+from workbench.formats.masks import PaddedWeightWarning, fits, too_costly
+from workbench.formats.size import bits_per_weight, format_size_bits
+from workbench.formats.spec import Format
+from workbench.progress import progress_bar, stop_callable
+from workbench.quant.metrics import metric_sums, metrics_from_sums
+from workbench.sparsity.patterns import parse_pattern, pattern_log10_diversity
+from workbench.sparsity.report import kept_fractions, kept_sums
+
+DEFAULT_FORMATS: tuple[str, ...] = ("fp8_e4m3", "fp8_e5m2", "int8", "int4")
+DEFAULT_PATTERNS: tuple[str, ...] = ("2:4", "2:4-T")
+#: weights per streamed block (64 MB in float32)
+CHUNK_ELEMENTS = 1 << 24
+COLUMNS = [
+    "layer", "tensor", "shape", "rows", "cols", "dtype", "numel", "role", "format", "status", "reason",
+    "weight_sqnr_db", "weight_nl2", "weight_cosine", "bits_per_weight", "bytes",
+    "density", "kept_abs", "kept_sq", "log10_diversity", "padded",
+]
+META_KEY = b"workbench.weight_report"
+META_VERSION = 1
+
+#: words in a format name that ask for something only the model can give, and why
+MODEL_ONLY: dict[str, str] = {
+    "activations": "quantizing a layer's inputs (activations) needs those inputs, which only running the model on "
+                   "data gives",
+    "act": "quantizing a layer's inputs (activations) needs those inputs, which only running the model on data gives",
+    "calibrated": "a calibrated scale is fitted to the activations of calibration data run through the model",
+    "static": "a static activation scale is calibrated on activations of data run through the model",
+    "adaquant": "AdaQuant fits each layer's rounding to its outputs on calibration data run through the model",
+    "output": "a layer's output error needs its inputs (activations), which only running the model gives",
+}
+_WA = re.compile(r"(?i)^(w\d+)?a\d+$")  # w8a8, a8: an activation bit width
+
+
+# --------------------------------------------------------------------------------------------------------------
+# arguments
+
+
+def _names(value: Any, what: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, (str, Format)):
+        return [str(value)]
+    if not isinstance(value, Sequence) or isinstance(value, bytes):
+        raise FormatError(f"weight_report: {what} must be a list of format names such as ['int8', '2:4'], got "
+                          f"{type(value).__name__} {shorten(value)}")
+    return [v if isinstance(v, str) else str(v) if isinstance(v, Format) else _bad_name(v, what) for v in value]
+
+
+def _bad_name(v: Any, what: str) -> str:
+    raise FormatError(f"weight_report: {what} holds {type(v).__name__} {shorten(v)}; each entry is a format name "
+                      "such as 'int8', 'fp8_e4m3', '2:4' or '2:4-T'")
+
+
+def check_lazy_format(name: str, what: str = "formats") -> None:
+    """Refuse a format name that needs the model (activations, calibration): :class:`FormatError` saying why."""
+    tokens = [t for t in re.split(r"[+\s:@/,_-]+", name.lower()) if t]
+    for t in tokens:
+        why = MODEL_ONLY.get(t) or (MODEL_ONLY["activations"] if _WA.match(t) else None)
+        if why:
+            raise FormatError(
+                f"weight_report: {what} entry {shorten(name)} cannot be evaluated without the model: {why}, and the "
+                "weight report (like the lazy safetensors path) has the weights only. Accepted: weight formats of "
+                "the format grammar ('int8', 'fp8_e4m3', 'int4', 'binary', '2:4+fp8_e4m3', ...) and sparsity "
+                "patterns ('2:4', '4:8-T', 'unstructured 50%', ...); for activations load the model eagerly and "
+                "use workbench.quant.layer_error(..., what='both')")
+
+
+def parse_entries(formats: Any, patterns: Any) -> list[tuple[str, Format]]:
+    """``[(role, Format)]``: the formats, then the patterns (sparsity only), each parsed by the one grammar and
+    checked for the lazy path; duplicates (by canonical name and role) are dropped. Raises FormatError."""
+    out: list[tuple[str, Format]] = []
+    seen: set[tuple[str, str]] = set()
+    for role, what, names in (("format", "formats", _names(formats, "formats")),
+                              ("pattern", "patterns", _names(patterns, "patterns"))):
+        for name in names:
+            check_lazy_format(name, what)
+            if role == "pattern":
+                p = parse_pattern(name)
+                f = parse_format(name)
+                if p is None:
+                    raise FormatError(f"weight_report: patterns entry {shorten(name)} is dense; a pattern is a "
+                                      "sparsity such as '2:4', '4:8-T' or 'unstructured 50%' (put 'dense' in formats)")
+            else:
+                f = parse_format(name)
+            if (role, f.name) not in seen:
+                seen.add((role, f.name))
+                out.append((role, f))
+    if not out:
+        raise FormatError("weight_report: no formats and no patterns given; pass e.g. formats=['int8', 'fp8_e4m3'] "
+                          "or patterns=['2:4']")
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------------
+# one layer
+
+
+@dataclass(frozen=True)
+class LayerJob:
+    """Everything one layer's analysis needs, and nothing large: the task payload sent to a worker.
+
+    ``file``/``tensor`` name where the weight lies (``file=None``: an in-memory weight handed over separately);
+    ``entries`` are ``(role, canonical format name)``.
+    """
+
+    index: int
+    layer: str
+    tensor: str
+    file: str | None
+    shape: tuple[int, ...]
+    dtype: str
+    dtype_bits: int
+    entries: tuple[tuple[str, str], ...]
+    chunk_elements: int = CHUNK_ELEMENTS
+
+
+class _Stopped(Exception):
+    """Raised inside a layer when ``stop`` asks to end the run; the layer's partial work is dropped."""
+
+
+@contextmanager
+def _safetensors_rows(file: str, tensor: str) -> Iterator[Callable[[int, int], torch.Tensor]]:
+    """``read(start, stop)`` of rows of one tensor, the file opened once (``safe_open`` + ``get_slice``)."""
+    from safetensors import safe_open
+
+    try:
+        handle = safe_open(file, framework="pt", device="cpu")
+        f = handle.__enter__()
+        sl = f.get_slice(tensor)
+    except Exception as e:  # safetensors raises its own error types (SafetensorError, OSError ...)
+        raise ModelSpecError(f"cannot read tensor {shorten(tensor)} from {file}: {type(e).__name__}: "
+                             f"{shorten(str(e), 200)}") from e
+    try:
+        yield lambda a, b: sl[a:b]
+    finally:
+        handle.__exit__(None, None, None)
+
+
+def _block_rows(job: LayerJob, fmts: list[Format]) -> int:
+    rows = job.shape[0]
+    row_numel = max(1, math.prod(job.shape[1:]))
+    align = 1
+    for f in fmts:
+        if f.sparsity is not None and f.sparsity.kind == "transposable":
+            align = math.lcm(align, f.sparsity.m)
+    return min(rows, max(align, (job.chunk_elements // row_numel) // align * align))
+
+
+def analyse_layer(job: LayerJob, read: Callable[[int, int], torch.Tensor],
+                  check: Callable[[], None] | None = None) -> list[dict[str, Any]]:
+    """The rows of one layer (see the module docstring), reading its weight through ``read(start, stop)`` (rows of
+    the first dimension, any float dtype); ``check`` is called between blocks (it raises to stop)."""
+    entries = [(role, parse_format(name)) for role, name in job.entries]
+    shape = job.shape
+    rows, cols = shape[0], math.prod(shape[1:])
+    meta = torch.empty(shape, device="meta")
+    reasons: list[str] = []
+    for _, f in entries:
+        r = ""
+        if f.sparsity is not None:
+            r = fits(meta, f.sparsity) or too_costly(meta, f.sparsity) or ""
+        reasons.append(r)
+    local = [i for i, (_, f) in enumerate(entries) if not reasons[i]
+             and (f.sparsity is None or f.sparsity.kind in ("nm", "transposable"))]
+    whole = [i for i, (_, f) in enumerate(entries) if not reasons[i] and i not in local]
+    sums = {i: [0.0, 0.0, 0.0, 0.0] for i in local + whole}
+    kept = {i: [0.0, 0.0, 0.0, 0.0] for i in local + whole}
+    count = {i: 0 for i in local + whole}
+    nonfinite = 0
+
+    def accumulate(i: int, x: torch.Tensor) -> None:
+        f = entries[i][1]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PaddedWeightWarning)  # reported in the `padded` column
+            param = FormatParametrization(f, x)  # the mask and scales apply() would put on this weight
+        with torch.no_grad():
+            q = param(x)
+        for k, v in enumerate(metric_sums(x, q)):
+            sums[i][k] += v
+        if param.mask is not None:
+            for k, v in enumerate(kept_sums(to_matrix(x), to_matrix(param.mask))):
+                kept[i][k] += v
+            count[i] += int(param.mask.sum())
+
+    if local:
+        step = _block_rows(job, [entries[i][1] for i in local])
+        for start in range(0, rows, step):
+            if check is not None:
+                check()
+            x = read(start, min(rows, start + step)).float()
+            bad = int((~torch.isfinite(x)).sum())
+            nonfinite += bad
+            if not bad:
+                for i in local:
+                    accumulate(i, x)
+            del x
+    if whole and not nonfinite:
+        if check is not None:
+            check()
+        x = read(0, rows).float()
+        nonfinite += int((~torch.isfinite(x)).sum())
+        if not nonfinite:
+            for i in whole:
+                accumulate(i, x)
+        del x
+
+    out = []
+    base = {"layer": job.layer, "tensor": job.tensor, "shape": "x".join(map(str, shape)), "rows": rows, "cols": cols,
+            "dtype": job.dtype, "numel": math.prod(shape)}
+    for i, (role, f) in enumerate(entries):
+        bpw = bits_per_weight(f, job.dtype_bits)
+        scale_numel = rows if f.number is not None else 0
+        row: dict[str, Any] = {
+            **base, "role": role, "format": f.name, "status": "ok", "reason": "",
+            "weight_sqnr_db": math.nan, "weight_nl2": math.nan, "weight_cosine": math.nan,
+            "bits_per_weight": bpw,
+            "bytes": math.ceil(format_size_bits(base["numel"], f, job.dtype_bits, scale_numel) / 8),
+            "density": math.nan, "kept_abs": math.nan, "kept_sq": math.nan, "log10_diversity": math.nan,
+            "padded": False,
+        }
+        if reasons[i]:
+            row.update(status="skipped", reason=f"{job.layer}: {reasons[i]}")
+        elif nonfinite:
+            row.update(status="skipped", reason=f"{job.layer}: the weight holds {nonfinite} NaN/inf value(s); no "
+                                                 "format's scale or error is defined on it")
+        else:
+            m = metrics_from_sums(*sums[i])
+            row.update(weight_sqnr_db=m["sqnr_db"], weight_nl2=m["nl2"], weight_cosine=m["cosine"])
+            sp = f.sparsity
+            if sp is not None:
+                kept_abs, kept_sq = kept_fractions(*kept[i])
+                row.update(density=count[i] / base["numel"], kept_abs=kept_abs, kept_sq=kept_sq,
+                           log10_diversity=pattern_log10_diversity(sp, (rows, cols)),
+                           padded=bool(sp.kind == "transposable" and (rows % sp.m or cols % sp.m)))
+        out.append(row)
+    return out
+
+
+def run_layer_job(job: LayerJob) -> list[dict[str, Any]]:
+    """A worker's task: open ``job.file`` itself, stream the layer, return its rows (plain Python values)."""
+    if job.file is None:
+        raise DataError(f"layer {job.layer!r}: a worker task needs the weight's file; in-memory weights run locally")
+    with _safetensors_rows(job.file, job.tensor) as read:
+        return analyse_layer(job, read)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# sources
+
+
+@dataclass
+class _Source:
+    name: str
+    spec: str
+    jobs: list[LayerJob]
+    readers: dict[str, Callable[[], Any]]  # layer -> context manager giving read(start, stop), local runs
+    lazy: bool
+
+
+def _choose(names: list[str], layers: Any, source_name: str) -> list[str]:
+    if layers is None:
+        return names
+    wanted = [layers] if isinstance(layers, str) else layers
+    if not isinstance(wanted, Sequence) or not all(isinstance(n, str) for n in wanted):
+        raise LayerError(f"weight_report: layers must be a layer name or a list of names, got "
+                         f"{type(layers).__name__} {shorten(layers)}")
+    missing = [n for n in wanted if n not in names]
+    if missing:
+        raise LayerError(f"weight_report: {source_name} has no layer {shorten(missing[0])}"
+                         + (f" (nor {len(missing) - 1} more)" if len(missing) > 1 else "")
+                         + f"; layers: {names[:12]}" + (f" … ({len(names)} in all)" if len(names) > 12 else ""))
+    keep = set(wanted)
+    return [n for n in names if n in keep]
+
+
+def _entries_key(entries: list[tuple[str, Format]]) -> tuple[tuple[str, str], ...]:
+    return tuple((role, f.name) for role, f in entries)
+
+
+def _source(source: Any, entries: list[tuple[str, Format]], layers: Any) -> _Source:
+    from torch import nn
+
+    from workbench.models.handle import ModelHandle
+    from workbench.models.lazy import DTYPES, LazyCheckpoint, open_lazy
+
+    key = _entries_key(entries)
+    if isinstance(source, (str, Path)) or hasattr(source, "__fspath__"):
+        source = open_lazy(source)
+    if isinstance(source, LazyCheckpoint):
+        infos = {name: source.info(name) for name in source.layers["name"]}
+        chosen = _choose(list(infos), layers, source.name)
+        jobs = []
+        for i, name in enumerate(chosen):
+            t = infos[name]
+            jobs.append(LayerJob(i, name, t.name, t.file, tuple(t.shape), DTYPES[t.st_dtype][0],
+                                 DTYPES[t.st_dtype][1] * 8, key))
+        readers = {j.layer: (lambda j=j: _safetensors_rows(j.file, j.tensor)) for j in jobs}
+        return _Source(source.name, str(source.spec), jobs, readers, True)
+    if isinstance(source, ModelHandle) or isinstance(source, nn.Module):
+        from workbench.formats import eligible_layers, original_weight
+
+        model = source.model if isinstance(source, ModelHandle) else source
+        name = source.name if isinstance(source, ModelHandle) else type(source).__name__
+        mods = eligible_layers(model)
+        chosen = _choose(list(mods), layers, name)
+        jobs, readers = [], {}
+        for i, lname in enumerate(chosen):
+            w = original_weight(mods[lname])
+            jobs.append(LayerJob(i, lname, f"{lname}.weight", None, tuple(w.shape),
+                                 str(w.dtype).removeprefix("torch."), w.element_size() * 8, key))
+
+            @contextmanager
+            def reader(w: torch.Tensor = w) -> Iterator[Callable[[int, int], torch.Tensor]]:
+                yield lambda a, b: w[a:b].detach()
+
+            readers[lname] = reader
+        spec = source.spec if isinstance(source, ModelHandle) else name
+        return _Source(name, str(spec), jobs, readers, False)
+    raise ModelSpecError(f"weight_report: source must be a LazyCheckpoint (load_model('safetensors:PATH', lazy=True)),"
+                         f" a safetensors path, or a ModelHandle; got {type(source).__name__} {shorten(source)}")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the output file
+
+
+def _meta(src: _Source, entries: list[tuple[str, Format]]) -> dict[str, Any]:
+    return {"version": META_VERSION, "source": src.spec,
+            "entries": [list(e) for e in _entries_key(entries)],
+            "layers": [[j.layer, list(j.shape), j.dtype] for j in src.jobs]}
+
+
+def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    for c in ("rows", "cols", "numel", "bytes"):
+        df[c] = df[c].astype("int64")
+    df["padded"] = df["padded"].astype(bool)
+    return df
+
+
+def _write(out: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from workbench.reports.files import atomic_open
+
+    table = pa.Table.from_pandas(_frame(rows), preserve_index=False)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: json.dumps(meta).encode()})
+    with atomic_open(out, "wb") as fh:
+        pq.write_table(table, fh)
+
+
+def _read_existing(out: Path, meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows of a previous run at ``out``, checked to be this run's (same source layers, formats, patterns)."""
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(out)
+    except Exception as e:  # pyarrow raises ArrowInvalid, OSError ...
+        raise OutputError(f"weight_report: out {str(out)!r} exists but is not a readable parquet file "
+                          f"({type(e).__name__}: {shorten(str(e), 120)}); resume=True continues a weight report's "
+                          "own output. Remove it or pass another out") from e
+    raw = (table.schema.metadata or {}).get(META_KEY)
+    if raw is None:
+        raise OutputError(f"weight_report: out {str(out)!r} is a parquet file that no weight report wrote (no "
+                          f"{META_KEY.decode()} metadata); remove it or pass another out")
+    old = json.loads(raw)
+    for key, what in (("entries", "formats and patterns"), ("layers", "layers (names, shapes, dtypes)")):
+        if old.get(key) != meta[key]:
+            raise OutputError(f"weight_report: out {str(out)!r} holds a report made with other {what} than this "
+                              f"run's (it has {shorten(old.get(key), 120)}, this run asks "
+                              f"{shorten(meta[key], 120)}); resume with the same arguments, or pass another out")
+    df = table.to_pandas()
+    return df.to_dict("records")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the report
+
+
+def _executor(executor: Any) -> tuple[cf.Executor, int]:
+    if hasattr(executor, "get_executor") and hasattr(executor, "nthreads"):  # a dask.distributed.Client
+        try:
+            workers = sum(executor.nthreads().values())
+        except Exception:  # noqa: BLE001 - a closed client answers later, with its own error
+            workers = 2
+        return executor.get_executor(), max(1, workers)
+    if isinstance(executor, cf.Executor):
+        return executor, max(1, int(getattr(executor, "_max_workers", 2) or 2))
+    raise DataError(f"weight_report: executor must be a dask.distributed.Client or a concurrent.futures.Executor, "
+                    f"got {type(executor).__name__} {shorten(executor)}")
+
+
+def weight_report(
+    source: Any,
+    formats: Sequence[str] | str | None = DEFAULT_FORMATS,
+    patterns: Sequence[str] | str | None = DEFAULT_PATTERNS,
+    *,
+    out: str | Path | None = None,
+    resume: bool = False,
+    executor: Any = None,
+    progress: bool = True,
+    stop: Any = None,
+    layers: Sequence[str] | str | None = None,
+) -> pd.DataFrame:
+    """Per layer × format/pattern: weight SQNR (and NL2, cosine), size, kept magnitude and mask diversity; one row
+    each, columns :data:`COLUMNS` (see the module docstring), layers in the source's order.
+
+    ``source``: a :class:`~workbench.models.lazy.LazyCheckpoint`, a safetensors path (opened lazily) or a
+    :class:`~workbench.models.ModelHandle` (its eligible layers' weights; the reference). ``formats`` and
+    ``patterns``: names of the format grammar (patterns: sparsity only). ``out``: a parquet file written after every
+    layer (atomically); ``resume=True`` continues it. ``executor``: a ``dask.distributed.Client`` or a
+    ``concurrent.futures.Executor`` running one task per layer (lazy sources only). ``stop``: None, a callable or an
+    event, polled between layers and blocks; a stopped run returns the finished layers (``attrs["complete"]`` is
+    False; with ``out`` they are saved, and ``resume=True`` picks up from there). ``layers``: names to keep.
+
+    Raises, before any work and writing nothing: :class:`FormatError` (a malformed name, a pattern with a number
+    format, a format needing the model), :class:`LayerError`, :class:`ModelSpecError` (a source that is not a
+    safetensors file or directory, a corrupt one), :class:`DTypeError`, :class:`OutputError` (``out`` exists and
+    ``resume`` is false, or holds another report), :class:`DataError` (a bad ``stop`` or ``executor``).
+    """
+    from workbench.models.spec import check_flag
+
+    check_flag(resume, "resume")
+    check_flag(progress, "progress")
+    should_stop = stop_callable(stop)
+    entries = parse_entries(formats, patterns)
+    src = _source(source, entries, layers)
+    pool = _executor(executor) if executor is not None else None
+    if pool is not None and not src.lazy:
+        raise DataError("weight_report: executor= runs layers on workers that open the safetensors file themselves; "
+                        f"{src.name!r} is an in-memory model. Pass a lazy handle or a safetensors path, or no "
+                        "executor")
+    meta = _meta(src, entries)
+    path = None
+    if out is not None:
+        path = _out_path(out, resume)
+    if path is None:
+        return _run(src, entries, [], None, meta, pool, progress, should_stop)
+    from workbench.reports.files import output_lock
+
+    with output_lock(path.parent, path.name, what="weight report"):
+        done = _read_existing(path, meta) if path.exists() else []
+        return _run(src, entries, done, path, meta, pool, progress, should_stop)
+
+
+def _out_path(out: Any, resume: bool) -> Path:
+    from workbench.reports.files import prepare_output_dir
+
+    if not isinstance(out, (str, Path)) or not str(out).strip():
+        raise OutputError(f"weight_report: out must be a path to a .parquet file, got {type(out).__name__} "
+                          f"{shorten(out)}")
+    path = Path(out).expanduser()
+    if path.suffix.lower() != ".parquet":
+        raise OutputError(f"weight_report: out {str(out)!r} must end in .parquet (the report is one parquet file)")
+    if path.is_dir():
+        raise OutputError(f"weight_report: out {str(out)!r} is a folder; give a .parquet file path")
+    if path.exists() and not resume:
+        raise OutputError(f"weight_report: out {str(out)!r} exists; pass resume=True to continue it (finished "
+                          "layers are kept), or remove it / pass another out to start again")
+    parent = prepare_output_dir(path.parent if str(path.parent) else ".", option="weight_report: out's folder")
+    return parent / path.name
+
+
+def _run(src: _Source, entries: list[tuple[str, Format]], done: list[dict[str, Any]], path: Path | None,
+         meta: dict[str, Any], pool: tuple[cf.Executor, int] | None, progress: bool,
+         should_stop: Callable[[], bool]) -> pd.DataFrame:
+    finished = {r["layer"] for r in done}
+    by_layer: dict[str, list[dict[str, Any]]] = {}
+    for r in done:
+        by_layer.setdefault(r["layer"], []).append(r)
+    todo = [j for j in src.jobs if j.layer not in finished]
+    stopped = False
+
+    def rows_in_order() -> list[dict[str, Any]]:
+        return [r for j in src.jobs for r in by_layer.get(j.layer, [])]
+
+    def finish(job: LayerJob, rows: list[dict[str, Any]]) -> None:
+        by_layer[job.layer] = rows
+        if path is not None:
+            _write(path, rows_in_order(), meta)
+
+    def check() -> None:
+        if should_stop():
+            raise _Stopped
+
+    bar = progress_bar(total=len(src.jobs), initial=len(src.jobs) - len(todo), desc=f"weight report {src.name}",
+                       unit="layer", disable=not progress)
+    try:
+        if pool is None:
+            for job in todo:
+                if should_stop():
+                    stopped = True
+                    break
+                try:
+                    with src.readers[job.layer]() as read:
+                        rows = analyse_layer(job, read, check)
+                except _Stopped:
+                    stopped = True
+                    break
+                finish(job, rows)
+                bar.update(1)
+        else:
+            stopped = _run_pool(pool, todo, finish, bar, should_stop)
+    finally:
+        bar.close()
+    df = _frame(rows_in_order())
+    df.attrs.update(source=src.spec, complete=not stopped and len(by_layer) == len(src.jobs),
+                    layers_done=len(by_layer), layers_total=len(src.jobs))
+    return df
+
+
+def _run_pool(pool: tuple[cf.Executor, int], todo: list[LayerJob], finish: Callable[[LayerJob, list], None],
+              bar: Any, should_stop: Callable[[], bool]) -> bool:
+    """Submit ``todo`` a window ahead, take results in layer order; True when stopped."""
+    executor, workers = pool
+    window = 2 * workers
+    pending: dict[int, cf.Future] = {}
+    nxt = 0
+    try:
+        for k, job in enumerate(todo):
+            while nxt < len(todo) and nxt < k + window:
+                pending[nxt] = executor.submit(run_layer_job, todo[nxt])
+                nxt += 1
+            fut = pending.pop(k)
+            while True:
+                if should_stop():
+                    return True
+                try:
+                    rows = fut.result(timeout=0.2)
+                    break
+                except cf.TimeoutError:
+                    continue
+            finish(job, rows)
+            bar.update(1)
+        return False
+    finally:
+        for f in pending.values():
+            f.cancel()
+
+
+__all__ = ["COLUMNS", "DEFAULT_FORMATS", "DEFAULT_PATTERNS", "CHUNK_ELEMENTS", "LayerJob", "MODEL_ONLY",
+           "analyse_layer", "check_lazy_format", "parse_entries", "run_layer_job", "weight_report"]
