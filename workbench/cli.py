@@ -240,9 +240,9 @@ def _cmd_weights(args: argparse.Namespace) -> int:
     result = run_weights_report(args.checkpoint, args.formats, args.patterns, output_dir=args.output_dir,
                                 name=args.name, resume=args.resume, layers=args.layers, scheduler=args.scheduler,
                                 workers=args.workers, progress=not args.no_progress)
-    table = result.table
-    print(f"weights: {result.info.get('layers', 0)} layers x {len(args.formats)} formats, {len(args.patterns)} "
-          f"patterns: {len(table)} rows in {result.duration_s:.1f} s" + (" (resumed)" if result.resumed else ""))
+    info = result.info
+    print(f"weights: {info['layers']} layers; formats {info['formats']}; patterns {info['patterns']}: "
+          f"{len(result.table)} rows in {result.duration_s:.1f} s" + (" (resumed)" if result.resumed else ""))
     print(f"table: {result.parquet}")
     print(f"report: {result.html}")
     print(f"provenance: {result.provenance}")
@@ -298,17 +298,16 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
     sweep.set_defaults(func=_cmd_sweep)
 
-    from workbench.reports.weights_run import DEFAULT_FORMATS, DEFAULT_PATTERNS
-
     weights = sub.add_parser("weights", help="per-layer weight report of a safetensors checkpoint, streamed layer by "
                              "layer: parquet + HTML")
     weights.add_argument("checkpoint", help="a .safetensors file, a sharded folder with model.safetensors.index.json, "
                          "or a local Hugging Face folder")
-    weights.add_argument("--formats", nargs="*", default=list(DEFAULT_FORMATS), metavar="FORMAT",
-                         help=f"number formats (default: {' '.join(DEFAULT_FORMATS)}; none: --formats with no value)")
-    weights.add_argument("--patterns", nargs="*", default=list(DEFAULT_PATTERNS), metavar="PATTERN",
-                         help=f"sparsity patterns (default: {' '.join(DEFAULT_PATTERNS)}; e.g. 2:4 4:8-T "
-                         "'unstructured 50%%')")
+    weights.add_argument("--formats", nargs="*", default=None, metavar="FORMAT",
+                         help="number formats, e.g. int8 int4 fp8_e4m3 2:4+int8 (default: the report's FP8 and int "
+                         "formats; none: --formats with no value)")
+    weights.add_argument("--patterns", nargs="*", default=None, metavar="PATTERN",
+                         help="sparsity patterns, e.g. 2:4 4:8-T 'unstructured 50%%' (default: 2:4 2:4-T; none: "
+                         "--patterns with no value)")
     weights.add_argument("--layers", nargs="+", default=None, metavar="LAYER",
                          help="only these layers (names of the checkpoint's layer table; default: all)")
     weights.add_argument("-o", "--output-dir", default="reports", help="output folder (default: reports)")

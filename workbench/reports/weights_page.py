@@ -61,8 +61,8 @@ def summary_table(report: pd.DataFrame) -> pd.DataFrame:
             row["mean kept"] = float(k["kept_sq"].mean())
             row["min kept"] = float(worst["kept_sq"])
             row["layer of min kept"] = str(worst["layer"])
-        if "size_bytes" in g:
-            row["size GB"] = float(g.drop_duplicates("layer")["size_bytes"].sum()) / 1e9
+        if "bytes" in g:
+            row["size GB"] = float(g.drop_duplicates("layer")["bytes"].sum()) / 1e9
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -86,7 +86,7 @@ def weights_page_html(report: pd.DataFrame, *, title: str = "weight report", inf
         figures.append(("Weight SQNR per layer and format", weight_sqnr_figure(report)))
     if "kept_sq" in report and report["kept_sq"].notna().any():
         figures.append(("Kept magnitude per layer and pattern", kept_magnitude_figure(report)))
-    if "size_bytes" in report and report["size_bytes"].notna().any():
+    if "bytes" in report and report["bytes"].notna().any():
         figures.append(("Size per format", size_figure(report)))
     parts = [f"<h1>{_html.escape(title)}</h1>"]
     if synthetic_note:

@@ -36,17 +36,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-from workbench.errors import DataError, OptionError, OutputError, UnavailableError
+from workbench.errors import OptionError, OutputError, UnavailableError
 
 from .files import atomic_write, output_lock, prepare_output_dir, remove
 
 if TYPE_CHECKING:  # pandas is imported when a report runs, not when the command line is parsed
     import pandas as pd
-
-#: Number formats and sparsity patterns of a report when none are given.
-DEFAULT_FORMATS = ("int8", "int4", "fp8_e4m3", "fp8_e5m2")
-DEFAULT_PATTERNS = ("2:4",)
-
 
 @dataclass
 class WeightsResult:
@@ -81,24 +76,14 @@ def default_name(checkpoint: str | os.PathLike) -> str:
     return f"weights-{stem}"
 
 
-def check_formats(formats: Sequence[str], patterns: Sequence[str]) -> tuple[list[str], list[str]]:
-    """The format and pattern names, stripped, each parsed by the one grammar (:func:`workbench.formats.parse_format`,
-    :func:`workbench.sparsity.patterns.parse_pattern`) so that a bad one is refused before any work."""
-    from workbench.formats import parse_format
-    from workbench.sparsity.patterns import parse_pattern
+def check_formats(formats: Sequence[str] | None, patterns: Sequence[str] | None) -> tuple[list[str], list[str]]:
+    """The format and pattern names (None: the weight report's defaults), each parsed by the one grammar and checked
+    for the lazy path (:func:`workbench.reports.weights.parse_entries`), so a bad one is refused before any work."""
+    from workbench.reports.weights import DEFAULT_FORMATS, DEFAULT_PATTERNS, parse_entries
 
-    fmts = [str(f).strip() for f in formats]
-    pats = [str(p).strip() for p in patterns]
-    if not fmts and not pats:
-        raise DataError("no formats and no patterns: give at least one (--formats int8 fp8_e4m3, --patterns 2:4)")
-    for f in fmts:
-        parse_format(f)  # FormatError naming the format and what is accepted
-    for p in pats:
-        parse_pattern(p)
-    for what, names in (("format", fmts), ("pattern", pats)):
-        dup = sorted({n for n in names if names.count(n) > 1})
-        if dup:
-            raise DataError(f"{what} {dup[0]!r} is given twice; give each once")
+    fmts = [str(f).strip() for f in (DEFAULT_FORMATS if formats is None else formats)]
+    pats = [str(p).strip() for p in (DEFAULT_PATTERNS if patterns is None else patterns)]
+    parse_entries(fmts, pats)  # FormatError naming the entry and what is accepted
     return fmts, pats
 
 
@@ -151,13 +136,14 @@ def _synthetic_note(handle: Any) -> str | None:
             "The figures show the report's mechanics, not how a real model behaves.")
 
 
-def run_weights_report(checkpoint: str | os.PathLike, formats: Sequence[str] = DEFAULT_FORMATS,
-                       patterns: Sequence[str] = DEFAULT_PATTERNS, *, output_dir: str | Path = "reports",
+def run_weights_report(checkpoint: str | os.PathLike, formats: Sequence[str] | None = None,
+                       patterns: Sequence[str] | None = None, *, output_dir: str | Path = "reports",
                        name: str | None = None, resume: bool = False, layers: Sequence[str] | None = None,
                        executor: Any = None, scheduler: str | None = None, workers: int = 1,
                        progress: bool = True) -> WeightsResult:
-    """Run :func:`workbench.reports.weights.weight_report` on ``checkpoint`` (a safetensors file or folder) and write
-    ``NAME.parquet``, ``NAME.html`` and ``NAME.provenance.json`` into ``output_dir`` (see the module docstring).
+    """Run :func:`workbench.reports.weights.weight_report` on ``checkpoint`` (a safetensors file or folder) with
+    ``formats`` and ``patterns`` (None: the report's defaults, ``DEFAULT_FORMATS`` / ``DEFAULT_PATTERNS`` of
+    :mod:`workbench.reports.weights`) and write ``NAME.parquet``, ``NAME.html`` and ``NAME.provenance.json`` into ``output_dir`` (see the module docstring).
 
     Raises (before anything is written) :class:`~workbench.errors.ModelSpecError` and friends for a checkpoint the
     lazy path cannot read, :class:`~workbench.errors.FormatError` for a bad format, and
@@ -242,4 +228,4 @@ def _now() -> str:
 
 
 __all__ = ["run_weights_report", "WeightsResult", "weights_paths", "default_name", "check_formats", "dask_client",
-           "DEFAULT_FORMATS", "DEFAULT_PATTERNS"]
+           ]

@@ -1,7 +1,7 @@
 """Figures of the streaming weight report: pure functions DataFrame -> plotly ``go.Figure`` (no torch import).
 
-They read the long table of :func:`workbench.reports.weights.weight_report` (one row per layer × format or
-pattern) and accept ``fig=`` to redraw into an existing figure (:func:`workbench.viz.figure.redraw`):
+They read the long table of :func:`workbench.reports.weights.weight_report` (one row per layer × entry; the
+``format`` column names the number format or sparsity pattern, NaN where a metric does not apply) and accept ``fig=`` to redraw into an existing figure (:func:`workbench.viz.figure.redraw`):
 
 - :func:`weight_sqnr_figure`: heatmap of weight SQNR (dB) per layer × number format (exact formats, infinite SQNR,
   and rows without a value left blank);
@@ -79,7 +79,7 @@ def kept_magnitude_figure(report: pd.DataFrame, value: str = "kept_sq", fig: go.
     or ``"kept_abs"`` (Σ|w·mask| / Σ|w|); 1 means nothing of the layer's weight is lost."""
     if value not in ("kept_sq", "kept_abs"):
         raise DataError(f"kept_magnitude_figure: value={value!r}; choose 'kept_sq' or 'kept_abs'")
-    key = "pattern" if isinstance(report, pd.DataFrame) and "pattern" in report.columns else "format"
+    key = "format"
     _need(report, ["layer", key, value], "kept_magnitude_figure")
     label = "Σ(w·mask)² / Σw²" if value == "kept_sq" else "Σ|w·mask| / Σ|w|"
     new = _heatmap(report, key, value, title=f"kept magnitude per layer ({label}, higher is better)",
@@ -92,9 +92,9 @@ def size_figure(report: pd.DataFrame, fig: go.Figure | None = None) -> go.Figure
     """Bar chart of the weights' total size (GB, 10⁹ bytes) per format, summed over the layers of the report
     (one value per layer and format: a layer that appears twice for a format counts once)."""
     key = "format"
-    _need(report, ["layer", key, "size_bytes"], "size_figure")
-    rows = report[report["size_bytes"].notna()].drop_duplicates(["layer", key])
-    totals = rows.groupby(key, sort=False)["size_bytes"].sum()
+    _need(report, ["layer", key, "bytes"], "size_figure")
+    rows = report[report["bytes"].notna()].drop_duplicates(["layer", key])
+    totals = rows.groupby(key, sort=False)["bytes"].sum()
     new = go.Figure(go.Bar(x=list(totals.index), y=list(totals.to_numpy() / 1e9),
                            text=[f"{v / 1e9:.3g} GB" for v in totals.to_numpy()], textposition="outside",
                            hovertemplate="%{x}: %{y:.4g} GB<extra></extra>"))
