@@ -87,15 +87,20 @@ def check_formats(formats: Sequence[str] | None, patterns: Sequence[str] | None)
     return fmts, pats
 
 
+def check_cluster(scheduler: str | None, workers: int) -> None:
+    """Refuse a scheduler address together with ``workers > 1``, or a worker count that is not a positive integer."""
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise OptionError(f"workers={workers!r}: must be a positive integer")
+    if scheduler is not None and workers > 1:
+        raise OptionError(f"--dask {scheduler!r} and --workers {workers}: give one (a scheduler address runs on "
+                          "that cluster's workers; --workers N starts N local ones)")
+
+
 @contextlib.contextmanager
 def dask_client(scheduler: str | None = None, workers: int = 1) -> Iterator[Any]:
     """A ``dask.distributed.Client`` on ``scheduler`` (an address), on a ``LocalCluster`` of ``workers`` processes
     (one thread each) when ``workers > 1``, or None (run in this process) when neither; closed on exit."""
-    if scheduler is not None and workers > 1:
-        raise OptionError(f"--dask {scheduler!r} and --workers {workers}: give one (a scheduler address runs on "
-                          "that cluster's workers; --workers N starts N local ones)")
-    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
-        raise OptionError(f"workers={workers!r}: must be a positive integer")
+    check_cluster(scheduler, workers)
     if scheduler is None and workers == 1:
         yield None
         return
@@ -156,6 +161,8 @@ def run_weights_report(checkpoint: str | os.PathLike, formats: Sequence[str] | N
     from workbench.reports.weights_page import weights_page_html
 
     fmts, pats = check_formats(formats, patterns)
+    if executor is None:
+        check_cluster(scheduler, workers)
     spec = os.fspath(checkpoint)
     handle = load_model(spec if spec.startswith("safetensors:") else f"safetensors:{spec}", lazy=True)
     name = check_report_name(name or default_name(spec))
@@ -227,5 +234,5 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-__all__ = ["run_weights_report", "WeightsResult", "weights_paths", "default_name", "check_formats", "dask_client",
+__all__ = ["run_weights_report", "WeightsResult", "weights_paths", "default_name", "check_formats", "check_cluster", "dask_client",
            ]
