@@ -270,7 +270,8 @@ class LazyCheckpoint:
         self.path = path
         self.files = [str(f) for f in files]
         self.spec = spec if spec is not None else f"safetensors:{path}"
-        self.name = path.stem if path.is_file() else path.name
+        self.name = (spec if isinstance(spec, str) and spec.startswith("hf:")
+                     else path.stem if path.is_file() else path.name)
         self.metadata = metadata
         self.record: dict = {}
         self._infos = infos

@@ -6,6 +6,8 @@
   ``concurrent.futures.Executor`` (a Dask cluster's ``client.get_executor()``); resumable; ``index.html`` and
   ``summary.csv`` / ``summary.parquet``.
 - :func:`notebook_parameters`, :func:`validate_parameters`: a notebook's parameters cell, checked before any kernel.
+- :func:`weight_report`: per layer, what formats and sparsity patterns do to the weights, streamed from a lazy
+  safetensors checkpoint one layer at a time, resumable, on a Dask cluster with ``executor=`` (:mod:`.weights`).
 - In report notebooks: :func:`setup_report_rendering`, :func:`seed_everything`, :func:`write_metrics`.
 
 Names are imported on first use, so a report notebook's ``from workbench.reports import setup_report_rendering``
@@ -38,6 +40,8 @@ _EXPORTS = {
     "setup_report_rendering": "notebook",
     "seed_everything": "notebook",
     "write_metrics": "notebook",
+    # weights, streamed
+    "weight_report": "weights",
     # html
     "notebook_to_html": "html",
     "html_is_self_contained": "html",

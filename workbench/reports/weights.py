@@ -19,9 +19,13 @@ format grammar, :mod:`workbench.formats.spec`), one row:
   the matrix), as the sparsity lab's ``mask_report`` computes them; NaN for entries without a pattern.
 
 A layer is streamed in blocks of whole output rows (about :data:`CHUNK_ELEMENTS` weights each, a multiple of M for
-transposable patterns), each cast to float32: per-channel scales, N:M groups and M×M transposable tiles never cross
-a block, so the result is that of the whole weight; the sums behind every metric are accumulated in float64.
-Unstructured and block patterns choose among the whole layer, so a layer with one of them is also read whole.
+transposable patterns and of the block height for block patterns), each cast to float32: per-channel scales, N:M
+groups, M×M transposable tiles and bh×bw blocks never cross a block, so the result is that of the whole weight; the
+sums behind every metric are accumulated in float64. Unstructured and block patterns choose among the whole layer:
+a first pass over the blocks collects what the choice needs (the bit patterns' histogram of |w| for an exact
+top-k, with ``unstructured_mask``'s tie rule; every block's L2 norm), so memory stays bounded by a block here too,
+at the price of reading such a layer two or three times. Weights stored in float64 are scored after rounding to
+float32, as an eager model holds them.
 
 Resumable (``out=`` a ``.parquet`` path): after each layer the table so far is written to ``out`` atomically (a
 temporary file renamed over it, :func:`workbench.reports.files.atomic_open`; the arguments in the file's metadata),
@@ -56,8 +60,8 @@ import pandas as pd
 import torch
 
 from workbench.errors import DataError, FormatError, LayerError, ModelSpecError, OutputError, shorten
-from workbench.formats import FormatParametrization, parse_format, to_matrix
-from workbench.formats.masks import PaddedWeightWarning, fits, too_costly
+from workbench.formats import FormatParametrization, from_matrix, parse_format, to_matrix
+from workbench.formats.masks import PaddedWeightWarning, block_norms, fits, too_costly, unstructured_mask
 from workbench.formats.size import bits_per_weight, format_size_bits
 from workbench.formats.spec import Format
 from workbench.progress import progress_bar, stop_callable
@@ -67,8 +71,8 @@ from workbench.sparsity.report import kept_fractions, kept_sums
 
 DEFAULT_FORMATS: tuple[str, ...] = ("fp8_e4m3", "fp8_e5m2", "int8", "int4")
 DEFAULT_PATTERNS: tuple[str, ...] = ("2:4", "2:4-T")
-#: weights per streamed block (64 MB in float32)
-CHUNK_ELEMENTS = 1 << 24
+#: weights per streamed block (32 MB in float32; the float64 sums take a few times that while a block is scored)
+CHUNK_ELEMENTS = 1 << 23
 COLUMNS = [
     "layer", "tensor", "shape", "rows", "cols", "dtype", "numel", "role", "format", "status", "reason",
     "weight_sqnr_db", "weight_nl2", "weight_cosine", "bits_per_weight", "bytes",
@@ -196,13 +200,106 @@ def _safetensors_rows(file: str, tensor: str) -> Iterator[Callable[[int, int], t
 
 
 def _block_rows(job: LayerJob, fmts: list[Format]) -> int:
+    """Rows per streamed block: about ``job.chunk_elements`` weights, a multiple of every transposable pattern's M
+    and every block pattern's block height, so no tile, block, N:M group or output channel crosses a block."""
     rows = job.shape[0]
     row_numel = max(1, math.prod(job.shape[1:]))
     align = 1
     for f in fmts:
         if f.sparsity is not None and f.sparsity.kind == "transposable":
             align = math.lcm(align, f.sparsity.m)
+        if f.sparsity is not None and f.sparsity.kind == "block":
+            align = math.lcm(align, f.sparsity.block[0])
     return min(rows, max(align, (job.chunk_elements // row_numel) // align * align))
+
+
+class _TopK:
+    """The mask of :func:`workbench.formats.masks.unstructured_mask` (the ``round(keep · numel)`` largest |w| of the
+    whole weight matrix, ties to the lower flat index), computed on a weight streamed in row blocks.
+
+    Exact two-pass radix select on the float32 bit patterns of |w| (for non-negative floats the int32 view orders
+    as the values do): pass 1 counts the high 16 bits, pass 2 the low 16 bits inside the bin that holds the k-th
+    largest, which gives the threshold ``t`` and how many of the values equal to ``t`` are kept; the scoring pass
+    then keeps every |w| > t and the first of those equal to t in flat order.
+    """
+
+    def __init__(self, numel: int, keep: float) -> None:
+        self.k = int(round(keep * numel))
+        self.numel = numel
+        self.hi = torch.zeros(1 << 15, dtype=torch.int64)
+        self.lo = torch.zeros(1 << 16, dtype=torch.int64)
+        self.bin = -1
+        self.need = 0
+        self.t_bits = 0
+        self.ties = 0  # how many values equal to t to keep
+        self.seen = 0  # values equal to t met so far in the scoring pass
+
+    @staticmethod
+    def bits(mat: torch.Tensor) -> torch.Tensor:
+        return mat.abs().contiguous().view(torch.int32).flatten()
+
+    @staticmethod
+    def _find(counts: torch.Tensor, k: int) -> tuple[int, int]:
+        """(index j such that Σcounts[>j] < k <= Σcounts[>=j], k − Σcounts[>j])."""
+        c = counts.flip(0).cumsum(0)
+        j = int(torch.searchsorted(c, torch.tensor([k]), side="left")[0])
+        idx = len(counts) - 1 - j
+        return idx, k - (int(c[j]) - int(counts[idx]))
+
+    @property
+    def trivial(self) -> bool:
+        return self.k == 0 or self.k == self.numel
+
+    def see_high(self, b: torch.Tensor) -> None:
+        self.hi += torch.bincount(b >> 16, minlength=1 << 15)
+
+    def settle_high(self) -> None:
+        if not self.trivial:
+            self.bin, self.need = self._find(self.hi, self.k)
+
+    def see_low(self, b: torch.Tensor) -> None:
+        if not self.trivial:
+            self.lo += torch.bincount(b[(b >> 16) == self.bin] & 0xFFFF, minlength=1 << 16)
+
+    def settle_low(self) -> None:
+        if not self.trivial:
+            low, self.ties = self._find(self.lo, self.need)
+            self.t_bits = (self.bin << 16) | low
+
+    def mask(self, mat: torch.Tensor) -> torch.Tensor:
+        if self.trivial:
+            return torch.full(mat.shape, self.k == self.numel, dtype=torch.bool)
+        b = self.bits(mat)
+        eq = b == self.t_bits
+        rank = torch.cumsum(eq, 0) + self.seen
+        self.seen += int(eq.sum())
+        return ((b > self.t_bits) | (eq & (rank <= self.ties))).reshape(mat.shape)
+
+
+class _Blocks:
+    """The mask of :func:`workbench.formats.masks.block_mask` on a weight streamed in row blocks (a multiple of the
+    block height): every block's L2 norm is collected in a first pass (one float64 per bh×bw block), the blocks kept
+    are chosen among all of them as ``block_mask`` does, and each row block's mask is cut from that choice."""
+
+    def __init__(self, block: tuple[int, int], keep: float) -> None:
+        self.block, self.keep = block, keep
+        self.norms: list[torch.Tensor] = []
+        self.kept: torch.Tensor | None = None
+        self.row = 0
+
+    def see(self, mat: torch.Tensor) -> None:
+        self.norms.append(block_norms(mat, self.block))
+
+    def settle(self) -> None:
+        self.kept = unstructured_mask(torch.cat(self.norms), self.keep)
+        self.norms = []
+
+    def mask(self, mat: torch.Tensor) -> torch.Tensor:
+        bh, bw = self.block
+        nb = mat.shape[0] // bh
+        part = self.kept[self.row:self.row + nb]
+        self.row += nb
+        return part.repeat_interleave(bh, 0).repeat_interleave(bw, 1)
 
 
 def analyse_layer(job: LayerJob, read: Callable[[int, int], torch.Tensor],
@@ -212,6 +309,7 @@ def analyse_layer(job: LayerJob, read: Callable[[int, int], torch.Tensor],
     entries = [(role, parse_format(name)) for role, name in job.entries]
     shape = job.shape
     rows, cols = shape[0], math.prod(shape[1:])
+    numel = rows * cols
     meta = torch.empty(shape, device="meta")
     reasons: list[str] = []
     for _, f in entries:
@@ -219,49 +317,82 @@ def analyse_layer(job: LayerJob, read: Callable[[int, int], torch.Tensor],
         if f.sparsity is not None:
             r = fits(meta, f.sparsity) or too_costly(meta, f.sparsity) or ""
         reasons.append(r)
-    local = [i for i, (_, f) in enumerate(entries) if not reasons[i]
-             and (f.sparsity is None or f.sparsity.kind in ("nm", "transposable"))]
-    whole = [i for i, (_, f) in enumerate(entries) if not reasons[i] and i not in local]
-    sums = {i: [0.0, 0.0, 0.0, 0.0] for i in local + whole}
-    kept = {i: [0.0, 0.0, 0.0, 0.0] for i in local + whole}
-    count = {i: 0 for i in local + whole}
-    nonfinite = 0
+    ok = [i for i in range(len(entries)) if not reasons[i]]
+    # masks chosen among the whole weight, streamed: exact top-k (unstructured) and block choice (block)
+    topk = {i: _TopK(numel, entries[i][1].sparsity.density) for i in ok
+            if entries[i][1].sparsity is not None and entries[i][1].sparsity.kind == "unstructured"}
+    blocks = {i: _Blocks(entries[i][1].sparsity.block, entries[i][1].sparsity.density) for i in ok
+              if entries[i][1].sparsity is not None and entries[i][1].sparsity.kind == "block"}
+    sums = {i: [0.0, 0.0, 0.0, 0.0] for i in ok}
+    kept = {i: [0.0, 0.0, 0.0, 0.0] for i in ok}
+    count = {i: 0 for i in ok}
+    step = _block_rows(job, [entries[i][1] for i in ok]) if ok else rows
 
-    def accumulate(i: int, x: torch.Tensor) -> None:
-        f = entries[i][1]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", PaddedWeightWarning)  # reported in the `padded` column
-            param = FormatParametrization(f, x)  # the mask and scales apply() would put on this weight
-        with torch.no_grad():
-            q = param(x)
-        for k, v in enumerate(metric_sums(x, q)):
-            sums[i][k] += v
-        if param.mask is not None:
-            for k, v in enumerate(kept_sums(to_matrix(x), to_matrix(param.mask))):
-                kept[i][k] += v
-            count[i] += int(param.mask.sum())
-
-    if local:
-        step = _block_rows(job, [entries[i][1] for i in local])
+    def stream() -> Iterator[torch.Tensor]:
         for start in range(0, rows, step):
             if check is not None:
                 check()
-            x = read(start, min(rows, start + step)).float()
-            bad = int((~torch.isfinite(x)).sum())
-            nonfinite += bad
-            if not bad:
-                for i in local:
-                    accumulate(i, x)
-            del x
-    if whole and not nonfinite:
-        if check is not None:
-            check()
-        x = read(0, rows).float()
-        nonfinite += int((~torch.isfinite(x)).sum())
+            yield read(start, min(rows, start + step)).float()
+
+    def accumulate(i: int, x: torch.Tensor, x64: torch.Tensor, x_sq: float) -> None:
+        f = entries[i][1]
+        if i in topk or i in blocks:  # the mask comes from the whole weight; the number part as apply() does it
+            mat_mask = (topk[i] if i in topk else blocks[i]).mask(to_matrix(x))
+            mask = from_matrix(mat_mask, x.shape)
+            xm = x * mask.to(x.dtype)
+            q = FormatParametrization(parse_format(f.number.name), xm)(xm) if f.number is not None else xm
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", PaddedWeightWarning)  # reported in the `padded` column
+                param = FormatParametrization(f, x)  # the mask and scales apply() would put on this weight
+            mask = param.mask
+            with torch.no_grad():
+                q = param(x)
+        for k, v in enumerate(metric_sums(x64, q, x_sq=x_sq)):  # x64, ‖x‖²: once per block for every entry
+            sums[i][k] += v
+        if mask is not None:
+            for k, v in enumerate(kept_sums(to_matrix(x64), to_matrix(mask))):
+                kept[i][k] += v
+            count[i] += int(mask.sum())
+
+    def bad(x: torch.Tensor) -> int:
+        return 0 if bool(torch.isfinite(x).all()) else int((~torch.isfinite(x)).sum())
+
+    nonfinite = 0
+    if topk or blocks:  # first pass: the high bits of |w| and the block norms
+        for x in stream():
+            nonfinite += bad(x)
+            if nonfinite:
+                continue
+            mat = to_matrix(x)
+            b = _TopK.bits(mat) if topk else None
+            for t in topk.values():
+                t.see_high(b)
+            for bl in blocks.values():
+                bl.see(mat)
         if not nonfinite:
-            for i in whole:
-                accumulate(i, x)
-        del x
+            for bl in blocks.values():
+                bl.settle()
+            for t in topk.values():
+                t.settle_high()
+            if any(not t.trivial for t in topk.values()):  # second pass: the low bits inside the k-th's bin
+                for x in stream():
+                    b = _TopK.bits(to_matrix(x))
+                    for t in topk.values():
+                        t.see_low(b)
+            for t in topk.values():
+                t.settle_low()
+    if ok and not nonfinite:  # the scoring pass
+        for x in stream():
+            x64 = x.double()
+            x_sq = float(torch.linalg.vector_norm(x64)) ** 2
+            if not math.isfinite(x_sq):  # cheaper than isfinite() on every block
+                nonfinite += bad(x)
+                continue
+            if nonfinite:
+                continue
+            for i in ok:
+                accumulate(i, x, x64, x_sq)
 
     out = []
     base = {"layer": job.layer, "tensor": job.tensor, "shape": "x".join(map(str, shape)), "rows": rows, "cols": cols,
@@ -317,8 +448,15 @@ class _Source:
 
 
 def _choose(names: list[str], layers: Any, source_name: str) -> list[str]:
+    if not names:
+        raise LayerError(f"weight_report: {source_name} has no weight layers (floating-point tensors of 2 or more "
+                         "dimensions named '<layer>.weight'; Linear / Conv layers of a model), so there is nothing "
+                         "to report")
     if layers is None:
         return names
+    if not isinstance(layers, str) and isinstance(layers, Sequence) and len(layers) == 0:
+        raise LayerError("weight_report: layers is empty; pass None for every layer, or some of "
+                         f"{names[:12]}")
     wanted = [layers] if isinstance(layers, str) else layers
     if not isinstance(wanted, Sequence) or not all(isinstance(n, str) for n in wanted):
         raise LayerError(f"weight_report: layers must be a layer name or a list of names, got "
@@ -352,7 +490,7 @@ def _source(source: Any, entries: list[tuple[str, Format]], layers: Any) -> _Sou
         for i, name in enumerate(chosen):
             t = infos[name]
             jobs.append(LayerJob(i, name, t.name, t.file, tuple(t.shape), DTYPES[t.st_dtype][0],
-                                 DTYPES[t.st_dtype][1] * 8, key))
+                                 DTYPES[t.st_dtype][1] * 8, key, CHUNK_ELEMENTS))
         readers = {j.layer: (lambda j=j: _safetensors_rows(j.file, j.tensor)) for j in jobs}
         return _Source(source.name, str(source.spec), jobs, readers, True)
     if isinstance(source, ModelHandle) or isinstance(source, nn.Module):
@@ -366,7 +504,7 @@ def _source(source: Any, entries: list[tuple[str, Format]], layers: Any) -> _Sou
         for i, lname in enumerate(chosen):
             w = original_weight(mods[lname])
             jobs.append(LayerJob(i, lname, f"{lname}.weight", None, tuple(w.shape),
-                                 str(w.dtype).removeprefix("torch."), w.element_size() * 8, key))
+                                 str(w.dtype).removeprefix("torch."), w.element_size() * 8, key, CHUNK_ELEMENTS))
 
             @contextmanager
             def reader(w: torch.Tensor = w) -> Iterator[Callable[[int, int], torch.Tensor]]:
@@ -476,12 +614,13 @@ def weight_report(
     Raises, before any work and writing nothing: :class:`FormatError` (a malformed name, a pattern with a number
     format, a format needing the model), :class:`LayerError`, :class:`ModelSpecError` (a source that is not a
     safetensors file or directory, a corrupt one), :class:`DTypeError`, :class:`OutputError` (``out`` exists and
-    ``resume`` is false, or holds another report), :class:`DataError` (a bad ``stop`` or ``executor``).
+    ``resume`` is false, or holds another report), :class:`DataError` (a bad ``stop`` or ``executor``;
+    :class:`~workbench.errors.OptionError` for a ``resume`` or ``progress`` that is not a bool).
     """
-    from workbench.models.spec import check_flag
+    from workbench.checks import option
 
-    check_flag(resume, "resume")
-    check_flag(progress, "progress")
+    option("resume", resume, (False, True), where="weight_report")
+    option("progress", progress, (True, False), where="weight_report")
     should_stop = stop_callable(stop)
     entries = parse_entries(formats, patterns)
     src = _source(source, entries, layers)
