@@ -71,6 +71,17 @@ def test_existing_outputs_refused_unless_resume(ckpt, tmp_path, capsys):
     assert sorted(after) == sorted(before)
 
 
+def test_resume_with_other_formats_is_refused_and_changes_nothing(ckpt, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["weights", str(ckpt), "--patterns", "--no-progress", "--layers", *LAYERS[:1], "-o", str(out), "--name", "r"]
+    assert main(argv + ["--formats", "int8"]) == 0
+    before = _snapshot(out)
+    capsys.readouterr()
+    assert main(argv + ["--formats", "int4", "--resume"]) == 2
+    assert "error: " in capsys.readouterr().err
+    assert _snapshot(out) == before  # the page and the completion marker are back, the parquet untouched
+
+
 def test_interrupted_rerun_leaves_a_stale_page_and_resume_finishes(ckpt, tmp_path, monkeypatch, capsys):
     out = tmp_path / "out"
     argv = ["weights", str(ckpt), *ARGS, "--layers", *LAYERS[:2], "-o", str(out), "--name", "r"]

@@ -16,7 +16,8 @@ It follows :func:`workbench.reports.run.run_report`'s rules for outputs (:mod:`w
    run is refused at once with :class:`~workbench.errors.OutputError`);
 3. outputs of an earlier run of that name are refused (:class:`OutputError`) unless ``resume``; with ``resume`` the
    earlier ``NAME.html`` becomes ``NAME.stale.html`` and the completion marker is removed, so an interrupted rerun
-   never looks complete;
+   never looks complete (when the report refuses the resume before touching the parquet, e.g. it was made with
+   other formats, both are put back);
 4. on success the HTML and then the provenance are written atomically and the stale copy removed.
 
 ``executor``: run the layers on Dask, a ``dask.distributed.Client`` (given), a scheduler address
@@ -36,7 +37,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-from workbench.errors import OptionError, OutputError, UnavailableError
+from workbench.errors import OptionError, OutputError, UnavailableError, WorkbenchError
 
 from .files import atomic_write, output_lock, prepare_output_dir, remove
 
@@ -181,14 +182,27 @@ def run_weights_report(checkpoint: str | os.PathLike, formats: Sequence[str] | N
         if earlier and not resume:
             raise OutputError(f"weight report {name!r} already has outputs in {out} ({', '.join(earlier)}); pass "
                               "--resume (resume=True) to continue or redo it, or choose another -o/--name")
-        if os.path.lexists(paths["html"]):
+        parquet_before = _stat(paths["parquet"])
+        had_html = os.path.lexists(paths["html"])
+        if had_html:
             os.replace(paths["html"], paths["stale_html"])
+        provenance_before = paths["provenance"].read_bytes() if paths["provenance"].is_file() else None
         remove(paths["provenance"])
         started_at, t0 = _now(), time.perf_counter()
-        with (contextlib.nullcontext(executor) if executor is not None
-              else dask_client(scheduler, workers)) as client:
-            table = weight_report(handle, formats=tuple(fmts), patterns=tuple(pats), out=paths["parquet"],
-                                  resume=resume, executor=client, progress=progress, layers=layers)
+        try:
+            with (contextlib.nullcontext(executor) if executor is not None
+                  else dask_client(scheduler, workers)) as client:
+                table = weight_report(handle, formats=tuple(fmts), patterns=tuple(pats), out=paths["parquet"],
+                                      resume=resume, executor=client, progress=progress, layers=layers)
+        except WorkbenchError:
+            # refused before any layer was written (a parquet made with other formats or layers, say): put the
+            # earlier outputs back, so bad input changes nothing
+            if _stat(paths["parquet"]) == parquet_before:
+                if had_html:
+                    os.replace(paths["stale_html"], paths["html"])
+                if provenance_before is not None:
+                    atomic_write(paths["provenance"], provenance_before)
+            raise
         duration = time.perf_counter() - t0
         info = _info(handle, spec, fmts, pats, table, duration, started_at, scheduler, workers, executor)
         html = weights_page_html(table, title=f"weight report: {name}", info=info,
@@ -228,6 +242,14 @@ def _info(handle: Any, spec: str, fmts: list[str], pats: list[str], table: "pd.D
         "started": started_at,
         "duration_s": round(duration, 2),
     }
+
+
+def _stat(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def _now() -> str:
