@@ -144,3 +144,15 @@ def test_parser_defaults_and_helpers():
     with pytest.raises(OptionError, match="give one"), dask_client("tcp://h:1", 2):
         pass
     assert os.environ.get("WORKBENCH_TEST_NEVER_SET") is None
+
+
+@pytest.mark.slow  # starts a 2-process LocalCluster (about 9 s on 2 loaded cores)
+def test_workers_2_runs_on_a_local_dask_cluster_and_equals_the_local_run(ckpt, tmp_path, capsys):
+    pytest.importorskip("distributed")
+    common = ["weights", str(ckpt), "--formats", "int4", "--patterns", "2:4", "--no-progress", "--layers", *LAYERS]
+    assert main(common + ["-o", str(tmp_path / "local")]) == 0
+    assert main(common + ["-o", str(tmp_path / "dask"), "--workers", "2"]) == 0
+    name = "weights-llama-tiny.parquet"
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "local" / name), pd.read_parquet(tmp_path / "dask" / name))
+    record = json.loads((tmp_path / "dask" / "weights-llama-tiny.provenance.json").read_text())
+    assert record["run on"] == "Dask LocalCluster, 2 workers"
