@@ -306,8 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="number formats, e.g. int8 int4 fp8_e4m3 2:4+int8 (default: the report's FP8 and int "
                          "formats; none: --formats with no value)")
     weights.add_argument("--patterns", nargs="*", default=None, metavar="PATTERN",
-                         help="sparsity patterns, e.g. 2:4 4:8-T 'unstructured 50%%' (default: 2:4 2:4-T; none: "
-                         "--patterns with no value)")
+                         help="sparsity patterns, e.g. 2:4 4:8-T 'unstructured 50%%' (default: the report's N:M "
+                         "and transposable N:M; none: --patterns with no value)")
     weights.add_argument("--layers", nargs="+", default=None, metavar="LAYER",
                          help="only these layers (names of the checkpoint's layer table; default: all)")
     weights.add_argument("-o", "--output-dir", default="reports", help="output folder (default: reports)")
