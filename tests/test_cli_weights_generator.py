@@ -169,3 +169,18 @@ def test_script_writes_explicit_sizes_and_refuses_bad_arguments(tmp_path, capsys
     with pytest.raises(SystemExit):
         main([str(tmp_path / "p"), "--layout", "tiny", "--hidden", "32"])
     assert not (tmp_path / "p").exists()
+
+
+def test_the_lazy_handle_reads_the_sharded_checkpoint(tmp_path):
+    from workbench.models import load_model
+
+    d = write_llama_checkpoint(tmp_path / "ck", "tiny", seed=4, max_shard_bytes=50_000, progress=False)
+    h = load_model(f"safetensors:{d}", lazy=True)
+    expected = {n.removesuffix(".weight"): s for n, s in TINY.tensors() if len(s) == 2}  # norms are 1-D: not layers
+    assert dict(zip(h.layers["name"], h.layers["shape"])) == expected
+    assert set(h.layers["dtype"]) == {"bfloat16"}
+    index = read_index(d)
+    for name, file in zip(h.layers["tensor"], h.layers["file"]):
+        assert file.endswith(index["weight_map"][name])
+    name = "model.layers.1.mlp.gate_proj.weight"
+    assert torch.equal(h.tensor(name), synthetic_tensor(name, (128, 64), seed=4))
