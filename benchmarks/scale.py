@@ -159,6 +159,7 @@ def main() -> None:
     parser.add_argument("--dir", default="/tmp/wb-scale", help="where the checkpoint is written (default /tmp/wb-scale)")
     parser.add_argument("--keep", action="store_true", help="keep the checkpoint afterwards")
     parser.add_argument("--no-dask", action="store_true", help="skip the 1- and 2-worker LocalCluster runs")
+    parser.add_argument("--no-cli", action="store_true", help="skip the `workbench weights` run")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per measured run (default 1800)")
     parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
     parser.add_argument("--cli-blocks", type=int, default=0,
@@ -216,25 +217,26 @@ def main() -> None:
         shutil.rmtree(out, ignore_errors=True)
         drop_cache(files)
         fig["cli_resident_before"] = resident_bytes(files)
-        layers: list[str] = []
-        if args.cli_blocks:
-            from workbench.models import load_model
+        if not args.no_cli:
+            layers: list[str] = []
+            if args.cli_blocks:
+                from workbench.models import load_model
 
-            handle = load_model(f"safetensors:{ck}", lazy=True)
-            layers = [n for n in handle.layers["name"] if not n.startswith("model.layers.")]
-            layers += block_layers(handle, args.cli_blocks)
-        fig["cli_layers"] = layers or "all"
-        cli = _timed([sys.executable, "-m", "workbench.cli", "weights", str(ck), "--formats", *FORMATS,
-                      "--patterns", "-o", str(out), "--name", "scale", "--no-progress",
-                      *(["--layers", *layers] if layers else [])], args.timeout)
-        assert cli["rc"] == 0 or cli["timed_out"], cli["stderr"]
-        m = re.search(r"rows in ([\d.]+) s", cli["stdout"])
-        done_layers, done_bytes = analysed_bytes(out / "scale.parquet")
-        fig["cli"] = {**{k: cli[k] for k in ("wall_s", "cpu_s", "peak_rss", "timed_out", "stdout")},
-                      "report_s": float(m.group(1)) if m else None, "layers_done": done_layers,
-                      "bytes_done": done_bytes}
-        print(f"workbench weights: {cli['wall_s']:.0f} s ({'TIMED OUT, ' if cli['timed_out'] else ''}"
-              f"{done_layers} layers), peak RSS {cli['peak_rss'] / GIB:.2f} GiB", file=sys.stderr)
+                handle = load_model(f"safetensors:{ck}", lazy=True)
+                layers = [n for n in handle.layers["name"] if not n.startswith("model.layers.")]
+                layers += block_layers(handle, args.cli_blocks)
+            fig["cli_layers"] = layers or "all"
+            cli = _timed([sys.executable, "-m", "workbench.cli", "weights", str(ck), "--formats", *FORMATS,
+                          "--patterns", "-o", str(out), "--name", "scale", "--no-progress",
+                          *(["--layers", *layers] if layers else [])], args.timeout)
+            assert cli["rc"] == 0 or cli["timed_out"], cli["stderr"]
+            m = re.search(r"rows in ([\d.]+) s", cli["stdout"])
+            done_layers, done_bytes = analysed_bytes(out / "scale.parquet")
+            fig["cli"] = {**{k: cli[k] for k in ("wall_s", "cpu_s", "peak_rss", "timed_out", "stdout")},
+                          "report_s": float(m.group(1)) if m else None, "layers_done": done_layers,
+                          "bytes_done": done_bytes}
+            print(f"workbench weights: {cli['wall_s']:.0f} s ({'TIMED OUT, ' if cli['timed_out'] else ''}"
+                  f"{done_layers} layers), peak RSS {cli['peak_rss'] / GIB:.2f} GiB", file=sys.stderr)
 
         if not args.no_dask:
             for n in (1, 2):
@@ -281,11 +283,15 @@ def print_table(fig: dict) -> None:
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     print(f"| cold sequential read of every shard (baseline) | {size / 1e9:.2f} GB | {read_s:.1f} | - | "
           f"{speed / 1e9:.3f} | 1.00x | - | {res('read_resident_before')} |")
-    cli = fig["cli"]
+    cli = fig.get("cli")
+    if cli is None:
+        cli = {"bytes_done": 0, "report_s": None, "wall_s": 0.0, "timed_out": False, "layers_done": 0, "cpu_s": 0,
+               "peak_rss": 0, "skipped": True}
     done = cli["bytes_done"] or 1
     wall = cli["report_s"] or cli["wall_s"]
     label = "`workbench weights`, 4 formats" + (" (TIMED OUT: partial)" if cli["timed_out"] else "")
-    print(f"| {label} | {done / 1e9:.2f} GB ({cli['layers_done']} layers) | {cli['wall_s']:.1f} | {cli['cpu_s']:.0f} "
+    if not cli.get("skipped"):
+        print(f"| {label} | {done / 1e9:.2f} GB ({cli['layers_done']} layers) | {cli['wall_s']:.1f} | {cli['cpu_s']:.0f} "
           f"| {done / 1e9 / wall:.3f} | {wall / (done / speed):.2f}x | {cli['peak_rss'] / GIB:.2f} GiB | "
           f"{res('cli_resident_before')} |")
     for n in (1, 2):
