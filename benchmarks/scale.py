@@ -149,14 +149,16 @@ def dask_child(ck: str, workers: int, formats: list[str], blocks: int) -> None:
         table = weight_report(handle, formats=formats, patterns=(), executor=client, progress=False, layers=layers)
         wall = time.perf_counter() - t0
         rss = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-    print(json.dumps({"report_s": wall, "rows": len(table), "layers": len(lt), "bytes": int(lt["bytes"].sum()), "worker_peak_rss": sorted(rss.values()),
+    print(json.dumps({"report_s": wall, "rows": len(table), "layers": len(lt), "bytes": int(lt["bytes"].sum()),
+                      "worker_peak_rss": sorted(rss.values()),
                       "driver_peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layout", default="7b", help="checkpoint layout (7b, 1b, tiny; default 7b)")
-    parser.add_argument("--dir", default="/tmp/wb-scale", help="where the checkpoint is written (default /tmp/wb-scale)")
+    parser.add_argument("--dir", default="/tmp/wb-scale",
+                        help="where the checkpoint is written (default /tmp/wb-scale)")
     parser.add_argument("--keep", action="store_true", help="keep the checkpoint afterwards")
     parser.add_argument("--no-dask", action="store_true", help="skip the 1- and 2-worker LocalCluster runs")
     parser.add_argument("--no-cli", action="store_true", help="skip the `workbench weights` run")
@@ -182,7 +184,8 @@ def main() -> None:
     base = Path(args.dir)
     ck = base / f"llama-{args.layout}"
     fig: dict = {"layout": args.layout, "parameters": layout.num_parameters, "formats": FORMATS,
-                 "machine": f"{platform.machine()}, {os.cpu_count()} cores, {os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') / GIB:.0f} GiB RAM"}
+                 "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+                            f"{os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') / GIB:.0f} GiB RAM"}
     lock = open(LOCK, "a+")
     t_wait = time.perf_counter()
     try:
@@ -291,9 +294,9 @@ def print_table(fig: dict) -> None:
     wall = cli["report_s"] or cli["wall_s"]
     label = "`workbench weights`, 4 formats" + (" (TIMED OUT: partial)" if cli["timed_out"] else "")
     if not cli.get("skipped"):
-        print(f"| {label} | {done / 1e9:.2f} GB ({cli['layers_done']} layers) | {cli['wall_s']:.1f} | {cli['cpu_s']:.0f} "
-          f"| {done / 1e9 / wall:.3f} | {wall / (done / speed):.2f}x | {cli['peak_rss'] / GIB:.2f} GiB | "
-          f"{res('cli_resident_before')} |")
+        print(f"| {label} | {done / 1e9:.2f} GB ({cli['layers_done']} layers) | {cli['wall_s']:.1f} | "
+              f"{cli['cpu_s']:.0f} | {done / 1e9 / wall:.3f} | {wall / (done / speed):.2f}x | "
+              f"{cli['peak_rss'] / GIB:.2f} GiB | {res('cli_resident_before')} |")
     for n in (1, 2):
         d = fig.get(f"dask{n}")
         if d and "report_s" in d:

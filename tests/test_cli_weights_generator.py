@@ -147,7 +147,8 @@ def test_bad_input_is_refused_before_writing(tmp_path):
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("make_llama_checkpoint", ROOT / "scripts" / "make_llama_checkpoint.py")
+    path = ROOT / "scripts" / "make_llama_checkpoint.py"
+    spec = importlib.util.spec_from_file_location("make_llama_checkpoint", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod

@@ -149,7 +149,8 @@ def run_weights_report(checkpoint: str | os.PathLike, formats: Sequence[str] | N
                        progress: bool = True) -> WeightsResult:
     """Run :func:`workbench.reports.weights.weight_report` on ``checkpoint`` (a safetensors file or folder) with
     ``formats`` and ``patterns`` (None: the report's defaults, ``DEFAULT_FORMATS`` / ``DEFAULT_PATTERNS`` of
-    :mod:`workbench.reports.weights`) and write ``NAME.parquet``, ``NAME.html`` and ``NAME.provenance.json`` into ``output_dir`` (see the module docstring).
+    :mod:`workbench.reports.weights`) and write ``NAME.parquet``, ``NAME.html`` and ``NAME.provenance.json`` into
+    ``output_dir`` (see the module docstring).
 
     Raises (before anything is written) :class:`~workbench.errors.ModelSpecError` and friends for a checkpoint the
     lazy path cannot read, :class:`~workbench.errors.FormatError` for a bad format, and
@@ -256,5 +257,6 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-__all__ = ["run_weights_report", "WeightsResult", "weights_paths", "default_name", "check_formats", "check_cluster", "dask_client",
+__all__ = ["run_weights_report", "WeightsResult", "weights_paths", "default_name", "check_formats", "check_cluster",
+           "dask_client",
            ]

@@ -1,7 +1,8 @@
 """Figures of the streaming weight report: pure functions DataFrame -> plotly ``go.Figure`` (no torch import).
 
 They read the long table of :func:`workbench.reports.weights.weight_report` (one row per layer × entry; the
-``format`` column names the number format or sparsity pattern, NaN where a metric does not apply) and accept ``fig=`` to redraw into an existing figure (:func:`workbench.viz.figure.redraw`):
+``format`` column names the number format or sparsity pattern, NaN where a metric does not apply) and accept
+``fig=`` to redraw into an existing figure (:func:`workbench.viz.figure.redraw`):
 
 - :func:`weight_sqnr_figure`: heatmap of weight SQNR (dB) per layer × number format (exact formats, infinite SQNR,
   and rows without a value left blank);
