@@ -4,6 +4,8 @@
     workbench report NOTEBOOK [-p NAME VALUE]... [-f params.yaml] [-o OUTDIR] [--name NAME]
     workbench report --params NOTEBOOK
     workbench sweep NOTEBOOK --grid grid.yaml [-p NAME VALUE]... [--workers N] [--scheduler ADDRESS] [-o OUTDIR]
+    workbench weights CHECKPOINT [--formats F...] [--patterns P...] [-o OUTDIR] [--name NAME] [--resume]
+                      [--dask ADDRESS | --workers N]
 
 ``lab`` brings the user's working copy of the notebooks up to date (``~/.local/share/workbench/notebooks`` or
 ``$WORKBENCH_NOTEBOOKS_DIR``: JupyterLab saves outputs there, never into the repository's tracked ``notebooks/``;
@@ -11,6 +13,11 @@ edits are never overwritten, see :mod:`workbench.lab`), then replaces itself wit
 on 127.0.0.1 with Jupyter's own token, whatever the user's Jupyter config says (token never empty, XSRF checks on,
 no cross-origin requests: it refuses to start otherwise), with no news or update pop-ups, opening
 ``00_start_here.ipynb``; no browser is opened when there is no display.
+
+``weights`` streams the weight report (:mod:`workbench.reports.weights_run`) over a safetensors file or folder
+(memory bounded by a layer, not the model) and writes ``OUTDIR/NAME.parquet``, a self-contained ``NAME.html`` and,
+last, ``NAME.provenance.json``; outputs of an earlier run of that name are refused unless ``--resume``, which skips
+the layers the parquet already holds.
 
 Exit status: 0 on success; 1 when a report or a sweep run failed (or an unexpected system error, printed on one
 line); 2 for bad input, reported on one line before any kernel starts: unknown or mistyped parameters, missing
@@ -224,6 +231,25 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------------------------------------------
+# weights
+
+
+def _cmd_weights(args: argparse.Namespace) -> int:
+    from workbench.reports.weights_run import run_weights_report
+
+    result = run_weights_report(args.checkpoint, args.formats, args.patterns, output_dir=args.output_dir,
+                                name=args.name, resume=args.resume, layers=args.layers, scheduler=args.scheduler,
+                                workers=args.workers, progress=not args.no_progress)
+    info = result.info
+    print(f"weights: {info['layers']} layers; formats {info['formats']}; patterns {info['patterns']}: "
+          f"{len(result.table)} rows in {result.duration_s:.1f} s" + (" (resumed)" if result.resumed else ""))
+    print(f"table: {result.parquet}")
+    print(f"report: {result.html}")
+    print(f"provenance: {result.provenance}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------------------
 # parser and entry point
 
 
@@ -271,6 +297,29 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--scheduler", default=None, help="Dask scheduler address, e.g. tcp://10.0.0.5:8786")
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
     sweep.set_defaults(func=_cmd_sweep)
+
+    weights = sub.add_parser("weights", help="per-layer weight report of a safetensors checkpoint, streamed layer by "
+                             "layer: parquet + HTML")
+    weights.add_argument("checkpoint", help="a .safetensors file, a sharded folder with model.safetensors.index.json, "
+                         "or a local Hugging Face folder")
+    weights.add_argument("--formats", nargs="*", default=None, metavar="FORMAT",
+                         help="number formats, e.g. int8 int4 fp8_e4m3 2:4+int8 (default: the report's FP8 and int "
+                         "formats; none: --formats with no value)")
+    weights.add_argument("--patterns", nargs="*", default=None, metavar="PATTERN",
+                         help="sparsity patterns, e.g. 2:4 4:8-T 'unstructured 50%%' (default: the report's N:M "
+                         "and transposable N:M; none: --patterns with no value)")
+    weights.add_argument("--layers", nargs="+", default=None, metavar="LAYER",
+                         help="only these layers (names of the checkpoint's layer table; default: all)")
+    weights.add_argument("-o", "--output-dir", default="reports", help="output folder (default: reports)")
+    weights.add_argument("--name", default=None, help="base name of the outputs (default: weights-CHECKPOINT)")
+    weights.add_argument("--resume", action="store_true",
+                         help="continue (or redo) a report whose outputs exist: finished layers are skipped")
+    weights.add_argument("--dask", "--scheduler", dest="scheduler", default=None, metavar="ADDRESS",
+                         help="run the layers on a Dask cluster, e.g. tcp://10.0.0.5:8786")
+    weights.add_argument("--workers", type=int, default=1,
+                         help="local Dask worker processes (default 1: run in this process)")
+    weights.add_argument("--no-progress", action="store_true", help="no progress bar")
+    weights.set_defaults(func=_cmd_weights)
     return parser
 
 
