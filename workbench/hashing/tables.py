@@ -60,6 +60,7 @@ class LSHTables:
         self._ids: torch.Tensor | None = None  # item index: ids and their codes
         self._codes: torch.Tensor | None = None
         self._sorted: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._starts: torch.Tensor | None = None  # bucket start offsets into the sorted index (built on demand)
 
     # ------------------------------------------------------------------ codes
     def codes(self, x: torch.Tensor) -> torch.Tensor:
@@ -153,6 +154,7 @@ class LSHTables:
         keys = self._flat(codes)
         order = keys.argsort(stable=True)
         self._sorted = (keys[order], self._ids.repeat_interleave(self.L)[order])
+        self._starts = None
 
     def bucket_items(self, table: int, bucket: int) -> torch.Tensor:
         """The ids stored in one bucket of one table."""
@@ -161,6 +163,22 @@ class LSHTables:
         lo = int(torch.searchsorted(keys, key))
         hi = int(torch.searchsorted(keys, key, right=True))
         return ids[lo:hi]
+
+    def bucket_ranges(self, keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(lo, hi, ids)`` for flat bucket :meth:`keys` of any shape: bucket ``key`` holds ``ids[lo:hi]``. One
+        lookup per key in a table of ``L·n_buckets + 1`` start offsets (built once per :meth:`index`), so the cost
+        per key does not depend on the number of items (LSH sampling draws from a bucket in O(1))."""
+        sorted_keys, ids = self._need_index()
+        if self._starts is None:
+            counts = torch.bincount(sorted_keys, minlength=self.L * self.n_buckets)
+            self._starts = torch.zeros(self.L * self.n_buckets + 1, dtype=torch.int64, device=sorted_keys.device)
+            self._starts[1:] = counts.cumsum(0)
+        return self._starts[keys], self._starts[keys + 1], ids
+
+    def item_codes(self) -> torch.Tensor:
+        """The ``(n, L)`` bucket codes of the indexed items, row ``i`` for item id ``i`` of :meth:`index`."""
+        self._need_index()
+        return self._codes
 
     def candidates(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(query, item)``: every pair whose codes agree in at least one table, each pair once, sorted by query
