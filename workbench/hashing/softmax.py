@@ -201,7 +201,7 @@ class LSHSoftmax(nn.Module):
             return
         tables = LSHTables(self._family, max_buckets=2 ** 22, dtype=torch.float32)
         tables.index(tables.family.codes(self._augmented(self.weight, self.bias)))
-        tables.bucket_ranges(torch.zeros(1, dtype=torch.int64))  # build the start offsets now
+        tables.bucket_starts()  # build the start offsets now
         self._tables = tables
         self.rebuilds += 1
 
@@ -246,7 +246,8 @@ class LSHSoftmax(nn.Module):
         B, L, n = len(h), self.L, self.n_classes
         codes = tables.codes(self._augmented(h, 1.0))  # (B, L)
         keys = codes + tables._offsets
-        lo, hi, ids = tables.bucket_ranges(keys)  # (B, L) each: O(1) per table
+        starts, ids = tables.bucket_starts()
+        lo, hi = starts[keys], starts[keys + 1]  # (B, L) each: one read per table
         item_codes = tables.item_codes()
         target_in = item_codes[target] == codes  # (B, L): is y in the query's bucket of table l
         size = hi - lo - target_in.long()  # |B_l(h) \ {y}|

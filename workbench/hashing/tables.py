@@ -164,22 +164,6 @@ class LSHTables:
         hi = int(torch.searchsorted(keys, key, right=True))
         return ids[lo:hi]
 
-    def bucket_ranges(self, keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(lo, hi, ids)`` for flat bucket :meth:`keys` of any shape: bucket ``key`` holds ``ids[lo:hi]``. One
-        lookup per key in a table of ``L·n_buckets + 1`` start offsets (built once per :meth:`index`), so the cost
-        per key does not depend on the number of items (LSH sampling draws from a bucket in O(1))."""
-        sorted_keys, ids = self._need_index()
-        if self._starts is None:
-            counts = torch.bincount(sorted_keys, minlength=self.L * self.n_buckets)
-            self._starts = torch.zeros(self.L * self.n_buckets + 1, dtype=torch.int64, device=sorted_keys.device)
-            self._starts[1:] = counts.cumsum(0)
-        return self._starts[keys], self._starts[keys + 1], ids
-
-    def item_codes(self) -> torch.Tensor:
-        """The ``(n, L)`` bucket codes of the indexed items, row ``i`` for item id ``i`` of :meth:`index`."""
-        self._need_index()
-        return self._codes
-
     def candidates(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(query, item)``: every pair whose codes agree in at least one table, each pair once, sorted by query
         then item (vectorized: searchsorted ranges expanded with ``repeat_interleave``)."""
@@ -202,6 +186,24 @@ class LSHTables:
         if self._sorted is None:
             raise DataError("LSHTables: no item index yet; call .index(x) first")
         return self._sorted
+
+    def bucket_starts(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(starts, ids)``: bucket ``key`` (a flat :meth:`keys` value, ``l·n_buckets + code``) holds
+        ``ids[starts[key]:starts[key + 1]]``. ``starts`` has ``L·n_buckets + 1`` entries, built once per
+        :meth:`index`; a look-up is one read whatever the number of items (LSH sampling draws from a bucket in O(1)).
+        """
+        sorted_keys, ids = self._need_index()
+        if self._starts is None:
+            counts = torch.bincount(sorted_keys, minlength=self.L * self.n_buckets)
+            self._starts = torch.zeros(self.L * self.n_buckets + 1, dtype=torch.int64, device=sorted_keys.device)
+            self._starts[1:] = counts.cumsum(0)
+        return self._starts, ids
+
+    def item_codes(self) -> torch.Tensor:
+        """The ``(n, L)`` bucket codes of the indexed items, in the order they were given to :meth:`index` (row
+        ``i`` is item ``i`` when :meth:`index` used its default ids)."""
+        self._need_index()
+        return self._codes
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
