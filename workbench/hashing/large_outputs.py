@@ -117,7 +117,7 @@ def _peak_rss_mb() -> float:
 
 
 def train_output_layer(data: XCData, kind: str = "lsh", *, hidden: int = 64, epochs: float = 1.0,
-                       batch_size: int = 256, lr: float | None = None, negatives: int | None = 64, K: int = 8,
+                       batch_size: int = 256, lr: float = 0.5, negatives: int | None = 64, K: int = 8,
                        L: int = 16, rebuild_every: int | None = 50, eval_every: float = 1.0,
                        eval_samples: int = 5000, seed: int = 0, layer_kw: dict[str, Any] | None = None,
                        stop: Any = None, on_row: Callable[[dict], None] | None = None,
@@ -144,8 +144,6 @@ def train_output_layer(data: XCData, kind: str = "lsh", *, hidden: int = 64, epo
                              **(layer_kw or {}))
     model = XCModel(data.n_features, hidden, head, seed=seed)
     handle = _Handle(model, data, eval_samples, chunk=max(1, min(1024, int(2 ** 27 // data.n_classes))))
-    if lr is None:
-        lr = 0.5 if kind in ("full", "dense") else 0.5
     rows: list[dict] = []
     trained: dict[str, nn.Module] = {}
     last = {"seconds": 0.0, "eval": 0.0, "step": 0}
