@@ -129,6 +129,8 @@ def main() -> None:
     ap.add_argument("--million-only", action="store_true")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (1 on a machine loaded past its cores: "
                     "2 threads contending with other work ran the sampling steps 10x slower, measured)")
+    ap.add_argument("--widths", type=int, nargs="*", default=None, help="synthetic widths to train (default 100k 10k)")
+    ap.add_argument("--train-csv", default="large_outputs.csv", help="file under data/results for the training rows")
     ap.add_argument("--skip", nargs="*", default=[], help="parts to skip: steps train million docstrings")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -150,9 +152,9 @@ def main() -> None:
     if "train" not in args.skip:
         from workbench.hashing.large_outputs import speedups
 
-        widths = (10_000,) if args.quick else (100_000, 10_000)
+        widths = args.widths or ((10_000,) if args.quick else (100_000, 10_000))
         table = run_training(widths, kinds, epochs=1 if args.quick else 2, n_train=20_000 if args.quick else 100_000,
-                             eval_samples=500 if args.quick else 3000, path=OUT / "large_outputs.csv")
+                             eval_samples=500 if args.quick else 3000, path=OUT / args.train_csv)
         sp = speedups(table)
         sections.append("#### Synthetic power-law data: seconds per epoch and P@1 (speedup = full / kind, gap = full "
                         "P@1 − kind P@1 in points)\n\n" + md(sp, ["width", "kind", "seconds_per_epoch", "p_at_1",
@@ -190,7 +192,8 @@ def main() -> None:
                                                              "p_at_1_gap"]))
         print(sections[-1], flush=True)
     info["load_avg_end"] = load()
-    (OUT / "large_outputs_meta.json").write_text(json.dumps(info, indent=1))
+    if not args.skip:
+        (OUT / "large_outputs_meta.json").write_text(json.dumps(info, indent=1))
     print("\n\n".join(sections))
     print(f"\nload average at the end: {load()}")
 
