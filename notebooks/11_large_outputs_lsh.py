@@ -184,22 +184,24 @@ faster = pivot.index[pivot["lsh"] < pivot["full"]]
 crossover = int(faster.min()) if len(faster) else None
 print(f"LSH's step is cheaper than the full softmax's from {crossover:,} classes on (of the widths measured)"
       if crossover else "LSH's step was not cheaper at any measured width")
-assert crossover is not None and (pivot["lsh"] < pivot["full"]).loc[pivot.index.max()]
+print(pivot.assign(ratio=pivot["full"] / pivot["lsh"]).round(4).to_string())
+assert crossover is not None and crossover <= 30_000 and (pivot["lsh"] < pivot["full"]).loc[pivot.index.max()]
 step_cost_figure(steps_table[steps_table["kind"].isin(["full", "lsh", "dense", "hashed"])])
 
 # %% [markdown]
 # Below the crossover the dense multiply wins: with a few thousand classes, a `256 × 64 × n` product is a few
 # milliseconds of AVX-512 arithmetic, less than the fixed cost of hashing, drawing and gathering. Above it, the full
-# step grows linearly in `n` while the sampled step stays flat (the rebuild, amortised over 50 steps, is the only
-# part that grows).
+# step grows linearly in `n` while the sampled step stays nearly flat (the rebuild, amortised over 50 steps, is the
+# only part that grows). In the recorded run (1 torch thread) the LSH step was cheaper from 10,000 classes on and
+# about 16× cheaper at 100,000; the uniform sampler, which hashes nothing, crosses earlier.
 #
 # ## Accuracy against time
 #
 # Training the same bag-of-embeddings encoder with each output layer on the **synthetic** power-law data
 # (`synthetic_xc`: label frequencies `∝ rank^{-1}`, each class a random signature of 4 of 32,768 features, 8 per
 # sample, 20 % noise). Quick mode shows the benchmark's recorded runs at 10k and 100k classes
-# (`benchmarks/large_outputs.py`, 2 epochs of 100k samples); otherwise the notebook trains at `width` classes on
-# 30k samples for one epoch.
+# (`benchmarks/large_outputs.py`, 2 epochs of 100k samples, 1 torch thread, P@1 on 3,000 test samples); otherwise
+# the notebook trains at `width` classes on 30k samples for one epoch.
 
 # %%
 if quick:
@@ -225,11 +227,17 @@ print(f"at {int(big.index.size and summary['width'].max()):,} classes: LSH {big.
       f"P@1 {big.loc['uniform', 'p_at_1']:.3f}")
 assert big.loc["lsh", "speedup"] > 1.0
 assert big.loc["lsh", "p_at_1"] > 0.5 * big.loc["full", "p_at_1"]
+if quick:  # the issue's target, on the recorded run at 100k classes: >= 5x per epoch, P@1 within 2 points
+    assert summary["width"].max() == 100_000
+    assert big.loc["lsh", "speedup"] >= 5 and abs(big.loc["lsh", "p_at_1_gap"]) <= 2
 
 # %% [markdown]
-# The sampled layers cost a fraction of the full softmax per epoch once the classes number in the tens of
-# thousands; the LSH negatives are harder than uniform ones (they are the classes the model confuses), which is what
-# keeps its P@1 close to the full softmax in the same number of epochs.
+# Once the classes number in the tens of thousands, the sampled layers cost a small fraction of the full softmax
+# per epoch at the same P@1. In the recorded run at 100,000 classes, LSH was about 20× faster per epoch than the
+# full softmax and one point *better* in P@1 after two epochs. The honest caveat: on this synthetic data the cheaper
+# uniform and unigram proposals reached the same P@1 as well (and are faster still, since they hash nothing), so the
+# paper's finding that LSH negatives beat them in accuracy per epoch is not reproduced here; LSH's negatives are
+# harder (see the mean logits above), but with 64 negatives and two epochs that did not show in P@1.
 #
 # ## A million classes
 #
@@ -269,6 +277,8 @@ if real is not None:
     real_summary = speedups(real)
     print(real_summary[["kind", "seconds_per_epoch", "p_at_1", "speedup", "p_at_1_gap"]].round(4).to_string(index=False))
     assert real_summary["p_at_1"].max() > 0.05  # far above chance (1 / 30,522)
+    if quick:
+        assert (real_summary.set_index("kind")["speedup"].drop("full") > 5).all()
 else:
     print("no recorded docstring run: python benchmarks/large_outputs.py")
 
@@ -278,6 +288,8 @@ else:
 # * A SimHash bucket of the input holds the classes whose vectors point like the input: the likely-large logits.
 # * The sampled softmax with the `−log(m q)` correction estimates the partition function without bias over what
 #   the proposal reaches; LSH proposals make that estimate far less noisy than uniform ones.
-# * On this machine the crossover with the dense multiply lies at a few thousand classes; beyond it the sampled
-#   step stays flat while the dense one grows with the number of classes. The recorded figures, with the machine's
-#   load, are in `benchmarks/RESULTS.md`.
+# * On this machine the crossover with the dense multiply lies between a few thousand and 10,000 classes; beyond
+#   it the sampled step stays nearly flat while the dense one grows with the number of classes.
+# * On the real docstring task the recorded run (one epoch of 100k windows) had every sampled layer 8.8–15.6× faster
+#   per epoch; unigram matched the full softmax's P@1, LSH was about one point below it.
+# * The recorded figures, with the machine's load, are in `benchmarks/RESULTS.md`.
