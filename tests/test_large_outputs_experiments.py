@@ -96,3 +96,24 @@ def test_step_costs_table():
     assert (out["seconds_per_step"] > 0).all()
     assert (out.loc[out["kind"] == "full", "ratio"] == 1).all()
     assert (out.loc[out["kind"] == "lsh", "rebuild_seconds"] > 0).all()
+
+
+def test_train_loop_model_loss_hook_and_eval_train_switch():
+    from workbench.dynamics.train import train
+    from workbench.hashing.large_outputs import _Handle
+
+    data = synthetic_xc(50, 600, 100, seed=1)
+    model = XCModel(data.n_features, 8, LSHSoftmax(8, 50, sampler="uniform", negatives=4))
+    handle = _Handle(model, data, eval_samples=100, chunk=64)
+    calls = []
+
+    def model_loss(m, x, y):
+        calls.append(len(x))
+        return m.training_loss(x, y)
+
+    res = train(handle, batch_size=50, lr=0.5, steps=6, momentum=0.0, reinit=False, progress=False,
+                track_points=2, model_loss=model_loss, eval_train=False)
+    assert calls == [50] * 6 and res.steps == 6
+    assert res.metrics["train_acc"].isna().all() and res.metrics["test_acc"].notna().all()
+    with pytest.raises(DataError, match="model_loss"):
+        train(handle, steps=1, batch_size=50, model_loss=model_loss, loss_fn=lambda o, y: o.sum(), progress=False)
