@@ -55,11 +55,15 @@ def test_view_is_a_dashboard_tab_and_trains():
     view.negatives.value = 16
     view.bits.value = 4
     view.tables.value = 4
+    live = []
+    draw = view._live
+    view._live = lambda rows: (live.append(len(rows)), draw(rows))
     view.train_button.click()
     assert view.wait(120) and view.error is None, view.error
     assert set(view.table["kind"]) == {"full", "lsh"} and (view.table["width"] == 1000).all()
     assert {t.name for t in view.accuracy.data} == {"full · 1,000", "lsh · 1,000"}
     assert "speedup" in view.summary.value and "done" in view.status.value
+    assert live == list(range(1, len(view.table) + 1))  # every evaluation row was drawn while training
     lsh = view.table[view.table["kind"] == "lsh"]
     assert lsh["active_fraction"].iloc[-1] == pytest.approx(16 / 999)
 

@@ -96,17 +96,35 @@ class LargeOutputsView(RunnerView):
             else:
                 data = docstring_tokens()
                 data.x_train, data.y_train = data.x_train[: s["samples"]], data.y_train[: s["samples"]]
-            frames = []
+            frames, rows = [], []
+            n = len(s["kinds"])
             for i, kind in enumerate(s["kinds"]):
                 ctx.check()
-                frames.append(train_output_layer(data, kind, epochs=s["epochs"], eval_samples=500 if self.quick else 2_000,
-                                                 eval_every=max(0.25, s["epochs"] / 4), **s["kw"],
+
+                def on_row(row: dict, i: int = i) -> None:  # live: P@1, time per step and the fraction move
+                    rows.append(row)
+                    if ctx.cancelled_reason() is None:
+                        ctx.progress(min(1.0, (i + row["epoch"] / s["epochs"]) / n),
+                                     f"{row['kind']} epoch {row['epoch']:.2f}")
+                        self._live(pd.DataFrame(rows))
+
+                frames.append(train_output_layer(data, kind, epochs=s["epochs"],
+                                                 eval_samples=500 if self.quick else 2_000,
+                                                 eval_every=max(0.25, s["epochs"] / 4), **s["kw"], on_row=on_row,
                                                  stop=lambda: ctx.cancelled_reason() is not None))
-                ctx.progress((i + 1) / len(s["kinds"]), f"{kind} done")
+                ctx.progress((i + 1) / n, f"{kind} done")
             return pd.concat(frames, ignore_index=True)
 
         self.runner.submit(job, on_done=self._show, on_error=self._on_error,
                            on_cancel=lambda why: setattr(self.status, "value", f"<i>{why}</i>"), label="large outputs")
+
+    def _live(self, rows: pd.DataFrame) -> None:
+        """Redraw P@1 against time and say the latest row while the job trains."""
+        last = rows.iloc[-1]
+        self.accuracy.show(accuracy_time_figure(rows, title="P@1 against training time (training …)"))
+        per_step = "" if pd.isna(last["seconds_per_step"]) else f", {1000 * last['seconds_per_step']:.1f} ms per step"
+        self.status.value = (f"<i>training {last['kind']}: epoch {last['epoch']:.2f}, P@1 {last['p_at_1']:.3f}"
+                             f"{per_step}, active fraction {last['active_fraction']:.3g}</i>")
 
     def _show(self, table: pd.DataFrame) -> None:
         self.table = table
