@@ -60,6 +60,7 @@ class LSHTables:
         self._ids: torch.Tensor | None = None  # item index: ids and their codes
         self._codes: torch.Tensor | None = None
         self._sorted: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._starts: torch.Tensor | None = None  # bucket start offsets into the sorted index (built on demand)
 
     # ------------------------------------------------------------------ codes
     def codes(self, x: torch.Tensor) -> torch.Tensor:
@@ -153,6 +154,7 @@ class LSHTables:
         keys = self._flat(codes)
         order = keys.argsort(stable=True)
         self._sorted = (keys[order], self._ids.repeat_interleave(self.L)[order])
+        self._starts = None
 
     def bucket_items(self, table: int, bucket: int) -> torch.Tensor:
         """The ids stored in one bucket of one table."""
@@ -184,6 +186,24 @@ class LSHTables:
         if self._sorted is None:
             raise DataError("LSHTables: no item index yet; call .index(x) first")
         return self._sorted
+
+    def bucket_starts(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(starts, ids)``: bucket ``key`` (a flat :meth:`keys` value, ``l·n_buckets + code``) holds
+        ``ids[starts[key]:starts[key + 1]]``. ``starts`` has ``L·n_buckets + 1`` entries, built once per
+        :meth:`index`; a look-up is one read whatever the number of items (LSH sampling draws from a bucket in O(1)).
+        """
+        sorted_keys, ids = self._need_index()
+        if self._starts is None:
+            counts = torch.bincount(sorted_keys, minlength=self.L * self.n_buckets)
+            self._starts = torch.zeros(self.L * self.n_buckets + 1, dtype=torch.int64, device=sorted_keys.device)
+            self._starts[1:] = counts.cumsum(0)
+        return self._starts, ids
+
+    def item_codes(self) -> torch.Tensor:
+        """The ``(n, L)`` bucket codes of the indexed items, in the order they were given to :meth:`index` (row
+        ``i`` is item ``i`` when :meth:`index` used its default ids)."""
+        self._need_index()
+        return self._codes
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
