@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from workbench.errors import DataError, NonFiniteError, ShapeError
@@ -161,6 +162,21 @@ class LSHTables:
         lo = int(torch.searchsorted(keys, key))
         hi = int(torch.searchsorted(keys, key, right=True))
         return ids[lo:hi]
+
+    def bucket_ranges(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(lo, hi, ids)``: the items in query ``i``'s bucket of table ``l`` are ``ids[lo[i, l]:hi[i, l]]``
+        (``lo``, ``hi`` int64 ``(n, L)``; two ``searchsorted`` over the sorted index, no copies of the items). The raw
+        form of :meth:`candidates` for callers that union the buckets themselves (SLIDE's active sets)."""
+        keys, ids = self._need_index()
+        q = self._flat(self.codes(x))
+        if keys.device.type == "cpu":  # numpy's single-threaded search: see query_keys
+            kn, qn = keys.numpy(), q.numpy()
+            lo = torch.from_numpy(np.searchsorted(kn, qn, side="left"))
+            hi = torch.from_numpy(np.searchsorted(kn, qn, side="right"))
+            return lo.view(-1, self.L), hi.view(-1, self.L), ids
+        lo = torch.searchsorted(keys, q).view(-1, self.L)
+        hi = torch.searchsorted(keys, q, right=True).view(-1, self.L)
+        return lo, hi, ids
 
     def candidates(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(query, item)``: every pair whose codes agree in at least one table, each pair once, sorted by query
