@@ -76,6 +76,11 @@ def run_one(args: argparse.Namespace) -> dict:
                                    seed=args.seed)
         loss_fn, logits_fn = layer.loss, layer.full_logits
     opt = torch.optim.SGD(layer.parameters(), lr=args.lr)
+    # warm-up outside the timing: numba's cached kernels load and torch's allocator settles on a small twin layer
+    twin = (HashedSparseLinear(args.dim, 1000, K=4, L=4, seed=args.seed) if args.one_method != "dense"
+            else torch.nn.Linear(args.dim, 1000))
+    twin_loss = twin.loss if args.one_method != "dense" else (lambda h, t: F.cross_entropy(twin(h), t))
+    twin_loss(xtr[:args.batch], ytr[:args.batch] % 1000).backward()
     steps_per_epoch = len(xtr) // args.batch
     max_steps = steps_per_epoch
     if args.one_method == "dense" and args.one_max_steps:
@@ -105,7 +110,7 @@ def run_one(args: argparse.Namespace) -> dict:
                "extrapolated": max_steps < steps_per_epoch, "p_at_1": acc,
                "active_fraction": sum(fracs) / len(fracs) if fracs else 1.0,
                "rebuilds": layer.stats()["rebuilds"] if args.one_method != "dense" else 0.0,
-               "loss": float(loss), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+               "loss": float(loss.detach()), "K": args.K, "threads": args.threads, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
         rows.append(row)
         print(json.dumps(row), flush=True)
         if max_steps < steps_per_epoch:
@@ -122,13 +127,14 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=128)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--lr", type=float, default=2.0)
-    ap.add_argument("--K", type=int, default=0, help="hashes per table (0: log2(width) - 5, at least 6)")
+    ap.add_argument("--K", type=int, default=0, help="hashes per table (0: floor(log2(width)) - 3, at least 6)")
     ap.add_argument("--L", type=int, default=32)
-    ap.add_argument("--rebuild-every", type=int, default=50)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rebuild-every", type=int, default=100)
+    ap.add_argument("--threads", type=int, nargs="+", default=[2, 1],
+                    help="torch and numba threads of both layers; one full pass per setting")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--dense-budget-s", type=float, default=600.0)
-    ap.add_argument("--dense-steps", type=int, default=20)
+    ap.add_argument("--dense-steps", type=int, default=10)
     ap.add_argument("--csv", default=str(ROOT / "data/results/large_outputs_slide.csv"))
     ap.add_argument("--one-width", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--one-method", default="", help=argparse.SUPPRESS)
@@ -136,7 +142,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.one_width:
         if not args.K:
-            args.K = max(6, args.one_width.bit_length() - 1 - 5)
+            args.K = max(6, args.one_width.bit_length() - 1 - 3)
+        args.threads = args.threads[0]
         run_one(args)
         return
 
@@ -146,10 +153,9 @@ def main() -> None:
     print(f"# large_outputs_slide: {platform.machine()}, {args.threads} threads, load avg at start "
           f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)
     rows = []
-    for n in args.widths:
-        for method in ("dense", "slide"):
-            cmd = [sys.executable, __file__, "--one-width", str(n), "--one-method", method]
-            for k in ("epochs", "train", "test", "dim", "batch", "lr", "K", "L", "threads", "seed"):
+    for threads, n, method in ((t, n, m) for t in args.threads for n in args.widths for m in ("dense", "slide")):
+            cmd = [sys.executable, __file__, "--one-width", str(n), "--one-method", method, "--threads", str(threads)]
+            for k in ("epochs", "train", "test", "dim", "batch", "lr", "K", "L", "seed"):
                 cmd += [f"--{k}", str(getattr(args, k))]
             cmd += ["--rebuild-every", str(args.rebuild_every)]
             # dense cost per step grows ~linearly with n: 1M outputs at 2.7 s/step would take hours; time a few steps
@@ -164,13 +170,12 @@ def main() -> None:
             for line in proc.stdout.splitlines():
                 if line.startswith("{"):
                     r = json.loads(line)
-                    r["load_avg_1m"] = os.getloadavg()[0]
+                    r["load_avg_1m"], r["threads"] = os.getloadavg()[0], threads
                     rows.append(r)
                     print(line, flush=True)
-            print(f"# {n} {method}: {time.time() - t0:.0f} s wall", flush=True)
+            print(f"# {n} {method} {threads} threads: {time.time() - t0:.0f} s wall", flush=True)
     df = pd.DataFrame(rows)
-    df["threads"], df["K"], df["L"], df["rebuild_every"], df["lr"] = (args.threads, args.K, args.L,
-                                                                        args.rebuild_every, args.lr)
+    df["L"], df["rebuild_every"], df["lr"] = args.L, args.rebuild_every, args.lr
     Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(args.csv, index=False)
     print(summary(df))
@@ -180,10 +185,10 @@ def main() -> None:
 
 def summary(df) -> str:
     """A markdown table: per width, the last epoch of each layer and the ratios against dense."""
-    lines = ["| outputs | dense s/epoch | SLIDE s/epoch | speed-up | dense P@1 | SLIDE P@1 | active fraction "
+    lines = ["| threads | outputs | dense s/epoch | SLIDE s/epoch | speed-up | dense P@1 | SLIDE P@1 | active fraction "
              "(mean over training) | rebuilds | dense peak MiB | SLIDE peak MiB | load avg |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for n, g in df.groupby("width"):
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for (threads, n), g in df.groupby(["threads", "width"], sort=False):
         d, s = g[g.method == "dense"], g[g.method == "slide"]
         if d.empty or s.empty:
             continue
@@ -191,7 +196,7 @@ def summary(df) -> str:
         dsec, ssec = d.sec_per_epoch.mean(), s.sec_per_epoch.mean()
         ext = " (extrapolated from %d steps)" % dl.steps_timed if bool(dl.extrapolated) else ""
         dp = "n/a" if bool(dl.extrapolated) else f"{dl.p_at_1:.3f}"
-        lines.append(f"| {n:,} | {dsec:.1f}{ext} | {ssec:.1f} | {dsec / ssec:.1f}× | {dp} | {sl.p_at_1:.3f} | "
+        lines.append(f"| {threads} | {n:,} | {dsec:.1f}{ext} | {ssec:.1f} | {dsec / ssec:.1f}× | {dp} | {sl.p_at_1:.3f} | "
                      f"{s.active_fraction.mean():.4f} | {int(sl.rebuilds)} | {dl.peak_rss_mb:.0f} | "
                      f"{sl.peak_rss_mb:.0f} | {g.load_avg_1m.mean():.2f} |")
     return "\n".join(lines)

@@ -35,6 +35,7 @@ from workbench.errors import DataError, NonFiniteError, ShapeError
 from workbench.hashing.families import HashFamily, from_state_dict
 
 DEFAULT_MAX_BUCKETS = 2 ** 20
+MAX_OFFSETS = 2 ** 24  # bucket offsets kept for O(1) bucket lookups up to this many L·n_buckets keys (128 MiB)
 
 
 class LSHTables:
@@ -61,6 +62,7 @@ class LSHTables:
         self._ids: torch.Tensor | None = None  # item index: ids and their codes
         self._codes: torch.Tensor | None = None
         self._sorted: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._starts: torch.Tensor | None = None
 
     # ------------------------------------------------------------------ codes
     def codes(self, x: torch.Tensor) -> torch.Tensor:
@@ -154,6 +156,11 @@ class LSHTables:
         keys = self._flat(codes)
         order = keys.argsort(stable=True)
         self._sorted = (keys[order], self._ids.repeat_interleave(self.L)[order])
+        # bucket start offsets into the sorted ids (CSR over all L·n_buckets keys) when they fit in MAX_OFFSETS:
+        # a bucket's range is then two reads instead of two binary searches
+        n_keys = self.L * self.n_buckets
+        self._starts = (torch.cat([keys.new_zeros(1), torch.bincount(keys, minlength=n_keys).cumsum(0)])
+                        if n_keys <= MAX_OFFSETS else None)
 
     def bucket_items(self, table: int, bucket: int) -> torch.Tensor:
         """The ids stored in one bucket of one table."""
@@ -169,6 +176,8 @@ class LSHTables:
         form of :meth:`candidates` for callers that union the buckets themselves (SLIDE's active sets)."""
         keys, ids = self._need_index()
         q = self._flat(self.codes(x))
+        if self._starts is not None:
+            return self._starts[q].view(-1, self.L), self._starts[q + 1].view(-1, self.L), ids
         if keys.device.type == "cpu":  # numpy's single-threaded search: see query_keys
             kn, qn = keys.numpy(), q.numpy()
             lo = torch.from_numpy(np.searchsorted(kn, qn, side="left"))
