@@ -174,10 +174,10 @@ def main() -> None:
                     rows.append(r)
                     print(line, flush=True)
             print(f"# {n} {method} {threads} threads: {time.time() - t0:.0f} s wall", flush=True)
-    df = pd.DataFrame(rows)
-    df["L"], df["rebuild_every"], df["lr"] = args.L, args.rebuild_every, args.lr
-    Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(args.csv, index=False)
+            df = pd.DataFrame(rows)  # written after every configuration: a run cut short keeps what it measured
+            df["L"], df["rebuild_every"], df["lr"] = args.L, args.rebuild_every, args.lr
+            Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
+            df.to_csv(args.csv, index=False)
     print(summary(df))
     load = os.getloadavg()
     print(f"\nload avg at end {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")

@@ -4,6 +4,8 @@ Families (one interface: ``K`` hashes per table, ``L`` tables, a batch hashed in
     HashFamily, SimHash, DWTA, HASH_FAMILIES, make_family, from_state_dict, measured_collision
 Tables (per-bucket sums and counts: the Nadaraya–Watson sketch; per-bucket item lists: LSH retrieval)
     LSHTables
+Layers (SLIDE: per-input active neurons retrieved from tables over the weight rows)
+    HashedSparseLinear, SparseActivations
 
 Used by :mod:`workbench.sampling` (the NW-sketch sampler) and meant for LSH softmax and SLIDE-style hashed layers.
 """
@@ -18,7 +20,9 @@ from workbench.hashing.families import (
     make_family,
     measured_collision,
 )
+from workbench.hashing.slide import HashedSparseLinear, SparseActivations
 from workbench.hashing.tables import DEFAULT_MAX_BUCKETS, LSHTables
 
 __all__ = ["HashFamily", "SimHash", "DWTA", "HASH_FAMILIES", "make_family", "from_state_dict",
-           "measured_collision", "MAX_CODE_BITS", "LSHTables", "DEFAULT_MAX_BUCKETS"]
+           "measured_collision", "MAX_CODE_BITS", "LSHTables", "DEFAULT_MAX_BUCKETS", "HashedSparseLinear",
+           "SparseActivations"]
