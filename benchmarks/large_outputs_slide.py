@@ -46,8 +46,11 @@ def make_xc(n_classes: int, dim: int, n_train: int, n_test: int, alpha: float = 
     return x[:n_train].contiguous(), y[:n_train], x[n_train:].contiguous(), y[n_train:]
 
 
-def p_at_1(logits_fn, x, y, chunk: int = 512) -> float:
+def p_at_1(logits_fn, x, y) -> float:
     import torch
+
+    n_out = len(logits_fn(x[:1])[0])
+    chunk = max(1, min(512, 2 ** 26 // n_out))  # at most 256 MiB of float32 logits at a time
 
     with torch.no_grad():
         hits = sum(int((logits_fn(x[i:i + chunk]).argmax(1) == y[i:i + chunk]).sum()) for i in range(0, len(x), chunk))

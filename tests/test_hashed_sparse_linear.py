@@ -69,9 +69,10 @@ def test_all_active_equals_nn_linear(backend, sparse_grad):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_active_sets_equal_brute_force(backend):
+@pytest.mark.parametrize("family, K", [("simhash", 5), ("dwta", 2)])
+def test_active_sets_equal_brute_force(backend, family, K):
     torch.manual_seed(1)
-    layer = HashedSparseLinear(10, 300, K=5, L=3, backend=backend, seed=2)
+    layer = HashedSparseLinear(10, 300, K=K, L=3, backend=backend, seed=2, family=family)
     h = torch.randn(7, 10)
     idx, count = layer.active_sets(h)
     brute = _brute_active(layer, h)
