@@ -129,7 +129,7 @@ def main() -> None:
     ap.add_argument("--test", type=int, default=4096)
     ap.add_argument("--dim", type=int, default=128)
     ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--lr", type=float, default=2.0)
+    ap.add_argument("--lr", type=float, default=10.0)
     ap.add_argument("--K", type=int, default=0, help="hashes per table (0: floor(log2(width)) - 3, at least 6)")
     ap.add_argument("--L", type=int, default=32)
     ap.add_argument("--rebuild-every", type=int, default=100)
