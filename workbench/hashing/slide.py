@@ -62,20 +62,34 @@ def _numba_kernels() -> Any:
     return cpu_slide
 
 
+_outer_threads: list[int] = []  # torch's thread count outside the innermost _one_torch_thread
+
+
 @contextlib.contextmanager
-def _one_torch_thread() -> Iterator[None]:
-    """Run the per-step torch ops on one thread: they are small (hashing a batch, bucket lookups), and torch's
-    intra-op threads cost far more than they save on them, most of all on a loaded machine (measured: SimHash codes
-    of 128 inputs × 416 projections 0.7 ms on one thread, 45-85 ms on two busy cores)."""
-    n = torch.get_num_threads()
-    if n == 1:
+def _torch_threads(n: int) -> Iterator[None]:
+    old = torch.get_num_threads()
+    if n == old:
         yield
         return
-    torch.set_num_threads(1)
+    torch.set_num_threads(n)
     try:
         yield
     finally:
-        torch.set_num_threads(n)
+        torch.set_num_threads(old)
+
+
+@contextlib.contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """Run the per-step torch ops on one thread: they are small (checks, hashing a batch, bucket lookups; the
+    products run in numba), and torch's intra-op threads cost far more than they save on them, most of all on a
+    loaded machine (measured: SimHash codes of 128 inputs × 416 projections 0.7 ms on one thread, 45-85 ms on two
+    busy cores). A table rebuild inside (large products and a sort) gets the outer thread count back."""
+    _outer_threads.append(torch.get_num_threads())
+    try:
+        with _torch_threads(1):
+            yield
+    finally:
+        _outer_threads.pop()
 
 
 class SparseActivations(NamedTuple):
@@ -295,7 +309,8 @@ class HashedSparseLinear(nn.Module):
         """Count a training step, rebuilding first when the schedule says so."""
         if not self.all_active and (not self._built or (self.rebuild_every is not None
                                                          and self._since_rebuild >= self.rebuild_every)):
-            self.rebuild()
+            with _torch_threads(_outer_threads[-1] if _outer_threads else torch.get_num_threads()):
+                self.rebuild()
         self.steps += 1
         self._since_rebuild += 1
 
@@ -326,8 +341,7 @@ class HashedSparseLinear(nn.Module):
             return idx, torch.full((B,), N, dtype=torch.int64, device=h.device)
         if not self._built:
             self.rebuild()
-        with _one_torch_thread():
-            lo, hi, ids = self.tables.bucket_ranges(h.detach())
+        lo, hi, ids = self.tables.bucket_ranges(h.detach())
         ext = extra if extra is not None else torch.full((B,), -1, dtype=torch.int64)
         if self._use_numba(h):
             k = _numba_kernels()
@@ -355,6 +369,10 @@ class HashedSparseLinear(nn.Module):
     def forward(self, h: torch.Tensor) -> SparseActivations:
         """The active neurons' pre-activations as :class:`SparseActivations` (values, index, mask; ``(B, A)``).
         Gradients reach ``h`` and only the active rows of ``weight`` / ``bias``."""
+        with _one_torch_thread():
+            return self._forward(h)
+
+    def _forward(self, h: torch.Tensor) -> SparseActivations:
         h = self._check_input(h, "forward")
         if self.training:
             self._step()
@@ -366,6 +384,12 @@ class HashedSparseLinear(nn.Module):
     def loss(self, h: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Mean softmax cross-entropy over each input's active set ∪ {target} (SLIDE's output layer): equal to
         ``F.cross_entropy(full_logits(h), target)`` when every neuron is active."""
+        if self.all_active:  # (B, out_features) products: torch's threads pay off
+            return self._loss(h, target)
+        with _one_torch_thread():
+            return self._loss(h, target)
+
+    def _loss(self, h: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         h = self._check_input(h, "loss")
         target = self._check_target(target, len(h))
         if self.training:
