@@ -50,11 +50,13 @@ PLOTS_JS = """(root) => Array.from(document.querySelectorAll(root + ' .wb-plot')
 # the lab tabs, in the dashboard's order, and how many of their plots hold data (dynamics and topology once their
 # train button ran; the newer labs' plots before any training: their views open on "press train" figures)
 TABS = {"masks": 3, "quantization": 4, "dynamics": 1, "topology": 3, "kernels": 1,
-        "zero-shot": 0, "metric": 0, "geometry": 0, "sampling": 0, "graphs": 0, "sparse training": 0}
+        "zero-shot": 0, "metric": 0, "geometry": 0, "sampling": 0, "graphs": 0, "sparse training": 0,
+        "large outputs": 0}
 # plots each tab shows at least (the dynamics view shows one of its two: the other is in its inner second tab); every
 # plot shown must be drawn
 TAB_PLOTS = {"masks": 3, "quantization": 4, "dynamics": 1, "topology": 3, "kernels": 1,
-             "zero-shot": 1, "metric": 1, "geometry": 1, "sampling": 1, "graphs": 1, "sparse training": 1}
+             "zero-shot": 1, "metric": 1, "geometry": 1, "sampling": 1, "graphs": 1, "sparse training": 1,
+             "large outputs": 2}
 
 
 def _wait_until(fn, timeout: float, what: str, interval: float = 0.25):

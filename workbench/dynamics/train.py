@@ -217,7 +217,9 @@ def train(handle, batch_size: int = 32, lr: float = 0.05, steps: int | None = No
           | None = None,
           sampler: Any = None,
           setup: Callable[[nn.Module], None] | None = None,
-          on_step: Callable[[int, nn.Module], None] | None = None) -> TrainResult:
+          on_step: Callable[[int, nn.Module], None] | None = None,
+          model_loss: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+          eval_train: bool = True) -> TrainResult:
     """Train a fresh copy of ``handle``'s model with SGD; return distances from initialization and metrics.
 
     ``handle``: a ModelHandle (or a spec string for :func:`workbench.load_model`) with ``.model``,
@@ -239,6 +241,11 @@ def train(handle, batch_size: int = 32, lr: float = 0.05, steps: int | None = No
     ``setup(model)`` is called once on the training copy after it is built (re-initialised, Ghost BN swapped) and
     before the optimizer and the distance tracker see its parameters; ``on_step(step, model)`` after every update
     (under ``torch.no_grad``): the sparse training lab puts its masks on and updates them through these two.
+    ``model_loss(model, x, y)``: the training loss of a batch computed by the model itself instead of
+    ``loss_fn(model(x), y)``, for output layers that never form all logits while training (the large-outputs lab's
+    sampled softmax and hashed layers: ``model.head.loss(model.encoder(x), y)``); evaluation still calls ``model(x)``.
+    ``eval_train=False`` skips the evaluation on the whole training set (``train_loss`` / ``train_acc`` are NaN),
+    for models whose full forward pass over it costs more than the training.
     """
     name, source, (x_train, y_train), (x_test, y_test), handle = _handle_parts(handle)
     task_metrics = getattr(handle, "evaluate", None)  # the handle's task metric on its held-out split
@@ -272,6 +279,9 @@ def train(handle, batch_size: int = 32, lr: float = 0.05, steps: int | None = No
         if hook is not None and not callable(hook):
             raise DataError(f"{hook_name} must be a callable, got {type(hook).__name__}")
     batch_loss = F.cross_entropy if loss_fn is None else loss_fn
+    if model_loss is not None and (not callable(model_loss) or loss_fn is not None or sampler is not None):
+        raise DataError("model_loss must be a callable (model, x, y) -> loss and cannot be combined with loss_fn= or "
+                        f"sampler=; got {type(model_loss).__name__}")
     if batch_transform is not None and not callable(batch_transform):
         raise DataError(f"batch_transform must be a callable (x, y, step) -> (x, y), got "
                         f"{type(batch_transform).__name__}")
@@ -306,7 +316,7 @@ def train(handle, batch_size: int = 32, lr: float = 0.05, steps: int | None = No
 
     def log_metrics(step: int) -> None:
         t_eval = time.perf_counter()
-        tl, ta = evaluate(model, x_train, y_train)
+        tl, ta = evaluate(model, x_train, y_train) if eval_train else (float("nan"), float("nan"))
         res = task_metrics(model=model) if callable(task_metrics) else {}
         if "accuracy" in res and "loss" in res:
             vl, va = float(res["loss"]), float(res["accuracy"])
@@ -357,7 +367,9 @@ def train(handle, batch_size: int = 32, lr: float = 0.05, steps: int | None = No
             for group in opt.param_groups:
                 group["lr"] = _lr_at(lr_schedule, p["lr_effective"], step, total)
             opt.zero_grad(set_to_none=True)
-            if sampler is None:
+            if model_loss is not None:
+                loss = model_loss(model, xb, yb)
+            elif sampler is None:
                 loss = batch_loss(model(xb), yb)
             else:
                 per_sample = F.cross_entropy(model(xb), yb, reduction="none")

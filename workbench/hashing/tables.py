@@ -28,14 +28,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 
 from workbench.errors import DataError, NonFiniteError, ShapeError
 from workbench.hashing.families import HashFamily, from_state_dict
 
 DEFAULT_MAX_BUCKETS = 2 ** 20
-MAX_OFFSETS = 2 ** 24  # bucket offsets kept for O(1) bucket lookups up to this many L·n_buckets keys (128 MiB)
 
 
 class LSHTables:
@@ -62,7 +60,7 @@ class LSHTables:
         self._ids: torch.Tensor | None = None  # item index: ids and their codes
         self._codes: torch.Tensor | None = None
         self._sorted: tuple[torch.Tensor, torch.Tensor] | None = None
-        self._starts: torch.Tensor | None = None
+        self._starts: torch.Tensor | None = None  # bucket start offsets into the sorted index (built on demand)
 
     # ------------------------------------------------------------------ codes
     def codes(self, x: torch.Tensor) -> torch.Tensor:
@@ -156,11 +154,7 @@ class LSHTables:
         keys = self._flat(codes)
         order = keys.argsort(stable=True)
         self._sorted = (keys[order], self._ids.repeat_interleave(self.L)[order])
-        # bucket start offsets into the sorted ids (CSR over all L·n_buckets keys) when they fit in MAX_OFFSETS:
-        # a bucket's range is then two reads instead of two binary searches
-        n_keys = self.L * self.n_buckets
-        self._starts = (torch.cat([keys.new_zeros(1), torch.bincount(keys, minlength=n_keys).cumsum(0)])
-                        if n_keys <= MAX_OFFSETS else None)
+        self._starts = None
 
     def bucket_items(self, table: int, bucket: int) -> torch.Tensor:
         """The ids stored in one bucket of one table."""
@@ -172,20 +166,11 @@ class LSHTables:
 
     def bucket_ranges(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(lo, hi, ids)``: the items in query ``i``'s bucket of table ``l`` are ``ids[lo[i, l]:hi[i, l]]``
-        (``lo``, ``hi`` int64 ``(n, L)``; two ``searchsorted`` over the sorted index, no copies of the items). The raw
-        form of :meth:`candidates` for callers that union the buckets themselves (SLIDE's active sets)."""
-        keys, ids = self._need_index()
+        (``lo``, ``hi`` int64 ``(n, L)``; two reads of :meth:`bucket_starts` per bucket, no copies of the items).
+        The raw form of :meth:`candidates` for callers that union the buckets themselves (SLIDE's active sets)."""
+        starts, ids = self.bucket_starts()
         q = self._flat(self.codes(x))
-        if self._starts is not None:
-            return self._starts[q].view(-1, self.L), self._starts[q + 1].view(-1, self.L), ids
-        if keys.device.type == "cpu":  # numpy's single-threaded search: see query_keys
-            kn, qn = keys.numpy(), q.numpy()
-            lo = torch.from_numpy(np.searchsorted(kn, qn, side="left"))
-            hi = torch.from_numpy(np.searchsorted(kn, qn, side="right"))
-            return lo.view(-1, self.L), hi.view(-1, self.L), ids
-        lo = torch.searchsorted(keys, q).view(-1, self.L)
-        hi = torch.searchsorted(keys, q, right=True).view(-1, self.L)
-        return lo, hi, ids
+        return starts[q].view(-1, self.L), starts[q + 1].view(-1, self.L), ids
 
     def candidates(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(query, item)``: every pair whose codes agree in at least one table, each pair once, sorted by query
@@ -209,6 +194,24 @@ class LSHTables:
         if self._sorted is None:
             raise DataError("LSHTables: no item index yet; call .index(x) first")
         return self._sorted
+
+    def bucket_starts(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(starts, ids)``: bucket ``key`` (a flat :meth:`keys` value, ``l·n_buckets + code``) holds
+        ``ids[starts[key]:starts[key + 1]]``. ``starts`` has ``L·n_buckets + 1`` entries, built once per
+        :meth:`index`; a look-up is one read whatever the number of items (LSH sampling draws from a bucket in O(1)).
+        """
+        sorted_keys, ids = self._need_index()
+        if self._starts is None:
+            counts = torch.bincount(sorted_keys, minlength=self.L * self.n_buckets)
+            self._starts = torch.zeros(self.L * self.n_buckets + 1, dtype=torch.int64, device=sorted_keys.device)
+            self._starts[1:] = counts.cumsum(0)
+        return self._starts, ids
+
+    def item_codes(self) -> torch.Tensor:
+        """The ``(n, L)`` bucket codes of the indexed items, in the order they were given to :meth:`index` (row
+        ``i`` is item ``i`` when :meth:`index` used its default ids)."""
+        self._need_index()
+        return self._codes
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:

@@ -27,6 +27,7 @@ LAB_VIEWS: dict[str, tuple[str, str]] = {
     "sampling": ("workbench.widgets.sampling", "SamplingView"),
     "graphs": ("workbench.widgets.graphs", "GraphsView"),
     "sparse training": ("workbench.widgets.sparse_training", "SparseTrainingView"),
+    "large outputs": ("workbench.widgets.large_outputs", "LargeOutputsView"),
 }
 
 
