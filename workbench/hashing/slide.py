@@ -412,10 +412,12 @@ class HashedSparseLinear(nn.Module):
 
     def stats(self) -> dict[str, float]:
         """``active_fraction`` (mean active neurons / out_features over the last batch), ``active_fraction_mean``
-        (running mean over the training batches), ``mean_active`` (last batch), ``rebuilds``, ``steps``."""
+        (running mean over the training batches), ``mean_active`` = ``touched_per_sample`` (active neurons per input,
+        last batch), ``rebuilds``, ``steps``."""
         running = self._sum_fraction / self._n_batches if self._n_batches else float("nan")
         return {"active_fraction": self._last["active_fraction"], "active_fraction_mean": running,
-                "mean_active": self._last["mean_active"], "rebuilds": float(self.rebuilds),
+                "mean_active": self._last["mean_active"], "touched_per_sample": self._last["mean_active"],
+                "rebuilds": float(self.rebuilds),
                 "steps": float(self.steps), "out_features": float(self.out_features)}
 
     def extra_repr(self) -> str:
