@@ -115,7 +115,8 @@ def run_one(args: argparse.Namespace) -> dict:
                "extrapolated": max_steps < steps_per_epoch, "p_at_1": acc,
                "active_fraction": sum(fracs) / len(fracs) if fracs else 1.0,
                "rebuilds": layer.stats()["rebuilds"] if args.one_method != "dense" else 0.0,
-               "loss": float(loss.detach()), "K": args.K, "threads": args.threads, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+               "loss": float(loss.detach()), "K": args.K, "threads": args.threads,
+               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
         rows.append(row)
         print(json.dumps(row), flush=True)
         if max_steps < steps_per_epoch:
@@ -201,7 +202,8 @@ def summary(df) -> str:
         dsec, ssec = d.sec_per_epoch.mean(), s.sec_per_epoch.mean()
         ext = " (extrapolated from %d steps)" % dl.steps_timed if bool(dl.extrapolated) else ""
         dp = "n/a" if bool(dl.extrapolated) else f"{dl.p_at_1:.3f}"
-        lines.append(f"| {threads} | {n:,} | {dsec:.1f}{ext} | {ssec:.1f} | {dsec / ssec:.1f}× | {dp} | {sl.p_at_1:.3f} | "
+        lines.append(f"| {threads} | {n:,} | {dsec:.1f}{ext} | {ssec:.1f} | {dsec / ssec:.1f}× | {dp} | "
+                     f"{sl.p_at_1:.3f} | "
                      f"{s.active_fraction.mean():.4f} | {int(sl.rebuilds)} | {dl.peak_rss_mb:.0f} | "
                      f"{sl.peak_rss_mb:.0f} | {g.load_avg_1m.mean():.2f} |")
     return "\n".join(lines)
