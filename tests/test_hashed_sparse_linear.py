@@ -116,7 +116,7 @@ def test_loss_is_cross_entropy_over_the_active_set(backend):
         act = idx[b, : count[b]]
         logits = h[b] @ layer.weight.detach()[act].T + layer.bias.detach()[act]
         ref += float(torch.logsumexp(logits, 0) - logits[0]) / 6
-    assert abs(float(layer.loss(h, t)) - ref) < 1e-12
+    assert abs(float(layer.loss(h, t).detach()) - ref) < 1e-12
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -181,6 +181,13 @@ def test_rebuild_schedule_and_stats():
         layer.weight.mul_(-1.0)
     layer.rebuild()
     idx, count = layer.active_sets(h)
+    assert [set(idx[b, : count[b]].tolist()) for b in range(4)] == _brute_active(layer, h)
+    # loading weights marks the tables stale: the next call hashes the loaded weights
+    other = HashedSparseLinear(8, 100, K=3, L=2, rebuild_every=None, seed=0)
+    other.active_sets(h)
+    other.load_state_dict(layer.state_dict())
+    idx, count = other.active_sets(h)
+    assert other.stats()["rebuilds"] == 2
     assert [set(idx[b, : count[b]].tolist()) for b in range(4)] == _brute_active(layer, h)
     never = HashedSparseLinear(8, 100, K=3, L=2, rebuild_every=None, seed=0)
     for _ in range(5):

@@ -254,6 +254,8 @@ class HashedSparseLinear(nn.Module):
         self._last = {"active_fraction": float("nan"), "mean_active": float("nan")}
         self._sum_fraction = 0.0
         self._n_batches = 0
+        # loaded weights were never hashed: the next step (or active_sets call) rebuilds the tables from them
+        self.register_load_state_dict_post_hook(lambda module, _keys: setattr(module, "_built", False))
 
     # ------------------------------------------------------------------ checks
     def _check_input(self, h: Any, where: str) -> torch.Tensor:
