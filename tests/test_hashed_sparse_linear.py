@@ -257,3 +257,19 @@ def test_bucket_ranges_match_candidates():
     for b in range(5):
         mine = {int(i) for t in range(4) for i in ids[lo[b, t]:hi[b, t]]}
         assert mine == set(it[qi == b].tolist())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_without_bias_equals_nn_linear_without_bias(backend):
+    torch.manual_seed(8)
+    layer = HashedSparseLinear(6, 20, all_active=True, bias=False, backend=backend, dtype=torch.float64)
+    lin = torch.nn.Linear(6, 20, bias=False, dtype=torch.float64)
+    with torch.no_grad():
+        lin.weight.copy_(layer.weight)
+    h, t = torch.randn(5, 6, dtype=torch.float64), torch.randint(0, 20, (5,))
+    a, b = layer.loss(h, t), F.cross_entropy(lin(h), t)
+    a.backward()
+    b.backward()
+    assert layer.bias is None
+    torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(_dense(layer.weight.grad), lin.weight.grad, rtol=1e-12, atol=1e-12)
