@@ -28,7 +28,8 @@ ALLOWED: dict[str, set[str]] = {
     "topology": FOUNDATIONS | {"data", "formats"},
     "kernels": FOUNDATIONS | {"formats"},
     "viz": FOUNDATIONS,
-    "hashing": FOUNDATIONS | {"dynamics", "models"},  # large outputs: dynamics.train, models.hf (the MiniLM tokenizer)
+    "hashing": FOUNDATIONS | {"dynamics", "models", "kernels"},  # large outputs: dynamics.train, models.hf (the MiniLM
+    # tokenizer); kernels.cpu_slide: HashedSparseLinear's numba kernels
     "lab": FOUNDATIONS | {"reports"},  # the lab's working copy uses the reports' safe file writes
 }
 # a lab not in the table (a new room) may import the foundations, data, models, formats, the one train loop and

@@ -179,6 +179,17 @@ class SimHash(HashFamily):
         proj = x.to(self.projections.dtype) @ self.projections.to(x.device)
         return (proj >= 0).to(torch.int64).view(len(x), self.L, self.K)
 
+    def codes(self, x: torch.Tensor) -> torch.Tensor:
+        """Bucket ids ``(n, L)``: as :meth:`HashFamily.codes`, the bits weighted by powers of two in one float32
+        product (exact: the sums are integers below ``2^24``) instead of int64 passes over ``(n, L, K)``."""
+        if self.K > 24:
+            return super().codes(x)
+        x = self._check_input(x)
+        proj = x.to(self.projections.dtype) @ self.projections.to(x.device)
+        bits = (proj >= 0).view(len(x), self.L, self.K).to(torch.float32)
+        pow2 = 2.0 ** torch.arange(self.K, device=bits.device, dtype=torch.float32)
+        return (bits @ pow2).to(torch.int64)
+
     def hash_collision_probability(self, similarity: Any) -> torch.Tensor:
         cos = torch.as_tensor(similarity, dtype=torch.float64).clamp(-1.0, 1.0)
         return 1.0 - torch.arccos(cos) / math.pi

@@ -164,6 +164,14 @@ class LSHTables:
         hi = int(torch.searchsorted(keys, key, right=True))
         return ids[lo:hi]
 
+    def bucket_ranges(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(lo, hi, ids)``: the items in query ``i``'s bucket of table ``l`` are ``ids[lo[i, l]:hi[i, l]]``
+        (``lo``, ``hi`` int64 ``(n, L)``; two reads of :meth:`bucket_starts` per bucket, no copies of the items).
+        The raw form of :meth:`candidates` for callers that union the buckets themselves (SLIDE's active sets)."""
+        starts, ids = self.bucket_starts()
+        q = self._flat(self.codes(x))
+        return starts[q].view(-1, self.L), starts[q + 1].view(-1, self.L), ids
+
     def candidates(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(query, item)``: every pair whose codes agree in at least one table, each pair once, sorted by query
         then item (vectorized: searchsorted ranges expanded with ``repeat_interleave``)."""
