@@ -52,6 +52,7 @@ from functools import cache
 import numpy as np
 import torch
 
+from workbench.config import torch_threads
 from workbench.errors import CostLimitError, NonFiniteError, ShapeError, shorten
 from workbench.formats.numbers import from_matrix, to_matrix
 from workbench.formats.spec import SOLVER_METHODS, Sparsity
@@ -532,8 +533,7 @@ def solve_tiles(
         return _solve_chunk(a, n, m, method, local_search)
     threads = torch.get_num_threads()
     chunks = list(torch.split(a, _CHUNK))
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):  # one chunk per Python thread instead of intra-op threads
         if threads > 1 and len(chunks) > 1:
             from concurrent.futures import ThreadPoolExecutor
 
@@ -541,8 +541,6 @@ def solve_tiles(
                 parts = list(pool.map(lambda c: _solve_chunk(c, n, m, method, local_search), chunks))
         else:
             parts = [_solve_chunk(c, n, m, method, local_search) for c in chunks]
-    finally:
-        torch.set_num_threads(threads)
     return torch.cat(parts)
 
 

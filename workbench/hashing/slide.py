@@ -21,7 +21,10 @@ CPUs: Vectorization, Quantizations, Memory Optimizations, and More", MLSys 2021)
 The active sets are held as a left-aligned ``(B, A)`` index with a count per input (``A`` the largest count); the
 products run in numba kernels (:mod:`workbench.kernels.cpu_slide`) that read the active rows in place, or in torch
 (``backend="torch"``: a gather of the active rows, the reference path) where numba is missing or the tensors are
-not on the CPU.
+not on the CPU. The per-step torch ops (checks, hashing a batch, bucket lookups) run on one torch thread
+(:func:`workbench.config.torch_threads`): they are small, and torch's intra-op threads cost far more than they save
+on them, most of all on a loaded machine (measured: SimHash codes of 128 inputs × 416 projections 0.7 ms on one
+thread, 45-85 ms on two busy cores); a table rebuild inside (large products and a sort) gets the caller's count back.
 
 >>> layer = HashedSparseLinear(16, 1000, K=4, L=4, seed=0)
 >>> h = torch.randn(8, 16)
@@ -34,9 +37,7 @@ True
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -45,6 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from workbench.checks import integer, option
+from workbench.config import outer_torch_threads, torch_threads
 from workbench.errors import DataError, DTypeError, NonFiniteError, ShapeError
 from workbench.hashing.families import HASH_FAMILIES, make_family
 from workbench.hashing.tables import DEFAULT_MAX_BUCKETS, LSHTables
@@ -60,36 +62,6 @@ def _numba_kernels() -> Any:
     except ImportError:  # pragma: no cover - numba is a test dependency
         return None
     return cpu_slide
-
-
-_outer_threads: list[int] = []  # torch's thread count outside the innermost _one_torch_thread
-
-
-@contextlib.contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    old = torch.get_num_threads()
-    if n == old:
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
-@contextlib.contextmanager
-def _one_torch_thread() -> Iterator[None]:
-    """Run the per-step torch ops on one thread: they are small (checks, hashing a batch, bucket lookups; the
-    products run in numba), and torch's intra-op threads cost far more than they save on them, most of all on a
-    loaded machine (measured: SimHash codes of 128 inputs × 416 projections 0.7 ms on one thread, 45-85 ms on two
-    busy cores). A table rebuild inside (large products and a sort) gets the outer thread count back."""
-    _outer_threads.append(torch.get_num_threads())
-    try:
-        with _torch_threads(1):
-            yield
-    finally:
-        _outer_threads.pop()
 
 
 class SparseActivations(NamedTuple):
@@ -311,7 +283,7 @@ class HashedSparseLinear(nn.Module):
         """Count a training step, rebuilding first when the schedule says so."""
         if not self.all_active and (not self._built or (self.rebuild_every is not None
                                                          and self._since_rebuild >= self.rebuild_every)):
-            with _torch_threads(_outer_threads[-1] if _outer_threads else torch.get_num_threads()):
+            with torch_threads(outer_torch_threads()):
                 self.rebuild()
         self.steps += 1
         self._since_rebuild += 1
@@ -371,7 +343,7 @@ class HashedSparseLinear(nn.Module):
     def forward(self, h: torch.Tensor) -> SparseActivations:
         """The active neurons' pre-activations as :class:`SparseActivations` (values, index, mask; ``(B, A)``).
         Gradients reach ``h`` and only the active rows of ``weight`` / ``bias``."""
-        with _one_torch_thread():
+        with torch_threads(1):  # small per-step ops: see the module docstring
             return self._forward(h)
 
     def _forward(self, h: torch.Tensor) -> SparseActivations:
@@ -388,7 +360,7 @@ class HashedSparseLinear(nn.Module):
         ``F.cross_entropy(full_logits(h), target)`` when every neuron is active."""
         if self.all_active:  # (B, out_features) products: torch's threads pay off
             return self._loss(h, target)
-        with _one_torch_thread():
+        with torch_threads(1):  # small per-step ops: see the module docstring
             return self._loss(h, target)
 
     def _loss(self, h: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

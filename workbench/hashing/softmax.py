@@ -38,7 +38,10 @@ closer ``q`` is to the softmax itself, the smaller the variance of ``Ẑ``.
 
 Evaluation always uses :meth:`LSHSoftmax.full_logits`, the exact dense logits. For sampled proposals the weight
 gradient is sparse (``F.embedding(..., sparse=True)``: only the rows of the targets and negatives), so plain SGD
-touches only those rows; the bias gradient is a dense vector of ``n`` numbers.
+touches only those rows; the bias gradient is a dense vector of ``n`` numbers. The negatives are drawn on one torch
+thread (:func:`workbench.config.torch_threads`): the draw is many small ops (hashing a batch, gathers, a
+multinomial), on which torch's intra-op threads cost far more than they save on a busy machine (measured on 2 loaded
+cores: one LSH draw of 256 × 64 negatives 13–19 ms on one thread, 170–370 ms on two).
 
 >>> layer = LSHSoftmax(8, 1000, sampler="lsh", negatives=16, K=6, L=8, seed=0)
 >>> h, y = torch.randn(4, 8), torch.tensor([1, 2, 3, 4])
@@ -49,9 +52,7 @@ touches only those rows; the bias gradient is a dense vector of ``n`` numbers.
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -59,28 +60,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from workbench.checks import integer, option
+from workbench.config import torch_threads
 from workbench.errors import DataError, NonFiniteError, ShapeError
 from workbench.hashing.families import SimHash
 from workbench.hashing.tables import LSHTables
 
 SAMPLERS = ("lsh", "uniform", "unigram", "full")
-
-
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """Draw the negatives on one torch thread: the draw is many small ops (hashing a batch, gathers, a multinomial),
-    on which torch's intra-op threads cost far more than they save on a busy machine (measured on 2 loaded cores:
-    one LSH draw of 256 × 64 negatives 13–19 ms on one thread, 170–370 ms on two). ``HashedSparseLinear`` does the
-    same for its per-step work."""
-    old = torch.get_num_threads()
-    if old == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 class LSHSoftmax(nn.Module):
@@ -187,7 +172,7 @@ class LSHSoftmax(nn.Module):
                 self.rebuild_every is not None and torch.is_grad_enabled() and self.steps > 1
                 and (self.steps - 1) % self.rebuild_every == 0)):
             self.rebuild()
-        with _one_thread():
+        with torch_threads(1):  # the draw is many small ops: see the module docstring
             neg, logq = self.sample(h.detach(), target)
         return self.sampled_loss(h, target, neg, logq)
 

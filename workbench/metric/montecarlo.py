@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from workbench.config import torch_threads
 from workbench.errors import DataError
 from workbench.metric.energy import Constraints, constraint_energy, pairwise_sq_distances
 from workbench.progress import progress_bar
@@ -339,13 +340,8 @@ def anneal(X: np.ndarray, codes: np.ndarray, L0: np.ndarray, opt: MCOptions, *,
     ``"total_steps"``. ``stop()`` is checked before every move; when it turns true the best map so far is returned
     with ``cancelled=True``.
     """
-    threads = torch.get_num_threads()
-    if opt.threads is not None:
-        torch.set_num_threads(opt.threads)
-    try:
+    with torch_threads(opt.threads):
         return _anneal(X, codes, L0, opt, constraints, seed, progress, stop, on_step)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _anneal(X: np.ndarray, codes: np.ndarray, L0: np.ndarray, opt: MCOptions, constraints: Constraints | None,
