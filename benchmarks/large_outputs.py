@@ -9,6 +9,8 @@ softmax, measured in the same run, on 2 cores.
 3. 1M classes (in its own process, so the peak resident memory is its own): LSH trains a fraction of an epoch, and a
    few full-softmax steps give its seconds per step; peak memory recorded.
 4. The **real** next-token task over installed docstrings (30,522 MiniLM tokens), first 100k training windows.
+5. ``HashedSparseLinear`` (SLIDE) against dense ``nn.Linear`` + full softmax at 10k / 100k / 1M outputs:
+   ``benchmarks/large_outputs_slide.py``, run as a subprocess (its own processes per width; part ``slide``).
 
 Writes ``data/results/large_outputs.csv`` (training rows), ``large_outputs_steps.csv`` (step costs),
 ``large_outputs_1m.csv``, ``large_outputs_docstrings.csv`` and ``large_outputs_meta.json`` (machine, CPU vector
@@ -131,7 +133,7 @@ def main() -> None:
                     "2 threads contending with other work ran the sampling steps 10x slower, measured)")
     ap.add_argument("--widths", type=int, nargs="*", default=None, help="synthetic widths to train (default 100k 10k)")
     ap.add_argument("--train-csv", default="large_outputs.csv", help="file under data/results for the training rows")
-    ap.add_argument("--skip", nargs="*", default=[], help="parts to skip: steps train million docstrings")
+    ap.add_argument("--skip", nargs="*", default=[], help="parts to skip: steps train million docstrings slide")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     OUT.mkdir(parents=True, exist_ok=True)
@@ -191,6 +193,10 @@ def main() -> None:
                         "1 epoch)\n\n" + md(speedups(real), ["kind", "seconds_per_epoch", "p_at_1", "speedup",
                                                              "p_at_1_gap"]))
         print(sections[-1], flush=True)
+    if "slide" not in args.skip:
+        cmd = [sys.executable, str(Path(__file__).with_name("large_outputs_slide.py")), "--threads",
+               str(args.threads)] + (["--widths", "10000", "--epochs", "1"] if args.quick else [])
+        subprocess.run(cmd, check=False, env={**os.environ, "PYTHONPATH": str(ROOT)})
     info["load_avg_end"] = load()
     if not args.skip:
         (OUT / "large_outputs_meta.json").write_text(json.dumps(info, indent=1))

@@ -300,6 +300,43 @@ else:
     print("no recorded docstring run: python benchmarks/large_outputs.py")
 
 # %% [markdown]
+# ## SLIDE: computing only the retrieved neurons
+#
+# `HashedSparseLinear` hashes the layer's *neuron* weight rows into the same kind of tables; an input's active set is
+# the union of its L buckets (plus its label while training), and forward and backward touch only those rows (a
+# sparse-row gradient that SGD applies without touching the rest). `benchmarks/large_outputs_slide.py` trains it
+# against dense `nn.Linear` + full softmax on the same synthetic batches, seed and SGD, 3 epochs, one process per run;
+# the table is that recorded run (seconds per epoch averaged over the epochs, P@1 after the last). At 1M outputs the
+# dense layer was timed on 10 steps only: its epoch is an estimate and it has no comparable P@1.
+
+# %%
+slide_file = RESULTS / "large_outputs_slide.csv"
+if slide_file.exists():
+    sl = pd.read_csv(slide_file)
+    per = (sl.sort_values("epoch").groupby(["threads", "width", "method"])
+           .agg(sec_per_epoch=("sec_per_epoch", "mean"), p_at_1=("p_at_1", "last"),
+                active_fraction=("active_fraction", "last"), extrapolated=("extrapolated", "any"),
+                under_lock=("under_lock", "all")).reset_index())
+    dense = per[per["method"] == "dense"].set_index(["threads", "width"])
+    hashed = per[per["method"] == "slide"].copy()
+    keys = list(zip(hashed["threads"], hashed["width"]))
+    hashed["dense_sec_per_epoch"] = [dense.loc[k, "sec_per_epoch"] for k in keys]
+    hashed["speedup"] = hashed["dense_sec_per_epoch"] / hashed["sec_per_epoch"]
+    hashed["dense_p_at_1"] = [np.nan if dense.loc[k, "extrapolated"] else dense.loc[k, "p_at_1"] for k in keys]
+    hashed["p_at_1_gap"] = 100 * (hashed["dense_p_at_1"] - hashed["p_at_1"])
+    print(hashed[["threads", "width", "dense_sec_per_epoch", "sec_per_epoch", "speedup", "dense_p_at_1", "p_at_1",
+                  "active_fraction", "under_lock"]].round(4).to_string(index=False))
+    two = hashed[hashed["threads"] == 2].assign(kind="hashed")
+    at_100k = two.set_index("width").loc[100_000]
+    assert at_100k["speedup"] >= 3 and at_100k["p_at_1_gap"] <= 2  # the target, met in the recorded run
+    assert (hashed["active_fraction"] < 0.05).all()  # under 5 % of the neurons computed per input
+    slide_figure = speedup_figure(two, title="HashedSparseLinear: speedup per epoch over dense nn.Linear (2 threads)")
+else:
+    slide_figure = None
+    print("no recorded SLIDE run: python benchmarks/large_outputs_slide.py")
+slide_figure
+
+# %% [markdown]
 # ## What to take away
 #
 # * A SimHash bucket of the input holds the classes whose vectors point like the input: the likely-large logits.
@@ -309,4 +346,6 @@ else:
 #   it the sampled step stays nearly flat while the dense one grows with the number of classes.
 # * On the real docstring task the recorded run (one epoch of 100k windows) had every sampled layer 8.8–15.6× faster
 #   per epoch; unigram matched the full softmax's P@1, LSH was about one point below it.
+# * SLIDE's hashed layer computes under 5 % of the neurons per input; in the recorded run at 100,000 outputs it was
+#   several times faster per epoch than the dense layer at the same P@1 (the table above says how much).
 # * The recorded figures, with the machine's load, are in `benchmarks/RESULTS.md`.
