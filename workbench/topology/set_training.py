@@ -116,19 +116,24 @@ def set_prune_regrow(layer: SparseLinear | MaskedLinear, zeta: float, rng: np.ra
     if k_neg:
         drop.append(neg[np.argpartition(-vals[neg], k_neg - 1)[:k_neg]])
     slots = np.concatenate(drop).astype(np.int64)
+    del pos, neg, drop
     if slots.size == 0:
         return dict(removed=0, regrown=0)
-    kept = np.sort(np.delete(keys, slots))
+    kept = np.delete(keys, slots)
+    kept.sort()
     rows = np.flatnonzero(layer.alive_out.numpy())
     cols = np.flatnonzero(layer.alive_in.numpy())
     free = rows.size * cols.size - kept.size
     n_new = min(slots.size, free)
+    back = slots[n_new:]  # not enough room (tiny, nearly full layers): the rest go back where they were
+    back_keys, back_vals = keys[back], vals[back]
+    del keys, vals  # working memory: only what the regrowth still needs stays alive
     new_keys = random_empty_keys(layer.in_features, layer.out_features, n_new, kept, rng, rows, cols)
+    del kept
     new_vals = (rng.standard_normal(n_new) * regrow_std).astype(np.float32)
-    if n_new < slots.size:  # not enough room (tiny, nearly full layers): put the rest back where they were
-        back = slots[n_new:]
-        new_keys = np.concatenate([new_keys, keys[back]])
-        new_vals = np.concatenate([new_vals, vals[back]])
+    if back.size:
+        new_keys = np.concatenate([new_keys, back_keys])
+        new_vals = np.concatenate([new_vals, back_vals])
     layer.replace_connections(slots, new_keys, new_vals, optimizer)
     return dict(removed=int(slots.size), regrown=int(n_new))
 

@@ -223,13 +223,17 @@ class SparseLinear(_ConnectionsMixin, nn.Module):
         rows //= self.in_features
         crow = np.zeros(self.out_features + 1, dtype=idx)
         np.cumsum(np.bincount(rows, minlength=self.out_features), out=crow[1:])
-        t_perm = np.argsort(cols * self.out_features + rows, kind="stable")  # CSR position of each transposed entry
         t_crow = np.zeros(self.in_features + 1, dtype=idx)
         np.cumsum(np.bincount(cols, minlength=self.in_features), out=t_crow[1:])
+        order = order.astype(idx, copy=False)
+        tkey = cols * self.out_features
+        tkey += rows
+        t_perm = np.argsort(tkey, kind="stable")  # CSR position of each transposed entry
+        del tkey
+        cols = cols.astype(idx)
         t_col = rows[t_perm].astype(idx)
         del rows
-        self._order, self._crow, self._col = (torch.from_numpy(order.astype(idx, copy=False)), torch.from_numpy(crow),
-                                              torch.from_numpy(cols.astype(idx)))
+        self._order, self._crow, self._col = torch.from_numpy(order), torch.from_numpy(crow), torch.from_numpy(cols)
         self._t_perm, self._t_crow, self._t_col = (torch.from_numpy(t_perm.astype(idx, copy=False)),
                                                    torch.from_numpy(t_crow), torch.from_numpy(t_col))
 
