@@ -10,12 +10,15 @@
 2. ``--part threads``: one SET epoch (training + prune/regrow step) of 784-H-H-10 at H = 1k / 10k / 100k on 256
    synthetic samples (batch 32; the configuration of ``benchmarks/topology.py``), with the thread count
    ``train_set(threads="auto")`` chooses (:func:`workbench.topology.set_training.choose_threads`, its probe timed
-   inside the epoch) against 1 and 2 threads forced; repetitions interleaved on one model, medians.
+   inside the epoch) against 1 and 2 threads forced; repetitions interleaved on one model in rotating order
+   (at least ``--reps``, up to 25 for short epochs), medians.
 3. ``--part reference``: the same epoch at H = 10,000 run by Mocanu's reference algorithm
    (``SET-MLP-Sparse-Python-Data-Structures/set_mlp_sparse_data_structures.py``: scipy CSR float64 forward and input
    gradient, the per-connection weight-gradient loop of its Cython ``backpropagation_updates_Cython`` compiled here
-   with numba instead of Cython, the sparse momentum update, ``weightsEvolution_Amar``) on the identical inputs and
-   initial topology, against ``train_set``'s epoch with the automatic thread choice.
+   with numba instead of Cython, the sparse momentum update, ``weightsEvolution_Amar`` with its row-pair membership
+   test on int64 keys) on the identical inputs and initial topology, against ``train_set``'s epoch with the automatic
+   thread choice. The reference computes in float64 with ReLU, a sigmoid output and MSE as its script does; ours in
+   float32 with All-ReLU and cross-entropy (the loss is a negligible part of the time).
 
 Results go to ``data/results/set_scale.csv`` (one row per measured configuration, column ``part``) and a markdown
 table to stdout.
@@ -175,13 +178,15 @@ def run_threads(hidden: int, reps: int, batch: int = 32) -> dict:
     epoch_once(model, opt, x[:batch], y[:batch], batch, rng, 1)  # warm-up (first-call set-up), not timed
     times: dict[str, list[float]] = {"auto": [], "1": [], "2": []}
     chosen = []
-    for _ in range(reps):
-        for mode in ("auto", 1, 2):
+    reps = max(reps, min(25, int(1e7 // model.n_connections)))  # short epochs: more repetitions against the noise
+    modes = ["auto", 1, 2]
+    for r in range(reps):
+        for mode in modes[r % 3:] + modes[:r % 3]:  # rotate the order: no mode always follows another
             s, n = epoch_once(model, opt, x, y, batch, rng, mode)
             times[str(mode)].append(s)
             if mode == "auto":
                 chosen.append(n)
-    return dict(hidden=hidden, connections=model.n_connections, times=times, chosen=chosen, load=load())
+    return dict(hidden=hidden, connections=model.n_connections, times=times, chosen=chosen, load=load(), reps=reps)
 
 
 def bench_threads(hiddens, reps: int) -> list[dict]:
@@ -195,7 +200,7 @@ def bench_threads(hiddens, reps: int) -> list[dict]:
         rows.append(dict(part="threads", hidden=h, sizes=f"784-{h}-{h}-10", samples=256,
                          connections=rec["connections"], auto_s=med["auto"], one_thread_s=med["1"],
                          two_threads_s=med["2"], auto_over_best=med["auto"] / best,
-                         chosen=",".join(str(c) for c in rec["chosen"]), reps=reps,
+                         chosen=",".join(str(c) for c in sorted(set(rec["chosen"]))), reps=rec["reps"],
                          all_times=json.dumps(rec["times"]), status="ok", load=rec["load"]))
         print(f"  threads H={h}: auto {med['auto']:.3f} s ({rec['chosen']}), 1: {med['1']:.3f} s, "
               f"2: {med['2']:.3f} s, auto/best {med['auto'] / best:.2f}; load {rec['load']}", file=sys.stderr,
@@ -288,12 +293,14 @@ class ReferenceSETMLP:
             self.w[k] += self.pdw[k] - self.wd * self.w[k]
             self.b[k] += self.pdd[k] - self.wd * self.b[k]
 
-    def evolve(self):  # weightsEvolution_Amar, with np.isin for the removed np.in1d
+    def evolve(self):
+        """weightsEvolution_Amar. Its ``array_intersect`` (row-pair membership through a structured-dtype view and
+        ``np.in1d``, removed from numpy 2) is computed here on int64 keys ``row · n_cols + col`` with ``np.isin``:
+        the same answer, and much faster than numpy 2's structured sort, so the reference is not handicapped."""
         from scipy.sparse import coo_matrix
 
         def intersect(a, b):
-            dt = {"names": [f"f{i}" for i in range(a.shape[1])], "formats": a.shape[1] * [a.dtype]}
-            return np.isin(np.ascontiguousarray(a).view(dt), np.ascontiguousarray(b).view(dt)).ravel()
+            return np.isin(a[:, 0].astype(np.int64) * 2**32 + a[:, 1], b[:, 0].astype(np.int64) * 2**32 + b[:, 1])
 
         for i in range(1, self.n_layers):
             wcoo = self.w[i].tocoo()
@@ -408,6 +415,7 @@ def main() -> None:
     p.add_argument("--timeout", type=int, default=3600, help="seconds allowed per scale run")
     p.add_argument("--thread-sizes", type=int, nargs="+", default=[1000, 10_000, 100_000])
     p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--reference-size", type=int, default=10_000)
     p.add_argument("--no-save", action="store_true")
     p.add_argument("--one-scale", nargs=3, type=int, help=argparse.SUPPRESS)
     p.add_argument("--one-threads", nargs=2, type=int, help=argparse.SUPPRESS)
@@ -433,7 +441,7 @@ def main() -> None:
         rows += r
         lines += threads_table(r)
     if "reference" in args.part:
-        r = bench_reference(10_000, args.reps)
+        r = bench_reference(args.reference_size, args.reps)
         rows += r
         lines += reference_table(r)
     if "scale" in args.part:

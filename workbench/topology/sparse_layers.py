@@ -52,9 +52,19 @@ def random_empty_keys(n_in: int, n_out: int, count: int, occupied: np.ndarray, r
     occupied = np.asarray(occupied, dtype=np.int64)
     if count <= 0:
         return np.empty(0, dtype=np.int64)
+    if occupied.size > 1 and np.any(occupied[1:] < occupied[:-1]):
+        occupied = np.sort(occupied)
     if total - occupied.size < 4 * count or total <= 4_000_000 and total - occupied.size < total // 2:
+        # few free positions (at most ~4× the count, or a small layer over half full): list them. The grid is sorted
+        # (rows and columns ascending), so membership is a binary search, not numpy's hashing unique.
+        rows, cols = np.sort(rows), np.sort(cols)
         grid = (rows[:, None] * n_in + cols[None, :]).ravel()
-        free = np.setdiff1d(grid, occupied, assume_unique=False)
+        if occupied.size:
+            pos = np.minimum(np.searchsorted(occupied, grid), occupied.size - 1)
+            free = grid[occupied[pos] != grid]
+        else:
+            free = grid
+        del grid
         if free.size < count:
             raise DataError(f"cannot place {count} connections: only {free.size} free positions in a "
                             f"{n_out}×{n_in} layer")
