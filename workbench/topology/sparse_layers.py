@@ -111,7 +111,7 @@ def set_memory_estimate(sizes, epsilon: float = 20.0, batch_size: int = 32, snap
 
     >>> est = set_memory_estimate([784, 1000, 10])
     >>> est["connections"], est["total"] > est["state"] > 0
-    (35880, True)
+    (45680, True)
     """
     sizes = [int(s) for s in sizes]
     nnz = [max(1, int(round(erdos_renyi_density(i, o, epsilon) * i * o))) for i, o in zip(sizes[:-1], sizes[1:])]
