@@ -219,3 +219,20 @@ def test_same_results_as_the_old_implementation(name, kw):
     assert list(run.history.test_accuracy) == pytest.approx(ref["acc"])
     assert [layer.dense_weight().double().sum().item() for layer in run.model.layers] == pytest.approx(ref["wsum"],
                                                                                                       abs=2e-5)
+
+
+def test_set_scale_figure_fits_bytes_per_connection_and_refuses_bad_tables():
+    import pandas as pd
+
+    from workbench.viz.topology import set_scale_figure
+
+    df = pd.DataFrame([
+        dict(part="scale", hidden=h, connections=c, above_start_gib=(2**28 + 80 * c) / 2**30)
+        for h, c in ((10_000, 315_680), (100_000, 3_015_680), (1_000_000, 30_015_680))
+    ] + [dict(part="threads", hidden=h, connections=c, auto_s=a, one_thread_s=a, two_threads_s=3 * a)
+         for h, c, a in ((1000, 85_680, 0.1), (10_000, 715_680, 0.3))])
+    fig = set_scale_figure(df)
+    names = [t.name for t in fig.data]
+    assert "fit: 80 B per connection" in names and {"automatic", "1 thread", "2 threads"} <= set(names)
+    with pytest.raises(DataError, match="set_scale_figure: need a table with columns"):
+        set_scale_figure(pd.DataFrame())
