@@ -11,7 +11,8 @@
    synthetic samples (batch 32; the configuration of ``benchmarks/topology.py``), with the thread count
    ``train_set(threads="auto")`` chooses (:func:`workbench.topology.set_training.choose_threads`, its probe timed
    inside the epoch) against 1 and 2 threads forced; repetitions interleaved on one model in rotating order
-   (at least ``--reps``, up to 25 for short epochs), medians.
+   (at least ``--reps``, up to 25 for short epochs) with a 0.5 s pause after each (OpenMP's worker keeps spinning a
+   while after a two-thread epoch and would slow whatever runs next), medians.
 3. ``--part reference``: the same epoch at H = 10,000 run by Mocanu's reference algorithm
    (``SET-MLP-Sparse-Python-Data-Structures/set_mlp_sparse_data_structures.py``: scipy CSR float64 forward and input
    gradient, the per-connection weight-gradient loop of its Cython ``backpropagation_updates_Cython`` compiled here
@@ -183,6 +184,7 @@ def run_threads(hidden: int, reps: int, batch: int = 32) -> dict:
     for r in range(reps):
         for mode in modes[r % 3:] + modes[:r % 3]:  # rotate the order: no mode always follows another
             s, n = epoch_once(model, opt, x, y, batch, rng, mode)
+            time.sleep(0.5)  # let OpenMP's idle worker stop spinning, so no epoch pays for the one before it
             times[str(mode)].append(s)
             if mode == "auto":
                 chosen.append(n)
