@@ -236,3 +236,17 @@ def test_set_scale_figure_fits_bytes_per_connection_and_refuses_bad_tables():
     assert "fit: 80 B per connection" in names and {"automatic", "1 thread", "2 threads"} <= set(names)
     with pytest.raises(DataError, match="set_scale_figure: need a table with columns"):
         set_scale_figure(pd.DataFrame())
+
+
+def test_second_thread_is_refused_when_the_cores_are_busy(monkeypatch):
+    import os
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(os, "getloadavg", lambda: (3.0, 3.0, 3.0))  # two other processes besides ours
+    before = torch.get_num_threads()
+    assert set_training.second_thread_pays() is False
+    monkeypatch.setattr(os, "getloadavg", lambda: (2.2, 2.0, 2.0))  # our own two threads of the last epoch
+    set_training.second_thread_pays(own_threads=2)  # decided by timing now; either answer, threads restored
+    assert torch.get_num_threads() == before
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert set_training.second_thread_pays() is False
