@@ -208,12 +208,19 @@ print(f"784-{big.hidden.iloc[0]:,}-10: {big.connections.iloc[0]:,} connections; 
       f"test accuracy {', '.join(f'{a:.3f}' for a in big.test_accuracy)}; peak RSS {big.peak_rss_gib.iloc[0]:.2f} GiB")
 print(f"memory above the process start ≈ {intercept / 2**20:.0f} MiB + {slope:.0f} bytes × connections")
 assert big.hidden.iloc[0] == 1_000_000 and big.connections.iloc[0] > 30_000_000
-assert big.test_accuracy.max() > 0.9
+assert big.test_accuracy.max() > 0.95 and big.peak_rss_gib.max() < 3
+assert (big.train_s + big.evolve_s).max() < 300
 assert (per_run.above_start_gib <= per_run.estimate_gib).iloc[-2:].all()  # the refusal's estimate is not too low
 assert STATE_BYTES_PER_CONNECTION < slope < STATE_BYTES_PER_CONNECTION + WORK_BYTES_PER_CONNECTION + 40
 per_run.assign(bytes_per_connection=per_run.above_start_gib * 2**30 / per_run.connections).round(3)
 
 # %% [markdown]
+# A million hidden neurons (30 M connections) train on 2 cores in under 5 minutes per epoch (training plus SET's
+# prune/regrow step), above 95 % test accuracy, in under 3 GiB for the whole process. The memory above the process
+# start grows by a constant number of bytes per connection, between the 36 bytes of training state per connection
+# and that plus the working space the estimate allows (the printed fit); the estimate `train_set` checks before it
+# allocates stays above what the two largest runs used.
+#
 # Left: memory above the process start against the connections (the dotted line is the least-squares fit; a constant
 # bytes-per-connection slope is what "memory ∝ connections" means). Right: one SET epoch of 784-H-H-10 nets with the
 # thread count `train_set` chooses by itself (`threads="auto"`) against one and two threads forced.
