@@ -95,7 +95,7 @@ def index_dtype(nnz: int, n_in: int, n_out: int) -> type:
 STATE_BYTES_PER_CONNECTION = 8 + 3 * 4 + 4 * 4
 #: Extra bytes per connection of the largest layer while it is rebuilt or evolved (SET's prune/regrow step and the CSR
 #: rebuild: argsorts, sorted keys, rows and columns as int64 temporaries), measured with tracemalloc (see
-#: ``tests/test_set_memory.py``) and rounded up.
+#: ``tests/test_set_scale.py``) and rounded up.
 WORK_BYTES_PER_CONNECTION = 64
 #: Bytes per connection of one epoch's topology snapshot (a boolean scipy CSR matrix: 1 byte of data, int32 index).
 SNAPSHOT_BYTES_PER_CONNECTION = 5
