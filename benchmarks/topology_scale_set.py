@@ -10,9 +10,10 @@
 2. ``--part threads``: one SET epoch (training + prune/regrow step) of 784-H-H-10 at H = 1k / 10k / 100k on 256
    synthetic samples (batch 32; the configuration of ``benchmarks/topology.py``), with the thread count
    ``train_set(threads="auto")`` chooses (:func:`workbench.topology.set_training.choose_threads`, its probe timed
-   inside the epoch) against 1 and 2 threads forced; repetitions interleaved on one model in rotating order
-   (at least ``--reps``, up to 25 for short epochs) with a 0.5 s pause after each (OpenMP's worker keeps spinning a
-   while after a two-thread epoch and would slow whatever runs next), medians.
+   inside the epoch) against 1 and 2 threads forced; after one untimed full epoch per thread count, repetitions
+   (an even number, at least ``--reps``, up to 26 for short epochs) interleaved on one model as 2, auto, 1 and 2, 1,
+   auto alternately, so that "auto" and "1" follow a two-thread epoch equally often, with a 0.5 s pause after each
+   (OpenMP's worker keeps spinning a while after a two-thread epoch), medians.
 3. ``--part reference``: the same epoch at H = 10,000 run by Mocanu's reference algorithm
    (``SET-MLP-Sparse-Python-Data-Structures/set_mlp_sparse_data_structures.py``: scipy CSR float64 forward and input
    gradient, the per-connection weight-gradient loop of its Cython ``backpropagation_updates_Cython`` compiled here
@@ -180,9 +181,14 @@ def run_threads(hidden: int, reps: int, batch: int = 32) -> dict:
     times: dict[str, list[float]] = {"auto": [], "1": [], "2": []}
     chosen = []
     reps = max(reps, min(25, int(1e7 // model.n_connections)))  # short epochs: more repetitions against the noise
-    modes = ["auto", 1, 2]
+    reps += reps % 2
+    for mode in (1, 2, 1):  # one full untimed epoch each first: page faults of the first full-size epoch
+        epoch_once(model, opt, x, y, batch, rng, mode)
+        time.sleep(0.5)
     for r in range(reps):
-        for mode in modes[r % 3:] + modes[:r % 3]:  # rotate the order: no mode always follows another
+        # two threads first, then the one-thread modes in alternating order: "auto" and "1" each follow the
+        # two-thread epoch equally often (its after-effects: OpenMP spinning, the worker's malloc arena)
+        for mode in ((2, "auto", 1) if r % 2 == 0 else (2, 1, "auto")):
             s, n = epoch_once(model, opt, x, y, batch, rng, mode)
             time.sleep(0.5)  # let OpenMP's idle worker stop spinning, so no epoch pays for the one before it
             times[str(mode)].append(s)
@@ -403,11 +409,12 @@ def reference_table(rows: list[dict]) -> list[str]:
 
 # ------------------------------------------------------------------------------------------------------ main
 def save(rows: list[dict]) -> None:
-    """Replace this run's parts in data/results/set_scale.csv (other parts' rows are kept)."""
+    """Replace this run's (part, hidden size) rows in data/results/set_scale.csv (other rows are kept)."""
     new = pd.DataFrame(rows)
     if RESULTS.exists():
         old = pd.read_csv(RESULTS)
-        old = old[~old.part.isin(set(new.part))]
+        measured = set(zip(new.part, new.hidden))
+        old = old[[(p, h) not in measured for p, h in zip(old.part, old.hidden)]]
         new = pd.concat([old, new], ignore_index=True)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     new.to_csv(RESULTS, index=False)
