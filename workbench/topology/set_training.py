@@ -206,7 +206,7 @@ class SETRun:
 #: 784-10,000-10,000-10 net (0.72 M connections) at batch 32 is 0.72 M × 32 = 2.3e7 and runs as fast or faster on one thread
 #: even on an idle 2-core machine, while 784-100,000-100,000-10 (7.0 M connections, 2.2e8) runs 2× faster on two
 #: (benchmarks/topology_scale_set.py). Every torch op with more than 32,768 elements opens an OpenMP parallel region,
-#: and when the second core is busy each region waits for a scheduler slice: 2-12× slower epochs at every size.
+#: and when the second core is busy each region waits for a scheduler slice: 1.4-12× slower epochs at every size.
 PARALLEL_MIN_WORK = 1e8
 
 
