@@ -80,10 +80,11 @@ def dense_need_bytes(sizes) -> int:
 
 def sparse_need_bytes(sizes, epsilon=20.0) -> int:
     from workbench.topology import erdos_renyi_density
+    from workbench.topology.sparse_layers import STATE_BYTES_PER_CONNECTION
 
     nnz = sum(round(erdos_renyi_density(i, o, epsilon) * i * o) for i, o in zip(sizes[:-1], sizes[1:]))
-    # values + grad + momentum (float32), keys + CSR order, columns, transpose permutation and columns (int64)
-    return nnz * (4 * 3 + 8 * 5)
+    # values + grad + momentum (float32), key (int64), CSR order, columns, transpose permutation and columns (int32)
+    return nnz * STATE_BYTES_PER_CONNECTION
 
 
 def run_one(mode: str, hidden: int, samples: int, batch: int) -> dict:

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
-from workbench.errors import DataError, OptionError
+from workbench.errors import DataError, MemoryBudgetError, OptionError
 
-__all__ = ["option", "number", "integer"]
+__all__ = ["option", "number", "integer", "available_memory", "format_bytes", "memory_budget"]
 
 T = TypeVar("T")
 
@@ -86,3 +87,42 @@ def integer(name: str, value: Any, *, low: int | None = None, high: int | None =
     if not _in_range(v, low, high, False, False):
         raise DataError(f"{_prefix(where)}{name} must be {what}, got {value!r}")
     return v
+
+
+def available_memory() -> int:
+    """Bytes of memory available to a new allocation: ``MemAvailable`` from /proc/meminfo (Linux), else physical."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 1 << 62
+
+
+def format_bytes(b: float) -> str:
+    """``b`` bytes as a short human string in KiB/MiB/GiB/TiB."""
+    for unit, k in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if b >= 2**k:
+            return f"{b / 2**k:.2f} {unit}"
+    return f"{int(b)} B"
+
+
+def memory_budget(estimate: float, what: str, *, limit: int | None = None, advice: str = "",
+                  where: str | None = None) -> int:
+    """``estimate`` (bytes) if it fits in ``limit`` (default: :func:`available_memory` now), else
+    :class:`~workbench.errors.MemoryBudgetError` naming the estimate, the limit and ``advice``. Allocates nothing.
+
+    >>> memory_budget(2**20, "a small thing", limit=2**30)
+    1048576
+    """
+    budget = available_memory() if limit is None else int(limit)
+    if estimate > budget:
+        tail = f"; {advice}" if advice else ""
+        raise MemoryBudgetError(f"{_prefix(where)}{what} needs an estimated {format_bytes(estimate)}, more than the "
+                                f"{format_bytes(budget)} available{tail}")
+    return int(estimate)

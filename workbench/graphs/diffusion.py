@@ -27,7 +27,6 @@ above what was allocated when it started. A dense run is refused *before allocat
 from __future__ import annotations
 
 import math
-import os
 import time
 import tracemalloc
 from contextlib import contextmanager
@@ -38,6 +37,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from workbench.checks import available_memory, format_bytes  # noqa: F401 (re-exported: graphs.available_memory)
 from workbench.errors import DataError, MemoryBudgetError, NonFiniteError
 from workbench.progress import Stopped, stop_callable
 
@@ -73,21 +73,6 @@ def transition_matrix(adjacency: sp.spmatrix, dtype=np.float64) -> sp.csr_matrix
     return sp.csr_matrix(sp.diags(inv.astype(dtype)) @ a, dtype=dtype)
 
 
-def available_memory() -> int:
-    """Bytes of memory available to a new allocation: ``MemAvailable`` from /proc/meminfo (Linux), else physical."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-    except (ValueError, OSError, AttributeError):
-        return 1 << 62
-
-
 def dense_bytes_estimate(n: int, hops: int, features: int, dtype=np.float32) -> int:
     """Bytes a dense diffusion of ``n`` nodes allocates: the stored power series (H+1)·N² (P¹ is P itself, so P is
     not counted twice; at H = 0 the identity is stored) plus the features N·(H+1)·F, all of ``dtype``."""
@@ -101,14 +86,6 @@ def sparse_bytes_bound(n: int, hops: int, threshold: float, dtype=np.float32) ->
     item = np.dtype(dtype).itemsize + 4
     per_row = n if threshold <= 0 else min(n, math.floor(1.0 / threshold))
     return float((hops + 1) * (n * per_row * item + (n + 1) * 4))
-
-
-def format_bytes(b: float) -> str:
-    """``b`` bytes as a short human string in KiB/MiB/GiB/TiB."""
-    for unit, k in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
-        if b >= 2**k:
-            return f"{b / 2**k:.2f} {unit}"
-    return f"{int(b)} B"
 
 
 def check_dense_memory(n: int, hops: int, features: int, dtype=np.float32, memory_limit: int | None = None,

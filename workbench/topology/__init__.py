@@ -6,7 +6,7 @@ Sparse layers
     SparseLinear (truly sparse, CSR), MaskedLinear (masked-dense), erdos_renyi_density
 Training
     SparseMLP, all_relu, train_set, train_set_runs, SETRun, set_prune_regrow, neuron_importance, prune_neurons,
-    accuracy_table, nnstd_over_epochs, connection_table
+    accuracy_table, nnstd_over_epochs, connection_table, choose_threads, set_memory_estimate
 """
 
 from workbench.topology.nnstd import (
@@ -24,6 +24,7 @@ from workbench.topology.set_training import (
     SparseMLP,
     accuracy_table,
     all_relu,
+    choose_threads,
     connection_table,
     neuron_importance,
     nnstd_over_epochs,
@@ -32,7 +33,8 @@ from workbench.topology.set_training import (
     train_set,
     train_set_runs,
 )
-from workbench.topology.sparse_layers import MaskedLinear, SparseLinear, erdos_renyi_density, random_empty_keys
+from workbench.topology.sparse_layers import (MaskedLinear, SparseLinear, erdos_renyi_density, random_empty_keys,
+                                              set_memory_estimate)
 
 __all__ = [
     # distances
@@ -42,5 +44,6 @@ __all__ = [
     "SparseLinear", "MaskedLinear", "erdos_renyi_density", "random_empty_keys",
     # training
     "SparseMLP", "all_relu", "train_set", "train_set_runs", "SETRun", "set_prune_regrow", "neuron_importance",
-    "prune_neurons", "accuracy_table", "nnstd_over_epochs", "connection_table",
+    "prune_neurons", "accuracy_table", "nnstd_over_epochs", "connection_table", "choose_threads",
+    "set_memory_estimate",
 ]

@@ -20,6 +20,7 @@ step) for :func:`nnstd_over_epochs`.
 from __future__ import annotations
 
 import itertools
+import os
 import time
 from contextlib import contextmanager
 from collections.abc import Sequence
@@ -34,7 +35,9 @@ from workbench.progress import progress_bar
 
 from workbench.errors import DataError, ShapeError
 from workbench.topology.nnstd import Topology, nnstd, topology_of
-from workbench.topology.sparse_layers import MaskedLinear, SparseLinear, _he_bound, random_empty_keys
+from workbench.checks import memory_budget
+from workbench.topology.sparse_layers import (MaskedLinear, SparseLinear, _he_bound, random_empty_keys,
+                                              set_memory_estimate)
 
 
 # ------------------------------------------------------------------------------------------------------ the model
@@ -113,19 +116,24 @@ def set_prune_regrow(layer: SparseLinear | MaskedLinear, zeta: float, rng: np.ra
     if k_neg:
         drop.append(neg[np.argpartition(-vals[neg], k_neg - 1)[:k_neg]])
     slots = np.concatenate(drop).astype(np.int64)
+    del pos, neg, drop
     if slots.size == 0:
         return dict(removed=0, regrown=0)
-    kept = np.sort(np.delete(keys, slots))
+    kept = np.delete(keys, slots)
+    kept.sort()
     rows = np.flatnonzero(layer.alive_out.numpy())
     cols = np.flatnonzero(layer.alive_in.numpy())
     free = rows.size * cols.size - kept.size
     n_new = min(slots.size, free)
+    back = slots[n_new:]  # not enough room (tiny, nearly full layers): the rest go back where they were
+    back_keys, back_vals = keys[back], vals[back]
+    del keys, vals  # working memory: only what the regrowth still needs stays alive
     new_keys = random_empty_keys(layer.in_features, layer.out_features, n_new, kept, rng, rows, cols)
+    del kept
     new_vals = (rng.standard_normal(n_new) * regrow_std).astype(np.float32)
-    if n_new < slots.size:  # not enough room (tiny, nearly full layers): put the rest back where they were
-        back = slots[n_new:]
-        new_keys = np.concatenate([new_keys, keys[back]])
-        new_vals = np.concatenate([new_vals, vals[back]])
+    if back.size:
+        new_keys = np.concatenate([new_keys, back_keys])
+        new_vals = np.concatenate([new_vals, back_vals])
     layer.replace_connections(slots, new_keys, new_vals, optimizer)
     return dict(removed=int(slots.size), regrown=int(n_new))
 
@@ -173,7 +181,8 @@ def prune_neurons(model: SparseMLP, fraction: float) -> pd.DataFrame:
 # ------------------------------------------------------------------------------------------------------ training
 @dataclass
 class SETRun:
-    """One SET training run: ``model``, ``history`` (``epoch, train_loss, test_accuracy, connections, seconds``),
+    """One SET training run: ``model``, ``history`` (``epoch, train_loss, test_accuracy, connections, seconds`` of
+    training, ``evolve_seconds`` of the prune/regrow step, ``threads`` used),
     ``snapshots`` (``snapshots[e]`` = topology after ``e`` epochs), ``seed`` and the ``config`` used."""
 
     model: SparseMLP
@@ -193,13 +202,77 @@ class SETRun:
         return float(self.history["test_accuracy"].iloc[-1])
 
 
-@contextmanager
-def _threads_for(n_connections: int, small: int = 500_000):
-    """Run small models on one torch thread (restored afterwards): their sparse products are far too short to
-    gain from a second thread, and on a busy 2-core machine the thread hand-offs cost 10-50x the work."""
+#: Below this many connection·samples per batch (connections × batch size) SET trains on one torch thread: a
+#: 784-10,000-10,000-10 net (0.72 M connections) at batch 32 is 0.72 M × 32 = 2.3e7 and runs as fast or faster on one thread
+#: even on an idle 2-core machine, while 784-100,000-100,000-10 (7.0 M connections, 2.2e8) runs 2× faster on two
+#: (benchmarks/topology_scale_set.py). Every torch op with more than 32,768 elements opens an OpenMP parallel region,
+#: and when the second core is busy each region waits for a scheduler slice: 1.4-12× slower epochs at every size.
+PARALLEL_MIN_WORK = 1e8
+
+
+def second_thread_pays(reps: int = 5, own_threads: int = 1) -> bool:
+    """Whether a second torch thread speeds up a sparse product right now.
+
+    First the load: when the 1-minute load average minus this process's own ``own_threads`` leaves less than half a
+    core idle beside the two threads (``load − own > cores − 1.5``), no: the second thread would share a core with
+    another process, and every parallel region would wait for it (measured 1.4-12× slower epochs on a loaded 2-core
+    machine). Otherwise a CSR × dense product (20,000 × 20,000, 400,000 connections, 32 columns; ~10 ms on one
+    core) is timed ``reps`` times on one and on two threads, interleaved, and two threads must take under 80 % of one
+    thread's median time. Restores the thread count."""
     before = torch.get_num_threads()
-    if n_connections < small and before > 1:
-        torch.set_num_threads(1)
+    cores = os.cpu_count() or 1
+    if cores < 2:
+        return False
+    try:
+        load = os.getloadavg()[0]
+    except (OSError, AttributeError):  # no load average on this platform: the timing alone decides
+        load = 0.0
+    if load - own_threads > cores - 1.5:
+        return False
+    n, per_row, cols = 20_000, 20, 32
+    crow = torch.arange(0, n * per_row + 1, per_row, dtype=torch.int32)
+    col = ((torch.arange(n)[:, None] * 7 + torch.arange(per_row)[None, :] * 997) % n).sort(dim=1).values
+    w = torch.sparse_csr_tensor(crow, col.reshape(-1).to(torch.int32), torch.full((n * per_row,), 0.5), (n, n),
+                                check_invariants=False)
+    x = torch.full((n, cols), 0.25)
+    times: dict[int, list[float]] = {1: [], 2: []}
+    try:
+        for _ in range(reps):
+            for t in (1, 2):
+                torch.set_num_threads(t)
+                t0 = time.perf_counter()
+                torch.sparse.mm(w, x)
+                times[t].append(time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(before)
+    return float(np.median(times[2])) < 0.8 * float(np.median(times[1]))
+
+
+def choose_threads(connections: int, batch_size: int, *, max_threads: int | None = None,
+                   probe: Any = None) -> int:
+    """Torch threads for a SET epoch: 1 when ``connections × batch_size`` is below :data:`PARALLEL_MIN_WORK` (sparse
+    products too short to gain from a second thread) or when ``max_threads`` (default: torch's current count) is 1;
+    else ``max_threads`` if ``probe()`` (default :func:`second_thread_pays`) finds a free core now, 1 if not.
+    What decides is whether the second core is free (see :data:`PARALLEL_MIN_WORK`); size only decides whether a free
+    one is worth waking.
+
+    >>> choose_threads(85_680, 32, max_threads=2)
+    1
+    >>> choose_threads(7_015_680, 32, max_threads=2, probe=lambda: True)
+    2
+    """
+    limit = torch.get_num_threads() if max_threads is None else int(max_threads)
+    if limit <= 1 or connections * batch_size < PARALLEL_MIN_WORK:
+        return 1
+    return limit if (second_thread_pays if probe is None else probe)() else 1
+
+
+@contextmanager
+def _threads(n: int):
+    """Run the block on ``n`` torch threads (restored afterwards)."""
+    before = torch.get_num_threads()
+    if n != before:
+        torch.set_num_threads(n)
     try:
         yield
     finally:
@@ -209,6 +282,12 @@ def _threads_for(n_connections: int, small: int = 500_000):
 
 def _optimizer(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
     return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
+def _eval_batch(model: SparseMLP, batch_size: int) -> int:
+    """Test batch: up to 1,024 samples, but no more activations than ``2**22`` floats per layer (16 MiB) unless the
+    training batch itself is larger, so that evaluating a million-neuron layer costs no more memory than training."""
+    return max(batch_size, min(1024, 2**22 // max(model.sizes)))
 
 
 def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 1024) -> float:
@@ -223,12 +302,20 @@ def train_set(sizes: Sequence[int] = (64, 128, 128, 10), *, epochs: int = 10, ep
               zeta: float = 0.3, alpha: float = 0.6, lr: float = 0.05, momentum: float = 0.9,
               weight_decay: float = 2e-4, batch_size: int = 32, mode: str = "sparse", seed: int = 0,
               topology_seed: int | None = None, regrow_std: float = 0.1, prune_neurons_at: Sequence[int] = (),
-              neuron_fraction: float = 0.1, data: Any = None, progress: bool = True) -> SETRun:
+              neuron_fraction: float = 0.1, data: Any = None, progress: bool = True, threads: int | str = "auto",
+              memory_limit: int | None = None) -> SETRun:
     """Train a :class:`SparseMLP` with SET on ``data`` (default: :func:`workbench.data.digits_split`).
 
     ``seed`` drives the weights, batch order and regrowth; ``topology_seed`` (default ``seed``) the initial
     Erdős–Rényi connections, so several runs can start from one topology and drift apart. ``data`` is anything with
     ``x_train, y_train, x_test, y_test`` tensors.
+
+    ``threads="auto"`` picks the torch threads of every epoch with :func:`choose_threads` (one thread unless the
+    sparse products are long and a second core is free now); an integer forces that many. The estimated memory
+    (:func:`~workbench.topology.sparse_layers.set_memory_estimate`: connections × bytes per connection, incl.
+    optimizer state, working space and the snapshots) is checked against ``memory_limit`` (default: the memory
+    available now) before anything is allocated; :class:`~workbench.errors.MemoryBudgetError` if it does not fit.
+    With ``progress`` a bar counts the epochs, and an inner one the batches of large models (≥ 1 M connections).
 
     >>> run = train_set((64, 32, 10), epochs=1, epsilon=5, progress=False)
     >>> len(run.snapshots), 0 <= run.accuracy <= 1
@@ -250,6 +337,13 @@ def train_set(sizes: Sequence[int] = (64, 128, 128, 10), *, epochs: int = 10, ep
     regrow_std = number("regrow_std", regrow_std, low=0, where=where)
     neuron_fraction = number("neuron_fraction", neuron_fraction, low=0, high=1, high_open=True, where=where)
     prune_neurons_at = [integer("prune_neurons_at", e, low=1, where=where) for e in prune_neurons_at]
+    if isinstance(sizes, (str, bytes)) or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                                                  and v > 0 for v in sizes) or len(sizes) < 2:
+        raise ShapeError(f"{where}: sizes must be a sequence of at least two positive integers, got {sizes!r}")
+    if not (isinstance(threads, str) and threads == "auto"):
+        threads = integer("threads", threads, low=1, where=f"{where} (an integer or 'auto')")
+    if memory_limit is not None:
+        memory_limit = integer("memory_limit", memory_limit, low=1, where=f"{where} (bytes)")
     if data is None:
         from workbench.data import digits_split
         data = digits_split()
@@ -261,6 +355,10 @@ def train_set(sizes: Sequence[int] = (64, 128, 128, 10), *, epochs: int = 10, ep
     if batch_size > len(xtr):
         raise DataError(f"{where}: batch_size={batch_size} is larger than the training set of {len(xtr)} samples; "
                         f"use a batch_size of at most {len(xtr)}")
+    est = set_memory_estimate(sizes, epsilon, batch_size, snapshots=epochs + 1, mode=mode)
+    memory_budget(est["total"], f"SET training of a {'-'.join(str(int(v)) for v in sizes)} MLP ({mode}, "
+                  f"ε = {epsilon:g}: {est['connections']:,} connections, {epochs + 1} snapshots)", limit=memory_limit,
+                  advice="use fewer hidden neurons, a smaller epsilon or fewer epochs (snapshots)", where=where)
     tseed = seed if topology_seed is None else topology_seed
     model = SparseMLP(sizes, mode=mode, epsilon=epsilon, alpha=alpha, seed=tseed)
     torch.manual_seed(seed)
@@ -282,12 +380,23 @@ def train_set(sizes: Sequence[int] = (64, 128, 128, 10), *, epochs: int = 10, ep
     snapshots = [model.topology()]
     rows = []
     prune_at = set(int(e) for e in prune_neurons_at)
-    with _threads_for(model.n_connections):
-        for epoch in progress_bar(range(1, epochs + 1), desc=f"SET seed {seed}", disable=not progress, leave=False):
-            t0 = time.perf_counter()
+    eval_batch = _eval_batch(model, batch_size)
+    n_batches = -(-len(xtr) // batch_size)
+    for epoch in progress_bar(range(1, epochs + 1), desc=f"SET seed {seed}", disable=not progress, leave=False):
+        t0 = time.perf_counter()
+        if threads == "auto":  # the last epoch's threads count in the load average: do not mistake them for others
+            own = rows[-1]["threads"] if rows else 1
+            n_threads = choose_threads(model.n_connections, batch_size,
+                                       probe=lambda: second_thread_pays(own_threads=own))
+        else:
+            n_threads = threads
+        with _threads(n_threads):
             perm = torch.randperm(len(xtr), generator=gen)
             total, count = 0.0, 0
-            for i in range(0, len(xtr), batch_size):
+            starts = range(0, len(xtr), batch_size)
+            if progress and model.n_connections >= 1_000_000:
+                starts = progress_bar(starts, total=n_batches, desc=f"epoch {epoch}", leave=False)
+            for i in starts:
                 idx = perm[i:i + batch_size]
                 opt.zero_grad(set_to_none=True)
                 loss = loss_fn(model(xtr[idx]), ytr[idx])
@@ -296,19 +405,21 @@ def train_set(sizes: Sequence[int] = (64, 128, 128, 10), *, epochs: int = 10, ep
                 total += loss.item() * len(idx)
                 count += len(idx)
             seconds = time.perf_counter() - t0
-            acc = _accuracy(model, xte, yte)
+            acc = _accuracy(model, xte, yte, eval_batch)
+            t1 = time.perf_counter()
             if epoch < epochs:
                 for layer in model.layers:
                     set_prune_regrow(layer, zeta, rng, regrow_std, opt)
                 if epoch in prune_at:
                     prune_neurons(model, neuron_fraction)
                     opt = _optimizer(model, lr, momentum, weight_decay)
-            snapshots.append(model.topology())
-            rows.append(dict(epoch=epoch, train_loss=total / count, test_accuracy=acc,
-                             connections=model.n_connections, seconds=seconds))
+            evolve = time.perf_counter() - t1
+        snapshots.append(model.topology())
+        rows.append(dict(epoch=epoch, train_loss=total / count, test_accuracy=acc,
+                         connections=model.n_connections, seconds=seconds, evolve_seconds=evolve, threads=n_threads))
     config = dict(sizes=list(sizes), epochs=epochs, epsilon=epsilon, zeta=zeta, alpha=alpha, lr=lr,
                   momentum=momentum, weight_decay=weight_decay, batch_size=batch_size, mode=mode, seed=seed,
-                  topology_seed=topology_seed)
+                  topology_seed=topology_seed, threads=threads)
     return SETRun(model, pd.DataFrame(rows), snapshots, seed, config)
 
 
@@ -399,4 +510,7 @@ __all__ = [
     "accuracy_table",
     "nnstd_over_epochs",
     "connection_table",
+    "choose_threads",
+    "second_thread_pays",
+    "PARALLEL_MIN_WORK",
 ]

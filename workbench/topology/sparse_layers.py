@@ -52,9 +52,19 @@ def random_empty_keys(n_in: int, n_out: int, count: int, occupied: np.ndarray, r
     occupied = np.asarray(occupied, dtype=np.int64)
     if count <= 0:
         return np.empty(0, dtype=np.int64)
+    if occupied.size > 1 and np.any(occupied[1:] < occupied[:-1]):
+        occupied = np.sort(occupied)
     if total - occupied.size < 4 * count or total <= 4_000_000 and total - occupied.size < total // 2:
+        # few free positions (at most ~4× the count, or a small layer over half full): list them. The grid is sorted
+        # (rows and columns ascending), so membership is a binary search, not numpy's hashing unique.
+        rows, cols = np.sort(rows), np.sort(cols)
         grid = (rows[:, None] * n_in + cols[None, :]).ravel()
-        free = np.setdiff1d(grid, occupied, assume_unique=False)
+        if occupied.size:
+            pos = np.minimum(np.searchsorted(occupied, grid), occupied.size - 1)
+            free = grid[occupied[pos] != grid]
+        else:
+            free = grid
+        del grid
         if free.size < count:
             raise DataError(f"cannot place {count} connections: only {free.size} free positions in a "
                             f"{n_out}×{n_in} layer")
@@ -72,6 +82,50 @@ def random_empty_keys(n_in: int, n_out: int, count: int, occupied: np.ndarray, r
         cand = rng.permutation(cand)[:need]
         out = np.sort(np.concatenate([out, cand]))
     return out
+
+
+def index_dtype(nnz: int, n_in: int, n_out: int) -> type:
+    """``np.int32`` when a layer's CSR index arrays (positions < nnz, rows < n_out, columns < n_in) fit, else
+    ``np.int64``."""
+    return np.int32 if max(nnz, n_in, n_out) < 2**31 - 1 else np.int64
+
+
+#: Bytes per connection a truly sparse layer holds while training: int64 key; float32 value, gradient and SGD
+#: momentum; the cached CSR order, columns, transposed permutation and transposed columns (int32 when they fit).
+STATE_BYTES_PER_CONNECTION = 8 + 3 * 4 + 4 * 4
+#: Extra bytes per connection of the largest layer while it is rebuilt or evolved (SET's prune/regrow step and the CSR
+#: rebuild: argsorts, sorted keys, rows and columns as int64 temporaries), measured with tracemalloc (see
+#: ``tests/test_set_scale.py``) and rounded up.
+WORK_BYTES_PER_CONNECTION = 64
+#: Bytes per connection of one epoch's topology snapshot (a boolean scipy CSR matrix: 1 byte of data, int32 index).
+SNAPSHOT_BYTES_PER_CONNECTION = 5
+
+
+def set_memory_estimate(sizes, epsilon: float = 20.0, batch_size: int = 32, snapshots: int = 1,
+                        mode: str = "sparse") -> dict[str, int]:
+    """Estimated bytes to train a SET MLP of ``sizes`` (before allocating anything): the connections' training state
+    (:data:`STATE_BYTES_PER_CONNECTION` each for ``mode="sparse"``; weight, gradient, momentum and mask per dense
+    entry, 13 bytes, for ``"dense"``), the working space of the largest layer's evolution step, ``snapshots``
+    topology snapshots, and the activations of one batch (forward values, All-ReLU outputs and their gradients:
+    6 float32 per hidden or output neuron and sample, + the input batch). Returns the parts and ``total``.
+
+    >>> est = set_memory_estimate([784, 1000, 10])
+    >>> est["connections"], est["total"] > est["state"] > 0
+    (45680, True)
+    """
+    sizes = [int(s) for s in sizes]
+    nnz = [max(1, int(round(erdos_renyi_density(i, o, epsilon) * i * o))) for i, o in zip(sizes[:-1], sizes[1:])]
+    total_nnz = sum(nnz)
+    if mode == "sparse":
+        state = total_nnz * STATE_BYTES_PER_CONNECTION
+        work = max(nnz) * WORK_BYTES_PER_CONNECTION
+    else:
+        state = sum(i * o for i, o in zip(sizes[:-1], sizes[1:])) * 13
+        work = max(i * o for i, o in zip(sizes[:-1], sizes[1:])) * 16
+    snaps = total_nnz * SNAPSHOT_BYTES_PER_CONNECTION * max(0, int(snapshots))
+    acts = int(batch_size) * (6 * sum(sizes[1:]) + sizes[0]) * 4
+    return dict(connections=total_nnz, state=state, work=work, snapshots=snaps, activations=acts,
+                total=state + work + snaps + acts)
 
 
 class _CSRLinearFn(torch.autograd.Function):
@@ -169,21 +223,29 @@ class SparseLinear(_ConnectionsMixin, nn.Module):
         self._rebuild()
 
     def _rebuild(self) -> None:
-        # numpy sorts: torch.argsort is much slower on CPU for these int64 keys
+        # numpy sorts: torch.argsort is much slower on CPU for these int64 keys. The cached CSR index arrays are int32
+        # whenever the counts fit (16 bytes per connection instead of 32; torch's CSR kernels take int32 directly).
         keys = self.keys.numpy()
+        idx = index_dtype(keys.size, self.in_features, self.out_features)
         order = np.argsort(keys, kind="stable")
-        sk = keys[order]
-        rows, cols = sk // self.in_features, sk % self.in_features
-        crow = np.zeros(self.out_features + 1, dtype=np.int64)
+        rows = keys[order]
+        cols = rows % self.in_features
+        rows //= self.in_features
+        crow = np.zeros(self.out_features + 1, dtype=idx)
         np.cumsum(np.bincount(rows, minlength=self.out_features), out=crow[1:])
-        t_perm = np.argsort(cols * self.out_features + rows, kind="stable")  # CSR position of each transposed entry
-        tcols = cols[t_perm]
-        t_crow = np.zeros(self.in_features + 1, dtype=np.int64)
-        np.cumsum(np.bincount(tcols, minlength=self.in_features), out=t_crow[1:])
-        self._order, self._crow, self._col = (torch.from_numpy(order), torch.from_numpy(crow),
-                                              torch.from_numpy(np.ascontiguousarray(cols)))
-        self._t_perm, self._t_crow = torch.from_numpy(t_perm), torch.from_numpy(t_crow)
-        self._t_col = torch.from_numpy(np.ascontiguousarray(rows[t_perm]))
+        t_crow = np.zeros(self.in_features + 1, dtype=idx)
+        np.cumsum(np.bincount(cols, minlength=self.in_features), out=t_crow[1:])
+        order = order.astype(idx, copy=False)
+        tkey = cols * self.out_features
+        tkey += rows
+        t_perm = np.argsort(tkey, kind="stable")  # CSR position of each transposed entry
+        del tkey
+        cols = cols.astype(idx)
+        t_col = rows[t_perm].astype(idx)
+        del rows
+        self._order, self._crow, self._col = torch.from_numpy(order), torch.from_numpy(crow), torch.from_numpy(cols)
+        self._t_perm, self._t_crow, self._t_col = (torch.from_numpy(t_perm.astype(idx, copy=False)),
+                                                   torch.from_numpy(t_crow), torch.from_numpy(t_col))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.in_features:
@@ -296,4 +358,5 @@ class MaskedLinear(_ConnectionsMixin, nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, connections={self.n_connections}"
 
 
-__all__ = ["SparseLinear", "MaskedLinear", "erdos_renyi_density", "random_empty_keys"]
+__all__ = ["SparseLinear", "MaskedLinear", "erdos_renyi_density", "random_empty_keys", "set_memory_estimate",
+           "index_dtype", "STATE_BYTES_PER_CONNECTION", "WORK_BYTES_PER_CONNECTION", "SNAPSHOT_BYTES_PER_CONNECTION"]

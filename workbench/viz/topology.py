@@ -5,6 +5,7 @@
   nets of equal accuracy sit far apart in topology (Liu et al. 2020).
 - :func:`nnstd_epochs_figure`: per-layer NNSTD along training from ``workbench.topology.nnstd_over_epochs``: mean
   over the pairs, with the range (min–max) as error bars.
+- :func:`set_scale_figure`: recorded SET scale results (memory against connections, epoch time per thread choice).
 - :func:`connections_figure`: the connections of a small network from ``workbench.topology.connection_table``,
   neurons in columns by level, edges coloured by the sign of their weight (grey when only a mask is known).
 
@@ -22,7 +23,7 @@ import plotly.graph_objects as go
 from workbench.errors import DataError
 from workbench.viz.figure import redraw
 
-__all__ = ["nnstd_heatmap", "nnstd_epochs_figure", "connections_figure"]
+__all__ = ["nnstd_heatmap", "nnstd_epochs_figure", "connections_figure", "set_scale_figure"]
 
 _LAYER_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
 
@@ -120,3 +121,45 @@ def connections_figure(df: pd.DataFrame, sizes: list[int] | None = None, fig: go
                   xaxis=dict(title="level (0 = inputs)", tickvals=list(range(len(sizes))), zeroline=False),
                   yaxis=dict(visible=False, range=[0, 1]))
     return redraw(fig, go.Figure(traces, layout))
+
+
+def set_scale_figure(df: pd.DataFrame, fig: go.Figure | None = None,
+                     title: str = "SET at scale: memory per connection and the thread choice") -> go.Figure:
+    """Recorded SET scale results (``benchmarks/topology_scale_set.py``'s ``data/results/set_scale.csv``): left, the
+    peak memory above the process start against the connections (log-log; rows with ``part == "scale"``,
+    ``connections, above_start_gib``), with the least-squares line ``a + b · connections``; right, the epoch time
+    with the automatic thread choice and with 1 and 2 threads forced per hidden size (``part == "threads"``,
+    ``hidden, auto_s, one_thread_s, two_threads_s``)."""
+    from plotly.subplots import make_subplots
+
+    need = {"part", "hidden", "connections"}
+    if df.empty or not need <= set(df.columns):
+        raise DataError(f"set_scale_figure: need a table with columns {sorted(need)} (data/results/set_scale.csv), "
+                        f"got {len(df)} rows with columns {list(df.columns)}")
+    scale = df[(df.part == "scale") & df.get("above_start_gib", pd.Series(dtype=float)).notna()]
+    scale = scale.groupby("hidden", as_index=False)[["connections", "above_start_gib"]].max()
+    threads = df[df.part == "threads"].sort_values("hidden")
+    out = make_subplots(rows=1, cols=2, subplot_titles=("peak memory above start", "SET epoch time"),
+                        horizontal_spacing=0.12)
+    if len(scale):
+        x, y = scale.connections.to_numpy(float), scale.above_start_gib.to_numpy(float)
+        out.add_trace(go.Scatter(x=x, y=y, mode="markers+text", name="measured",
+                                 text=[f"H={h:,}" for h in scale.hidden], textposition="top left",
+                                 hovertemplate="%{x:,} connections<br>%{y:.2f} GiB<extra></extra>"), row=1, col=1)
+        if len(x) >= 2:
+            b, a = np.polyfit(x, y, 1)
+            xs = np.geomspace(x.min(), x.max(), 30)
+            out.add_trace(go.Scatter(x=xs, y=a + b * xs, mode="lines", line=dict(dash="dot"),
+                                     name=f"fit: {b * 2**30:.0f} B per connection"), row=1, col=1)
+        out.update_xaxes(type="log", title="connections", row=1, col=1)
+        out.update_yaxes(type="log", title="GiB", row=1, col=1)
+    labels = [f"{h:,}" for h in threads.hidden]
+    for col, name, color in (("auto_s", "automatic", "#2ca02c"), ("one_thread_s", "1 thread", "#1f77b4"),
+                             ("two_threads_s", "2 threads", "#ff7f0e")):
+        if col in threads:
+            out.add_trace(go.Bar(x=labels, y=threads[col], name=name, marker_color=color,
+                                 hovertemplate="H=%{x}<br>%{y:.3f} s<extra>" + name + "</extra>"), row=1, col=2)
+    out.update_xaxes(title="hidden neurons per layer (784-H-H-10)", type="category", row=1, col=2)
+    out.update_yaxes(type="log", title="seconds per epoch", row=1, col=2)
+    out.update_layout(title=title, barmode="group", height=420)
+    return redraw(fig, out)
