@@ -266,7 +266,7 @@ def _relabel(mask: sp.csr_matrix, classes: np.ndarray, n_classes: int) -> sp.csr
 # --------------------------------------------------------------------------------------------------------- results
 @dataclass(frozen=True)
 class NNSTDResult:
-    """What :func:`nnstd` returns: ``layers`` (DataFrame: ``layer, name, distance, neurons, tie_classes``) and
+    """What :func:`nnstd` returns: ``layers`` (DataFrame: ``layer, name, distance, neurons, tie_classes, path``) and
     ``mean`` (the mean of the layer distances, the network's NNSTD). Unpacks as ``layers, mean = nnstd(a, b)``."""
 
     layers: pd.DataFrame
@@ -289,27 +289,102 @@ class NNSTDResult:
 
 
 def _result(rows: list[dict]) -> NNSTDResult:
-    df = pd.DataFrame(rows, columns=["layer", "name", "distance", "neurons", "tie_classes"])
+    df = pd.DataFrame(rows, columns=["layer", "name", "distance", "neurons", "tie_classes", "path"])
     mean = float(df["distance"].mean())
     df.attrs["mean"] = mean
     return NNSTDResult(df, mean)
 
 
 # ------------------------------------------------------------------------------------------------------------ nnstd
-def nnstd(a: Any, b: Any, *, match_outputs: bool = True, tol: float = TIE_TOL) -> NNSTDResult:
+#: ``path="auto"`` takes the sparse exact path for layers of at least this many neurons (measured crossover, see
+#: docs/topology.md: below it the dense solve is faster; above it the dense n × n matrices grow as n²).
+SPARSE_MIN_NEURONS = 2000
+#: ... unless a sparse scan would touch more (row, column) incidences than this many per neuron (the overlap graph is
+#: then nearly dense, e.g. a small first layer of thousands of neurons over a few inputs), when the dense path is
+#: cheaper as long as its matrices fit (:data:`DENSE_MAX_BYTES`).
+SPARSE_MAX_SCAN_PER_NEURON = 2000
+#: The dense path is refused (``path="dense"``) or not chosen (``path="auto"``) above this estimated peak memory.
+DENSE_MAX_BYTES = 8 * 2**30
+#: Peak bytes of the dense path per entry of the n × n matrices (distance matrix, its float64 temporaries, the
+#: exchange-graph weights and reduced costs; measured with tracemalloc at n = 500 … 2000, see benchmarks).
+DENSE_BYTES_PER_ENTRY = 48
+
+
+def dense_cost_estimate(n: int) -> dict:
+    """What the dense path needs for one layer of ``n`` neurons: ``bytes`` (peak, ≈ ``DENSE_BYTES_PER_ENTRY · n²``)
+    and ``flops`` (the Hungarian solve's ``n³``; seconds ≈ a measured constant × n³, see the scale benchmark)."""
+    return {"bytes": int(DENSE_BYTES_PER_ENTRY * n * n), "flops": float(n) ** 3}
+
+
+def _exact_distance(ca: sp.csr_matrix, cb: sp.csr_matrix, sigma: np.ndarray) -> float:
+    """Layer distance of the assignment ``i -> sigma[i]``: ``(n - Σ_i inter_i / union_i) / n`` summed exactly in
+    rationals (grouped by union), then rounded once, so that every optimal assignment, on either path, gives the
+    same float (a pair of empty rows has similarity 1)."""
+    from fractions import Fraction
+
+    n = ca.shape[0]
+    cbs = cb[sigma]
+    inter = np.asarray(ca.minimum(cbs).sum(axis=1), dtype=np.int64).ravel()
+    union = (np.asarray(ca.sum(axis=1), dtype=np.int64).ravel() + np.asarray(cbs.sum(axis=1), dtype=np.int64).ravel()
+             - inter)
+    both_empty = union == 0
+    total = Fraction(int(both_empty.sum()))
+    us, inv = np.unique(union[~both_empty], return_inverse=True)
+    num_per_union = np.zeros(us.size, dtype=np.int64)
+    np.add.at(num_per_union, inv, inter[~both_empty])
+    for u_, num in zip(us.tolist(), num_per_union.tolist()):
+        total += Fraction(num, u_)
+    return float((n - total) / n)
+
+
+def _choose_path(path: str, ca: sp.csr_matrix, cb: sp.csr_matrix) -> str:
+    from workbench.errors import MemoryBudgetError
+    from workbench.topology.nnstd_sparse import scan_work
+
+    n = ca.shape[0]
+    dense_bytes = dense_cost_estimate(n)["bytes"]
+    if path == "dense":
+        if dense_bytes > DENSE_MAX_BYTES:
+            raise MemoryBudgetError(f"nnstd(path='dense'): a layer of {n} neurons needs about "
+                                    f"{dense_bytes / 2**30:.1f} GiB for its {n} × {n} matrices (limit "
+                                    f"{DENSE_MAX_BYTES / 2**30:.0f} GiB); use path='sparse' or 'auto'")
+        return "dense"
+    if path == "sparse":
+        return "sparse"
+    if n < SPARSE_MIN_NEURONS:
+        return "dense"
+    if dense_bytes <= DENSE_MAX_BYTES and scan_work(ca, cb) > SPARSE_MAX_SCAN_PER_NEURON * n:
+        return "dense"
+    return "sparse"
+
+
+def nnstd(a: Any, b: Any, *, match_outputs: bool = True, tol: float = TIE_TOL, path: str = "auto") -> NNSTDResult:
     """Tie-exact NNSTD between two networks of equal layer sizes (see the module docstring for the definition).
 
     Returns an :class:`NNSTDResult`: ``.layers`` has one row per layer (``layer`` index, ``name``, ``distance`` in
     [0, 1], ``neurons``, ``tie_classes`` = number of classes of tied neurons that the next layer sees; equal to
-    ``neurons`` when the optimal matching is unique) and ``.mean`` is their mean.
+    ``neurons`` when the optimal matching is unique; ``path`` = which solver ran, ``"dense"`` or ``"sparse"``, or ``"identity"`` for outputs compared by index) and
+    ``.mean`` is their mean.
+
+    ``path``: ``"dense"`` (Hungarian on the n × n distance matrix: time ∝ n³, memory ∝ n²), ``"sparse"`` (the exact
+    sparse path of :mod:`workbench.topology.nnstd_sparse`: maximum-weight matching on the overlapping pairs,
+    certified by the duals), or ``"auto"``: sparse for layers of at least :data:`SPARSE_MIN_NEURONS` neurons unless
+    their overlap graph is nearly dense and the dense matrices fit. Both give the same distances (summed exactly, in
+    rationals) and the same tie classes.
 
     >>> import numpy as np
     >>> r = nnstd([np.eye(3)], [np.eye(3)[:, [1, 2, 0]]])   # one layer, same rows in another order
-    >>> r.layers[["layer", "distance", "neurons"]].to_dict("records")
-    [{'layer': 0, 'distance': 0.0, 'neurons': 3}]
+    >>> r.layers[["layer", "distance", "neurons", "path"]].to_dict("records")
+    [{'layer': 0, 'distance': 0.0, 'neurons': 3, 'path': 'dense'}]
     """
+    from workbench.checks import option
+
+    path = option("path", path, ("auto", "dense", "sparse"), where="nnstd")
     ta, tb = topology_of(a), topology_of(b)
     _check_same_shape(ta, tb)
+    if path == "dense":  # refuse before any work
+        for m in ta.masks:
+            _choose_path("dense", m, m)
     n_in = ta.masks[0].shape[1]
     cls_a = np.arange(n_in)
     cls_b = np.arange(n_in)
@@ -319,16 +394,22 @@ def nnstd(a: Any, b: Any, *, match_outputs: bool = True, tol: float = TIE_TOL) -
     for k, (ma, mb) in enumerate(zip(ta.masks, tb.masks)):
         ca = _relabel(ma, cls_a, n_cls)
         cb = _relabel(mb, cls_b, n_cls)
-        d = jaccard_distance_matrix(ca, cb)
-        n = d.shape[0]
+        n = ca.shape[0]
         if k == last and not match_outputs:
-            cost, n_cls_next = float(np.trace(d)), n
+            sigma, n_cls_next, ran = np.arange(n), n, "identity"
         else:
-            m = optimal_matching_classes(d, tol)
-            cost = m.cost
-            cls_a, cls_b, n_cls_next = m.row_class, m.col_class, m.n_classes
-        rows.append(dict(layer=k, name=ta.names[k], distance=min(max(cost / n, 0.0), 1.0), neurons=n,
-                         tie_classes=n_cls_next))
+            ran = _choose_path(path, ca, cb)
+            if ran == "dense":
+                m = optimal_matching_classes(jaccard_distance_matrix(ca, cb), tol)
+                sigma, cls_a, cls_b, n_cls_next = m.rows, m.row_class, m.col_class, m.n_classes
+            else:
+                from workbench.topology.nnstd_sparse import sparse_matching_classes
+
+                sm = sparse_matching_classes(ca, cb, tol=tol)
+                sigma, cls_a, cls_b, n_cls_next = sm.sigma, sm.row_class, sm.col_class, sm.n_classes
+        dist = _exact_distance(ca, cb, sigma)
+        rows.append(dict(layer=k, name=ta.names[k], distance=min(max(dist, 0.0), 1.0), neurons=n,
+                         tie_classes=n_cls_next, path=ran))
         n_cls = n_cls_next
     return _result(rows)
 
@@ -361,7 +442,7 @@ def nnstd_published(a: Any, b: Any, *, match_outputs: bool = True) -> NNSTDResul
             r, c = linear_sum_assignment(d)
         cost = float(sum(d[i, j] for i, j in zip(r, c)))
         rename = {int(j): int(i) for i, j in zip(r, c)}
-        rows.append(dict(layer=k, name=ta.names[k], distance=cost / n, neurons=n, tie_classes=n))
+        rows.append(dict(layer=k, name=ta.names[k], distance=cost / n, neurons=n, tie_classes=n, path="published"))
     return _result(rows)
 
 
