@@ -47,7 +47,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.sparse.csgraph import connected_components, min_weight_full_bipartite_matching
+from scipy.sparse.csgraph import connected_components
 
 try:  # the compiled scans; plain Python without numba (the `cpu` extra)
     from numba import njit, prange
@@ -177,6 +177,191 @@ def _collect_violations(rows, total, a_ptr, a_idx, a_cnt, sa, bt_ptr, bt_idx, bt
     return out_i[:m], out_j[:m], out_s[:m]
 
 
+# ------------------------------------------------------------------------------------------------------- matching
+@njit(cache=True)
+def _heap_push(hk, hn, size, key, node):
+    pos = size
+    hk[pos] = key
+    hn[pos] = node
+    while pos > 0:
+        par = (pos - 1) >> 1
+        if hk[par] <= hk[pos]:
+            break
+        hk[par], hk[pos] = hk[pos], hk[par]
+        hn[par], hn[pos] = hn[pos], hn[par]
+        pos = par
+    return size + 1
+
+
+@njit(cache=True)
+def _heap_pop(hk, hn, size):
+    key, node = hk[0], hn[0]
+    size -= 1
+    hk[0], hn[0] = hk[size], hn[size]
+    pos = 0
+    while True:
+        left = 2 * pos + 1
+        if left >= size:
+            break
+        c = left
+        if left + 1 < size and hk[left + 1] < hk[left]:
+            c = left + 1
+        if hk[pos] <= hk[c]:
+            break
+        hk[pos], hk[c] = hk[c], hk[pos]
+        hn[pos], hn[c] = hn[c], hn[pos]
+        pos = c
+    return key, node, size
+
+
+@njit(cache=True)
+def _search(root, ptr, idx, w, u, v, mate_s, mate_o, dist_o, done_o, pred_o, d_s, hk, hn, tree, settled):
+    """One primal–dual step of the maximum-weight matching from a deficient node ``root`` (unmatched with a
+    positive dual): Dijkstra on reduced costs ``u_x + v_j - w_xj ≥ 0`` over alternating paths. It ends at the nearest
+    of: an unmatched node of the other side (augment), or a tree node ``x`` whose dual reaches 0 (node ``-1 - x``
+    in the heap: flip the path to ``x`` and leave ``x`` unmatched). Duals move by the Dijkstra distances so that they
+    stay feasible, ≥ 0, and tight on the matching. ``u, mate_s, ptr…`` are the root's side, ``v, mate_o`` the other."""
+    inf = np.inf
+    size = 0
+    nt = 0
+    ns = 0
+    d_s[root] = 0.0
+    tree[nt] = root
+    nt += 1
+    size = _heap_push(hk, hn, size, u[root], -1 - root)
+    x = root
+    dx = 0.0
+    delta = 0.0
+    term = -1
+    while True:
+        if x >= 0:  # scan the new tree node x
+            for p in range(ptr[x], ptr[x + 1]):
+                j = idx[p]
+                if done_o[j]:
+                    continue
+                r = u[x] + v[j] - w[p]
+                if r < 0.0:
+                    r = 0.0
+                nd = dx + r
+                if nd < dist_o[j]:
+                    if dist_o[j] == inf:
+                        settled[ns] = j  # touched (reset later); settled = done_o
+                        ns += 1
+                    dist_o[j] = nd
+                    pred_o[j] = x
+                    size = _heap_push(hk, hn, size, nd, j)
+            x = -1
+        key, node, size = _heap_pop(hk, hn, size)
+        if node < 0:  # a tree node's dual reaches 0
+            delta = key
+            term = node
+            break
+        if done_o[node] or key > dist_o[node]:
+            continue
+        done_o[node] = True
+        y = mate_o[node]
+        if y < 0:
+            delta = key
+            term = node
+            break
+        d_s[y] = key
+        tree[nt] = y
+        nt += 1
+        size = _heap_push(hk, hn, size, key + u[y], -1 - y)
+        x = y
+        dx = key
+    # duals
+    for t in range(nt):
+        y = tree[t]
+        nu = u[y] - (delta - d_s[y])
+        u[y] = nu if nu > 0.0 else 0.0
+    for t in range(ns):
+        j = settled[t]
+        if done_o[j] and dist_o[j] < delta:
+            v[j] += delta - dist_o[j]
+    # augment
+    if term < 0:
+        xe = -1 - term
+        if xe == root:
+            j = -1
+        else:
+            j = mate_s[xe]
+            mate_s[xe] = -1
+    else:
+        j = term
+    while j >= 0:
+        y = pred_o[j]
+        nxt = mate_s[y]
+        mate_s[y] = j
+        mate_o[j] = y
+        if y == root:
+            break
+        j = nxt
+    # reset
+    for t in range(ns):
+        j = settled[t]
+        dist_o[j] = inf
+        done_o[j] = False
+        pred_o[j] = -1
+
+
+@njit(cache=True)
+def _max_weight(r_ptr, r_idx, r_w, c_ptr, c_idx, c_w, mate_r, mate_c, u, v, tol):
+    """Exact maximum-weight bipartite matching with duals ``u, v ≥ 0`` (primal–dual, warm-started from the given
+    ``mate_r, mate_c, u, v``, which must be dual feasible and tight on the matching): every unmatched node with a
+    positive dual is resolved by :func:`_search` from its side until none is left."""
+    n_r = r_ptr.size - 1
+    n_c = c_ptr.size - 1
+    nn = max(n_r, n_c)
+    cap = r_idx.size + 2 * nn + 2
+    hk = np.empty(cap, dtype=np.float64)
+    hn = np.empty(cap, dtype=np.int64)
+    dist_o = np.full(nn, np.inf)
+    done_o = np.zeros(nn, dtype=np.bool_)
+    pred_o = -np.ones(nn, dtype=np.int64)
+    d_s = np.zeros(nn)
+    tree = np.empty(nn, dtype=np.int64)
+    settled = np.empty(nn, dtype=np.int64)
+    for i in range(n_r):
+        if mate_r[i] < 0 and u[i] > tol:
+            _search(i, r_ptr, r_idx, r_w, u, v, mate_r, mate_c, dist_o, done_o, pred_o, d_s, hk, hn, tree, settled)
+    for j in range(n_c):
+        if mate_c[j] < 0 and v[j] > tol:
+            _search(j, c_ptr, c_idx, c_w, v, u, mate_c, mate_r, dist_o, done_o, pred_o, d_s, hk, hn, tree, settled)
+
+
+@njit(cache=True)
+def _prepare(r_ptr, r_idx, r_w, mate_r, mate_c, u, v, tol):
+    """Make ``u`` feasible on every pair (``u_i = max(u_i, max_j s_ij - v_j)``), unmatch rows whose pair is no longer
+    tight, and match greedily along tight pairs to free columns (a warm start for :func:`_max_weight`)."""
+    n_r = r_ptr.size - 1
+    for i in range(n_r):
+        mx = 0.0
+        for p in range(r_ptr[i], r_ptr[i + 1]):
+            t = r_w[p] - v[r_idx[p]]
+            if t > mx:
+                mx = t
+        if mx > u[i]:
+            u[i] = mx
+        m = mate_r[i]
+        if m >= 0:
+            for p in range(r_ptr[i], r_ptr[i + 1]):
+                if r_idx[p] == m:
+                    if u[i] + v[m] - r_w[p] > tol:
+                        mate_r[i] = -1
+                        mate_c[m] = -1
+                    break
+    for i in range(n_r):
+        if mate_r[i] >= 0 or u[i] <= tol:
+            continue
+        for p in range(r_ptr[i], r_ptr[i + 1]):
+            j = r_idx[p]
+            if mate_c[j] < 0 and u[i] + v[j] - r_w[p] <= tol:
+                mate_r[i] = j
+                mate_c[j] = i
+                break
+
+
 # ------------------------------------------------------------------------------------------------------- solver
 @dataclass
 class SparseMatching:
@@ -209,52 +394,28 @@ def _n_blocks(n: int) -> int:
     return max(1, min(n, 8 * numba.get_num_threads()))
 
 
-def _solve(n: int, ei: np.ndarray, ej: np.ndarray, es: np.ndarray) -> np.ndarray:
-    """Maximum-weight matching on the candidate pairs (similarities ``es > 0``): column of each row, -1 if none.
-
-    As a minimum-cost full matching (scipy's LAPJVsp) of rows into the columns plus one private dummy column per row:
-    cost ``2 - s`` for a pair (in ``(1, 2]``: never an implicit zero), ``2`` for the dummy."""
-    rows = np.concatenate([ei, np.arange(n)])
-    cols = np.concatenate([ej, n + np.arange(n)])
-    cost = np.concatenate([2.0 - es, np.full(n, 2.0)])
-    g = sp.csr_matrix((cost, (rows, cols)), shape=(n, 2 * n))
-    r, c = min_weight_full_bipartite_matching(g)
-    match = np.full(n, -1, dtype=np.int64)
-    match[r] = np.where(c < n, c, -1)
-    return match
+def _csr(n_r: int, n_c: int, ei: np.ndarray, ej: np.ndarray, es: np.ndarray):
+    order = np.lexsort((ej, ei))
+    ptr = np.zeros(n_r + 1, dtype=np.int64)
+    np.cumsum(np.bincount(ei, minlength=n_r), out=ptr[1:])
+    return ptr, ej[order].astype(np.int64), es[order].astype(np.float64)
 
 
-def _duals(n: int, match: np.ndarray, ei: np.ndarray, ej: np.ndarray, es: np.ndarray,
-           tol: float) -> tuple[np.ndarray, np.ndarray]:
-    """Optimal duals ``u, v ≥ 0`` of the matching ``match`` (see the module docstring): Bellman–Ford rounds."""
-    matched = match >= 0
-    s_match = np.zeros(n)
-    # similarity of each matched pair, read from the candidate list (every matched pair is a candidate)
-    on = matched[ei] & (ej == match[ei])
-    s_match[ei[on]] = es[on]
-    v = np.zeros(n)
-    v[match[matched]] = s_match[matched]  # the arc to the sink
-    arc = matched[ei] & (ej != match[ei])
-    tail = match[ei[arc]]
-    w = s_match[ei[arc]] - es[arc]
-    head = ej[arc]
-    order = np.argsort(tail, kind="stable")
-    tail, w, head = tail[order], w[order], head[order]
-    if tail.size:
-        starts = np.flatnonzero(np.r_[True, tail[1:] != tail[:-1]])
-        heads_of = tail[starts]
-        for _ in range(n + 2):
-            cand = np.minimum.reduceat(w + v[head], starts)
-            better = cand < v[heads_of] - tol
-            if not better.any():
-                break
-            v[heads_of[better]] = cand[better]
-        else:  # pragma: no cover - impossible for an optimal matching
-            raise RuntimeError("nnstd sparse path: the matching is not optimal (negative cycle in the duals)")
-    v = np.maximum(v, 0.0)
-    u = np.zeros(n)
-    u[matched] = np.maximum(s_match[matched] - v[match[matched]], 0.0)
-    return u, v
+def _solve(m: int, ei: np.ndarray, ej: np.ndarray, es: np.ndarray, state: tuple | None,
+           tol: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Maximum-weight matching on the candidate pairs with optimal duals ``u, v ≥ 0``, warm-started from ``state``
+    (the previous round's ``mate_r, mate_c, u, v``): returns the new state."""
+    if state is None:
+        mate_r = -np.ones(m, dtype=np.int64)
+        mate_c = -np.ones(m, dtype=np.int64)
+        u, v = np.zeros(m), np.zeros(m)
+    else:
+        mate_r, mate_c, u, v = (x.copy() for x in state)
+    r_ptr, r_idx, r_w = _csr(m, m, ei, ej, es)
+    c_ptr, c_idx, c_w = _csr(m, m, ej, ei, es)
+    _prepare(r_ptr, r_idx, r_w, mate_r, mate_c, u, v, tol)
+    _max_weight(r_ptr, r_idx, r_w, c_ptr, c_idx, c_w, mate_r, mate_c, u, v, tol)
+    return mate_r, mate_c, u, v
 
 
 def sparse_matching_classes(ca: sp.csr_matrix, cb: sp.csr_matrix, *, tol: float = 1e-9, k: int = 8,
@@ -305,10 +466,11 @@ def sparse_matching_classes(ca: sp.csr_matrix, cb: sp.csr_matrix, *, tol: float 
         ok = top_j >= 0
         ei = np.repeat(np.arange(m), kk)[ok.ravel()]
         ej, es = top_j[ok], top_s[ok]
+        state = None
         while True:
             rounds += 1
-            match = _solve(m, ei, ej, es)
-            u, v = _duals(m, match, ei, ej, es, tol)
+            state = _solve(m, ei, ej, es, state, tol)
+            match, _, u, v = state
             cand = sp.csr_matrix((np.ones(ei.size, dtype=np.int8), (ei, ej)), shape=(m, m))
             cand.sort_indices()
             c_ptr, c_idx = cand.indptr.astype(np.int64), cand.indices.astype(np.int64)
