@@ -72,13 +72,21 @@ def _touch(i, a_ptr, a_idx, a_cnt, bt_ptr, bt_idx, bt_cnt, acc, touched):
     for p in range(a_ptr[i], a_ptr[i + 1]):
         c = a_idx[p]
         ac = a_cnt[p]
-        for q in range(bt_ptr[c], bt_ptr[c + 1]):
-            j = bt_idx[q]
-            if acc[j] == 0:
+        if ac == 1:  # 0/1 rows (always in the first layer): the count is 1, no min
+            for q in range(bt_ptr[c], bt_ptr[c + 1]):
+                j = bt_idx[q]
+                old = acc[j]
+                touched[nt] = j  # branch-free: kept only when j is new
+                nt += old == 0
+                acc[j] = old + 1
+        else:
+            for q in range(bt_ptr[c], bt_ptr[c + 1]):
+                j = bt_idx[q]
+                old = acc[j]
                 touched[nt] = j
-                nt += 1
-            bc = bt_cnt[q]
-            acc[j] += ac if ac < bc else bc
+                nt += old == 0
+                bc = bt_cnt[q]
+                acc[j] = old + (ac if ac < bc else bc)
     return nt
 
 
@@ -91,8 +99,8 @@ def _scan_topk(a_ptr, a_idx, a_cnt, sa, bt_ptr, bt_idx, bt_cnt, sb, k, n_blocks)
     top_s = np.zeros((n, k), dtype=np.float64)
     step = (n + n_blocks - 1) // n_blocks
     for blk in prange(n_blocks):
-        acc = np.zeros(nb, dtype=np.int64)
-        touched = np.empty(nb, dtype=np.int64)
+        acc = np.zeros(nb, dtype=np.int32)
+        touched = np.empty(nb, dtype=np.int32)
         for i in range(blk * step, min(n, (blk + 1) * step)):
             nt = _touch(i, a_ptr, a_idx, a_cnt, bt_ptr, bt_idx, bt_cnt, acc, touched)
             filled = 0
@@ -120,61 +128,43 @@ def _scan_topk(a_ptr, a_idx, a_cnt, sa, bt_ptr, bt_idx, bt_cnt, sb, k, n_blocks)
 
 
 @njit(cache=True, parallel=True)
-def _scan_violations(a_ptr, a_idx, a_cnt, sa, bt_ptr, bt_idx, bt_cnt, sb, u, v, tol, c_ptr, c_idx, n_blocks):
-    """Per row: how many non-candidate columns ``j`` have ``s_ij ≥ u_i + v_j - tol`` (candidates: CSR c_ptr/c_idx)."""
-    n = a_ptr.size - 1
+def _scan_pairs(rows, fill, offsets, a_ptr, a_idx, a_cnt, sa, bt_ptr, bt_idx, bt_cnt, sb, u, v, slack, c_ptr, c_idx,
+                n_blocks, out_i, out_j, out_s):
+    """For each listed row ``i``: the non-candidate columns ``j`` (candidates: CSR ``c_ptr, c_idx``) with
+    ``s_ij ≥ u_i + v_j - slack``. Returns their count per listed row; with ``fill``, also writes them (row, column,
+    similarity) into ``out_*`` from ``offsets[t]`` on (the cumulative counts of a counting pass)."""
+    n = rows.size
     nb = sb.size
     count = np.zeros(n, dtype=np.int64)
     step = (n + n_blocks - 1) // n_blocks
     for blk in prange(n_blocks):
-        acc = np.zeros(nb, dtype=np.int64)
-        touched = np.empty(nb, dtype=np.int64)
+        acc = np.zeros(nb, dtype=np.int32)
+        touched = np.empty(nb, dtype=np.int32)
         flag = np.zeros(nb, dtype=np.bool_)
-        for i in range(blk * step, min(n, (blk + 1) * step)):
+        for t in range(blk * step, min(n, (blk + 1) * step)):
+            i = rows[t]
             for p in range(c_ptr[i], c_ptr[i + 1]):
                 flag[c_idx[p]] = True
             nt = _touch(i, a_ptr, a_idx, a_cnt, bt_ptr, bt_idx, bt_cnt, acc, touched)
             cnt = 0
-            for t in range(nt):
-                j = touched[t]
+            base = offsets[t] if fill else 0
+            for q in range(nt):
+                j = touched[q]
                 inter = acc[j]
                 acc[j] = 0
-                if not flag[j] and inter / (sa[i] + sb[j] - inter) >= u[i] + v[j] - tol:
+                if flag[j]:
+                    continue
+                s = inter / (sa[i] + sb[j] - inter)
+                if s >= u[i] + v[j] - slack:
+                    if fill:
+                        out_i[base + cnt] = i
+                        out_j[base + cnt] = j
+                        out_s[base + cnt] = s
                     cnt += 1
-            count[i] = cnt
+            count[t] = cnt
             for p in range(c_ptr[i], c_ptr[i + 1]):
                 flag[c_idx[p]] = False
     return count
-
-
-@njit(cache=True)
-def _collect_violations(rows, total, a_ptr, a_idx, a_cnt, sa, bt_ptr, bt_idx, bt_cnt, sb, u, v, tol, c_ptr, c_idx):
-    """The pairs counted by :func:`_scan_violations` for the given rows: (row, column, similarity)."""
-    nb = sb.size
-    acc = np.zeros(nb, dtype=np.int64)
-    touched = np.empty(nb, dtype=np.int64)
-    flag = np.zeros(nb, dtype=np.bool_)
-    out_i = np.empty(total, dtype=np.int64)
-    out_j = np.empty(total, dtype=np.int64)
-    out_s = np.empty(total, dtype=np.float64)
-    m = 0
-    for i in rows:
-        for p in range(c_ptr[i], c_ptr[i + 1]):
-            flag[c_idx[p]] = True
-        nt = _touch(i, a_ptr, a_idx, a_cnt, bt_ptr, bt_idx, bt_cnt, acc, touched)
-        for t in range(nt):
-            j = touched[t]
-            inter = acc[j]
-            acc[j] = 0
-            s = inter / (sa[i] + sb[j] - inter)
-            if not flag[j] and s >= u[i] + v[j] - tol:
-                out_i[m] = i
-                out_j[m] = j
-                out_s[m] = s
-                m += 1
-        for p in range(c_ptr[i], c_ptr[i + 1]):
-            flag[c_idx[p]] = False
-    return out_i[:m], out_j[:m], out_s[:m]
 
 
 # ------------------------------------------------------------------------------------------------------- matching
@@ -418,8 +408,31 @@ def _solve(m: int, ei: np.ndarray, ej: np.ndarray, es: np.ndarray, state: tuple 
     return mate_r, mate_c, u, v
 
 
-def sparse_matching_classes(ca: sp.csr_matrix, cb: sp.csr_matrix, *, tol: float = 1e-9, k: int = 8,
-                            max_rounds: int = 50) -> SparseMatching:
+def _violations(rows: np.ndarray, args: tuple, u: np.ndarray, v: np.ndarray, tol: float, margin: float,
+                ei: np.ndarray, ej: np.ndarray, m: int, nblk: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Non-candidate pairs of the listed rows that break the certificate (``s_ij ≥ u_i + v_j - tol``); in the rows
+    that have one, every pair within ``margin`` of tight is returned (so that the next round needs fewer)."""
+    empty = (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0))
+    if rows.size == 0:
+        return empty
+    cand = sp.csr_matrix((np.ones(ei.size, dtype=np.int8), (ei, ej)), shape=(m, m))
+    cand.sort_indices()
+    c_ptr, c_idx = cand.indptr.astype(np.int64), cand.indices.astype(np.int64)
+    count = _scan_pairs(rows, False, rows, *args, u, v, tol, c_ptr, c_idx, nblk, *empty)
+    rows = rows[count > 0]
+    if rows.size == 0:
+        return empty
+    cnt = _scan_pairs(rows, False, rows, *args, u, v, margin, c_ptr, c_idx, nblk, *empty)
+    offsets = np.zeros(rows.size, dtype=np.int64)
+    np.cumsum(cnt[:-1], out=offsets[1:])
+    total = int(cnt.sum())
+    out = (np.empty(total, np.int64), np.empty(total, np.int64), np.empty(total))
+    _scan_pairs(rows, True, offsets, *args, u, v, margin, c_ptr, c_idx, nblk, *out)
+    return out
+
+
+def sparse_matching_classes(ca: sp.csr_matrix, cb: sp.csr_matrix, *, tol: float = 1e-9, k: int = 16,
+                            margin: float = 0.002, max_rounds: int = 50) -> SparseMatching:
     """Optimal assignment of rows of ``ca`` to rows of ``cb`` (n × m nonnegative integer class counts, equal ``n``)
     under the weighted Jaccard distance, and the tie classes of all optimal assignments, on the sparse path.
 
@@ -458,30 +471,44 @@ def sparse_matching_classes(ca: sp.csr_matrix, cb: sp.csr_matrix, *, tol: float 
         bt = sp.csr_matrix(b.T)
         bt.sort_indices()
         a.sort_indices()
-        args = (a.indptr.astype(np.int64), a.indices.astype(np.int64), a.data.astype(np.int64), sa,
-                bt.indptr.astype(np.int64), bt.indices.astype(np.int64), bt.data.astype(np.int64), sb)
+        args = (a.indptr.astype(np.int64), a.indices.astype(np.int32), a.data.astype(np.int32), sa,
+                bt.indptr.astype(np.int64), bt.indices.astype(np.int32), bt.data.astype(np.int32), sb)
         nblk = _n_blocks(m)
         kk = max(1, min(k, m))
         top_j, top_s = _scan_topk(*args, kk, nblk)
         ok = top_j >= 0
         ei = np.repeat(np.arange(m), kk)[ok.ravel()]
         ej, es = top_j[ok], top_s[ok]
+        # the same scans from b's side (for columns whose dual went down)
+        at = sp.csr_matrix(a.T)
+        at.sort_indices()
+        b.sort_indices()
+        targs = (b.indptr.astype(np.int64), b.indices.astype(np.int32), b.data.astype(np.int32), sb,
+                 at.indptr.astype(np.int64), at.indices.astype(np.int32), at.data.astype(np.int32), sa)
         state = None
+        rows = np.arange(m, dtype=np.int64)  # rows to certify (all, the first time)
+        cols = np.empty(0, dtype=np.int64)   # columns to certify from b's side
         while True:
             rounds += 1
             state = _solve(m, ei, ej, es, state, tol)
             match, _, u, v = state
-            cand = sp.csr_matrix((np.ones(ei.size, dtype=np.int8), (ei, ej)), shape=(m, m))
-            cand.sort_indices()
-            c_ptr, c_idx = cand.indptr.astype(np.int64), cand.indices.astype(np.int64)
-            count = _scan_violations(*args, u, v, tol, c_ptr, c_idx, nblk)
-            total = int(count.sum())
-            if total == 0:
+            if rounds > 1:  # a certified pair can only break where a dual went down
+                rows = np.flatnonzero(u < prev_u).astype(np.int64)
+                cols = np.flatnonzero(v < prev_v).astype(np.int64)
+            prev_u, prev_v = u.copy(), v.copy()
+            new = [_violations(rows, args, u, v, tol, margin, ei, ej, m, nblk)]
+            nj, ni, ns_ = _violations(cols, targs, v, u, tol, margin, ej, ei, m, nblk)
+            new.append((ni, nj, ns_))
+            if not any(x[0].size for x in new):
                 break
             if rounds >= max_rounds:  # pragma: no cover - a safety net
                 raise RuntimeError(f"nnstd sparse path: no certificate after {rounds} rounds")
-            ni, nj, ns = _collect_violations(np.flatnonzero(count), total, *args, u, v, tol, c_ptr, c_idx)
-            ei, ej, es = np.concatenate([ei, ni]), np.concatenate([ej, nj]), np.concatenate([es, ns])
+            ni = np.concatenate([x[0] for x in new])
+            nj = np.concatenate([x[1] for x in new])
+            ns_ = np.concatenate([x[2] for x in new])
+            # a pair found from both sides is added once
+            key = np.unique(ni * m + nj, return_index=True)[1]
+            ei, ej, es = np.concatenate([ei, ni[key]]), np.concatenate([ej, nj[key]]), np.concatenate([es, ns_[key]])
         n_cand = int(ei.size)
         # --- the tight exchange graph on columns 0..m-1 plus the hub m
         matched = match >= 0
