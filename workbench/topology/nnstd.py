@@ -447,22 +447,25 @@ def nnstd_published(a: Any, b: Any, *, match_outputs: bool = True) -> NNSTDResul
 
 
 # ------------------------------------------------------------------------------------------------------ pairwise
-def _pair_task(args: tuple[int, int, Topology, Topology, bool]) -> tuple[int, int, list[float]]:
-    i, j, ta, tb, match_outputs = args
-    return i, j, nnstd(ta, tb, match_outputs=match_outputs).distances.tolist()
+def _pair_task(args: tuple[int, int, Topology, Topology, bool, str]) -> tuple[int, int, list[float]]:
+    i, j, ta, tb, match_outputs, path = args
+    return i, j, nnstd(ta, tb, match_outputs=match_outputs, path=path).distances.tolist()
 
 
 def nnstd_matrix(nets: Sequence[Any] | dict[str, Any], names: Sequence[str] | None = None, *,
-                 match_outputs: bool = True, n_jobs: int = 2, parallel_min_neurons: int = 3000) -> pd.DataFrame:
+                 match_outputs: bool = True, n_jobs: int = 2, parallel_min_neurons: int = 3000,
+                 path: str = "auto") -> pd.DataFrame:
     """Pairwise tie-exact NNSTD of several networks: a long, tidy DataFrame for heatmaps.
 
     Columns ``a, b, layer, name, distance``: one row per ordered pair (both orders and the diagonal, so a pivot gives a
     full matrix) and layer. ``distance`` of the whole network is ``df.groupby(["a", "b"]).distance.mean()``.
     Each unordered pair is computed once (the distance is symmetric). When the networks are big
     (``parallel_min_neurons`` hidden+output neurons or more) the pairs are spread over ``n_jobs`` worker processes.
+    ``path`` is passed to :func:`nnstd` (``"auto"``, ``"dense"`` or ``"sparse"``).
     """
-    from workbench.checks import integer
+    from workbench.checks import integer, option
 
+    path = option("path", path, ("auto", "dense", "sparse"), where="nnstd_matrix")
     n_jobs = integer("n_jobs", n_jobs, low=1, where="nnstd_matrix")
     if isinstance(nets, dict):
         names = list(nets.keys()) if names is None else list(names)
@@ -477,7 +480,7 @@ def nnstd_matrix(nets: Sequence[Any] | dict[str, Any], names: Sequence[str] | No
     for t in tops[1:]:
         _check_same_shape(tops[0], t)
     pairs = list(itertools.combinations(range(len(tops)), 2))
-    tasks = [(i, j, tops[i], tops[j], match_outputs) for i, j in pairs]
+    tasks = [(i, j, tops[i], tops[j], match_outputs, path) for i, j in pairs]
     work = sum(tops[0].sizes[1:])
     results: list[tuple[int, int, list[float]]]
     if n_jobs > 1 and len(tasks) > 1 and work >= parallel_min_neurons:
@@ -508,5 +511,7 @@ __all__ = [
     "nnstd",
     "nnstd_published",
     "nnstd_matrix",
+    "dense_cost_estimate",
+    "SPARSE_MIN_NEURONS",
     "TIE_TOL",
 ]

@@ -321,6 +321,52 @@ def _max_weight(r_ptr, r_idx, r_w, c_ptr, c_idx, c_w, mate_r, mate_c, u, v, tol)
 
 
 @njit(cache=True)
+def _auction_start(r_ptr, r_idx, r_w, mate_r, mate_c, v, max_bids):
+    """A cheap start for :func:`_max_weight` (the augmenting row reduction of Jonker & Volgenant 1987, i.e. auction
+    bids with ε = 0): a free row takes its best column ``j1`` (value ``s - v``; leaving the row unmatched is worth 0)
+    and raises ``v[j1]`` by its margin over the second best, evicting the owner. Only a heuristic: the matching and
+    ``v`` it leaves are made dual feasible and tight by :func:`_prepare`, and exactness comes from the searches."""
+    n = r_ptr.size - 1
+    stack = np.empty(n, dtype=np.int64)
+    top = 0
+    for i in range(n - 1, -1, -1):
+        if mate_r[i] < 0:
+            stack[top] = i
+            top += 1
+    bids = 0
+    while top > 0 and bids < max_bids:
+        top -= 1
+        i = stack[top]
+        w1 = 0.0
+        w2 = 0.0
+        j1 = -1
+        j2 = -1
+        for p in range(r_ptr[i], r_ptr[i + 1]):
+            val = r_w[p] - v[r_idx[p]]
+            if val > w1:
+                w2 = w1
+                j2 = j1
+                w1 = val
+                j1 = r_idx[p]
+            elif val > w2:
+                w2 = val
+                j2 = r_idx[p]
+        if j1 < 0:
+            continue
+        if w1 == w2 and mate_c[j1] >= 0 and j2 >= 0 and mate_c[j2] < 0:
+            j1 = j2  # a tie: take the free one of the two best (no bidding war)
+        v[j1] += w1 - w2
+        old = mate_c[j1]
+        mate_c[j1] = i
+        mate_r[i] = j1
+        bids += 1
+        if old >= 0:
+            mate_r[old] = -1
+            stack[top] = old
+            top += 1
+
+
+@njit(cache=True)
 def _prepare(r_ptr, r_idx, r_w, mate_r, mate_c, u, v, tol):
     """Make ``u`` feasible on every pair (``u_i = max(u_i, max_j s_ij - v_j)``), unmatch rows whose pair is no longer
     tight, and match greedily along tight pairs to free columns (a warm start for :func:`_max_weight`)."""
@@ -403,6 +449,8 @@ def _solve(m: int, ei: np.ndarray, ej: np.ndarray, es: np.ndarray, state: tuple 
         mate_r, mate_c, u, v = (x.copy() for x in state)
     r_ptr, r_idx, r_w = _csr(m, m, ei, ej, es)
     c_ptr, c_idx, c_w = _csr(m, m, ej, ei, es)
+    if state is None:
+        _auction_start(r_ptr, r_idx, r_w, mate_r, mate_c, v, 4 * m)
     _prepare(r_ptr, r_idx, r_w, mate_r, mate_c, u, v, tol)
     _max_weight(r_ptr, r_idx, r_w, c_ptr, c_idx, c_w, mate_r, mate_c, u, v, tol)
     return mate_r, mate_c, u, v
