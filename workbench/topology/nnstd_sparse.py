@@ -128,6 +128,51 @@ def _scan_topk(a_ptr, a_idx, a_cnt, sa, bt_ptr, bt_idx, bt_cnt, sb, k, n_blocks)
 
 
 @njit(cache=True, parallel=True)
+def _scan_slots(rows, slots, a_ptr, a_idx, a_cnt, sa, bt_ptr, bt_idx, bt_cnt, sb, u, v, tol, margin, c_ptr, c_idx,
+                n_blocks):
+    """The certificate scan: for each listed row, how many non-candidate pairs break it (``s ≥ u + v - tol``), how many
+    are within ``margin`` of tight, and the first ``slots`` of the latter (column, similarity)."""
+    n = rows.size
+    nb = sb.size
+    n_viol = np.zeros(n, dtype=np.int64)
+    n_near = np.zeros(n, dtype=np.int64)
+    out_j = np.empty((n, slots), dtype=np.int64)
+    out_s = np.empty((n, slots), dtype=np.float64)
+    step = (n + n_blocks - 1) // n_blocks
+    for blk in prange(n_blocks):
+        acc = np.zeros(nb, dtype=np.int32)
+        touched = np.empty(nb, dtype=np.int32)
+        flag = np.zeros(nb, dtype=np.bool_)
+        for t in range(blk * step, min(n, (blk + 1) * step)):
+            i = rows[t]
+            for p in range(c_ptr[i], c_ptr[i + 1]):
+                flag[c_idx[p]] = True
+            nt = _touch(i, a_ptr, a_idx, a_cnt, bt_ptr, bt_idx, bt_cnt, acc, touched)
+            cv = 0
+            cn = 0
+            for q in range(nt):
+                j = touched[q]
+                inter = acc[j]
+                acc[j] = 0
+                if flag[j]:
+                    continue
+                s = inter / (sa[i] + sb[j] - inter)
+                bound = u[i] + v[j]
+                if s >= bound - margin:
+                    if cn < slots:
+                        out_j[t, cn] = j
+                        out_s[t, cn] = s
+                    cn += 1
+                    if s >= bound - tol:
+                        cv += 1
+            n_viol[t] = cv
+            n_near[t] = cn
+            for p in range(c_ptr[i], c_ptr[i + 1]):
+                flag[c_idx[p]] = False
+    return n_viol, n_near, out_j, out_s
+
+
+@njit(cache=True, parallel=True)
 def _scan_pairs(rows, fill, offsets, a_ptr, a_idx, a_cnt, sa, bt_ptr, bt_idx, bt_cnt, sb, u, v, slack, c_ptr, c_idx,
                 n_blocks, out_i, out_j, out_s):
     """For each listed row ``i``: the non-candidate columns ``j`` (candidates: CSR ``c_ptr, c_idx``) with
@@ -457,7 +502,8 @@ def _solve(m: int, ei: np.ndarray, ej: np.ndarray, es: np.ndarray, state: tuple 
 
 
 def _violations(rows: np.ndarray, args: tuple, u: np.ndarray, v: np.ndarray, tol: float, margin: float,
-                ei: np.ndarray, ej: np.ndarray, m: int, nblk: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                ei: np.ndarray, ej: np.ndarray, m: int, nblk: int, slots: int = 8
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Non-candidate pairs of the listed rows that break the certificate (``s_ij ≥ u_i + v_j - tol``); in the rows
     that have one, every pair within ``margin`` of tight is returned (so that the next round needs fewer)."""
     empty = (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0))
@@ -466,20 +512,29 @@ def _violations(rows: np.ndarray, args: tuple, u: np.ndarray, v: np.ndarray, tol
     cand = sp.csr_matrix((np.ones(ei.size, dtype=np.int8), (ei, ej)), shape=(m, m))
     cand.sort_indices()
     c_ptr, c_idx = cand.indptr.astype(np.int64), cand.indices.astype(np.int64)
-    count = _scan_pairs(rows, False, rows, *args, u, v, tol, c_ptr, c_idx, nblk, *empty)
-    rows = rows[count > 0]
-    if rows.size == 0:
+    n_viol, n_near, slot_j, slot_s = _scan_slots(rows, slots, *args, u, v, tol, margin, c_ptr, c_idx, nblk)
+    hit = n_viol > 0
+    if not hit.any():
         return empty
-    cnt = _scan_pairs(rows, False, rows, *args, u, v, margin, c_ptr, c_idx, nblk, *empty)
-    offsets = np.zeros(rows.size, dtype=np.int64)
-    np.cumsum(cnt[:-1], out=offsets[1:])
-    total = int(cnt.sum())
-    out = (np.empty(total, np.int64), np.empty(total, np.int64), np.empty(total))
-    _scan_pairs(rows, True, offsets, *args, u, v, margin, c_ptr, c_idx, nblk, *out)
+    fits = hit & (n_near <= slots)
+    take = np.arange(slots)[None, :] < n_near[:, None]
+    take &= fits[:, None]
+    oi = np.repeat(rows, slots).reshape(rows.size, slots)[take]
+    parts = [(oi, slot_j[take], slot_s[take])]
+    over = rows[hit & ~fits]  # rows with more near-tight pairs than slots: count, then fill
+    if over.size:
+        cnt = _scan_pairs(over, False, over, *args, u, v, margin, c_ptr, c_idx, nblk, *empty)
+        offsets = np.zeros(over.size, dtype=np.int64)
+        np.cumsum(cnt[:-1], out=offsets[1:])
+        total = int(cnt.sum())
+        out = (np.empty(total, np.int64), np.empty(total, np.int64), np.empty(total))
+        _scan_pairs(over, True, offsets, *args, u, v, margin, c_ptr, c_idx, nblk, *out)
+        parts.append(out)
+    out = tuple(np.concatenate([p[x] for p in parts]) for x in range(3))
     return out
 
 
-def sparse_matching_classes(ca: sp.csr_matrix, cb: sp.csr_matrix, *, tol: float = 1e-9, k: int = 16,
+def sparse_matching_classes(ca: sp.csr_matrix, cb: sp.csr_matrix, *, tol: float = 1e-9, k: int = 24,
                             margin: float = 0.002, max_rounds: int = 50) -> SparseMatching:
     """Optimal assignment of rows of ``ca`` to rows of ``cb`` (n × m nonnegative integer class counts, equal ``n``)
     under the weighted Jaccard distance, and the tie classes of all optimal assignments, on the sparse path.
