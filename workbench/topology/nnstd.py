@@ -33,6 +33,14 @@ under the most favourable relabelling of tied inputs. Properties:
 * it never exceeds the lexicographic optimum over all matchings (minimising layer 1, then layer 2, … over every
   choice of optimal matchings — an NP-hard quadratic assignment in general), of which it is the natural relaxation.
 
+**Two exact paths.** ``path="dense"`` builds the n × n distance matrix and runs the Hungarian algorithm (time ∝ n³,
+memory ∝ n²); ``path="sparse"`` (:mod:`workbench.topology.nnstd_sparse`) solves the same assignment as a
+maximum-weight matching on the pairs of neurons that share an input (all others are at distance exactly 1), certified
+by its duals over every pair, and takes the tie classes from those duals: the same values and classes without an
+n × n matrix. ``path="auto"`` (the default) picks by layer size and says which ran in the ``path`` column. Layer
+distances are summed exactly (rationals) and rounded once, so both paths and every optimal matching give the same
+float.
+
 Every layer, the output layer included, is matched (as in the published procedure); ``match_outputs=False`` compares
 output neuron ``i`` with output neuron ``i`` instead, for networks whose outputs are class labels.
 

@@ -12,11 +12,11 @@ does so, by an exchange argument) and the rest of the problem never sees an empt
 Duals. The LP dual of the maximum-weight matching is ``min Σ u + Σ v`` with ``u_i + v_j ≥ s_ij`` and ``u, v ≥ 0``.
 Since ``u, v ≥ 0``, an optimal dual of the sparse problem also satisfies ``u_i + v_j ≥ 0 = s_ij`` on every implicit
 (non-overlapping) pair, and its objective equals the assignment optimum: it is an optimal dual of the full n × n
-problem. Given the solver's optimal matching σ, the dual is computed as shortest paths (Bellman–Ford rounds, no
-negative cycle because σ is optimal): ``v_k`` = shortest distance from column ``k`` to a free column or to the sink,
-over arcs ``σ(i) → j`` of length ``s(i, σ(i)) - s(i, j)`` (row ``i`` gives up its column and takes ``j``) and the arc
-``σ(i) → sink`` of length ``s(i, σ(i))`` (row ``i`` becomes unmatched); ``u_i = s(i, σ(i)) - v_σ(i)`` and ``u = 0``
-on unmatched rows, ``v = 0`` on free columns.
+problem. The matching and its duals come from a primal–dual (Hungarian) solver written for this formulation
+(:func:`_max_weight`): it keeps ``u, v ≥ 0`` feasible and tight on the matching, and repairs every unmatched node with a
+positive dual by a Dijkstra search over reduced costs (ending at an unmatched node of the other side, or where a dual
+reaches 0 — the "leave it unmatched" option of the non-perfect problem). It starts from Jonker & Volgenant's augmenting
+row reduction (auction bids, a heuristic) and is warm-started between certificate rounds.
 
 Candidates and certificate. Dense-ish layers (e.g. 784 inputs × 100,000 neurons) have billions of overlapping pairs,
 too many to store. So the matching is solved on candidate pairs (each row's ``k`` most similar columns) and then
