@@ -147,11 +147,12 @@ def test_auto_switches_by_size_and_says_so(monkeypatch):
     a, b = random_net([20, 60, 5], 0.1, rng), random_net([20, 60, 5], 0.1, rng)
     assert list(nnstd(a, b).layers["path"]) == ["dense", "dense"]
     monkeypatch.setattr(nnstd_mod, "SPARSE_MIN_NEURONS", 50)
+    monkeypatch.setattr(nnstd_mod, "SPARSE_SCAN_RATIO", 1)
     auto = nnstd(a, b)
     assert list(auto.layers["path"]) == ["sparse", "dense"]  # 60 neurons: sparse; 5 outputs: dense
     assert same_layers(auto, nnstd(a, b, path="dense"))
     # a nearly dense overlap graph stays on the dense path while it fits
-    monkeypatch.setattr(nnstd_mod, "SPARSE_MAX_SCAN_PER_NEURON", 1)
+    monkeypatch.setattr(nnstd_mod, "SPARSE_SCAN_RATIO", 10**9)
     assert list(nnstd(a, b).layers["path"]) == ["dense", "dense"]
     r = nnstd(a, b, match_outputs=False, path="sparse")
     assert list(r.layers["path"]) == ["sparse", "identity"]

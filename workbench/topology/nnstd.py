@@ -304,13 +304,16 @@ def _result(rows: list[dict]) -> NNSTDResult:
 
 
 # ------------------------------------------------------------------------------------------------------------ nnstd
-#: ``path="auto"`` takes the sparse exact path for layers of at least this many neurons (measured crossover, see
-#: docs/topology.md: below it the dense solve is faster; above it the dense n × n matrices grow as n²).
-SPARSE_MIN_NEURONS = 2000
-#: ... unless a sparse scan would touch more (row, column) incidences than this many per neuron (the overlap graph is
-#: then nearly dense, e.g. a small first layer of thousands of neurons over a few inputs), when the dense path is
-#: cheaper as long as its matrices fit (:data:`DENSE_MAX_BYTES`).
-SPARSE_MAX_SCAN_PER_NEURON = 2000
+#: ``path="auto"`` takes the sparse exact path for layers of at least this many neurons. Measured on SET topologies
+#: (benchmarks/topology_scale_nnstd.py, 2 cores): the sparse path is already faster at 1,000 neurons (0.3 s against
+#: 0.5 s for a 784-1000-1000-10 pair) and the gap grows as n³; below it the dense path avoids the sparse path's
+#: fixed costs (numba's first compile, thread start-up).
+SPARSE_MIN_NEURONS = 1000
+#: ... unless the overlap graph is nearly dense: a sparse pass touches ``scan_work = Σ_c deg_a(c) · deg_b(c)``
+#: incidences (about 4 passes), the dense solve costs about n³; measured, one incidence-pass costs about 270 times a
+#: unit of n³ (≈ 1.2e-8 s against ≈ 4.4e-11 s), so the dense path is taken when ``scan_work > n³ / 270`` and its
+#: matrices fit (:data:`DENSE_MAX_BYTES`).
+SPARSE_SCAN_RATIO = 270
 #: The dense path is refused (``path="dense"``) or not chosen (``path="auto"``) above this estimated peak memory.
 DENSE_MAX_BYTES = 8 * 2**30
 #: Peak bytes of the dense path per entry of the n × n matrices (distance matrix, its float64 temporaries, the
@@ -361,7 +364,7 @@ def _choose_path(path: str, ca: sp.csr_matrix, cb: sp.csr_matrix) -> str:
         return "sparse"
     if n < SPARSE_MIN_NEURONS:
         return "dense"
-    if dense_bytes <= DENSE_MAX_BYTES and scan_work(ca, cb) > SPARSE_MAX_SCAN_PER_NEURON * n:
+    if dense_bytes <= DENSE_MAX_BYTES and scan_work(ca, cb) * SPARSE_SCAN_RATIO > float(n) ** 3:
         return "dense"
     return "sparse"
 
