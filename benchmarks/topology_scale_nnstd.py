@@ -12,7 +12,8 @@ Topologies only (nothing is trained): Erdős–Rényi masks with SET's density `
 The dense path (n × n Hungarian: time ∝ n³, memory ∝ n²) is measured on the same kind of networks at a few smaller H,
 and projected to H by fitting ``seconds = c · n³`` and ``bytes = c' · n²`` on the largest measured size; the sparse path
 is measured at those sizes too (and must give the same distances). Every configuration runs in its own process, so the
-peak resident memory (``ru_maxrss``) is its own (``base_gib``: the peak before the call, the networks and
+peak resident memory (``ru_maxrss``) is its own; ``cpu_seconds`` is the process's CPU time (all threads), less
+sensitive than wall time to a shared machine's load (``base_gib``: the peak before the call, the networks and
 imports; the projection scales the dense path's increment over it). Results: ``data/results/nnstd_scale.csv``.
 
     python benchmarks/topology_scale_nnstd.py [--hidden 100000] [--dense-sizes 500 1000 2000]
@@ -39,7 +40,7 @@ import scipy.sparse as sp
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "data" / "results" / "nnstd_scale.csv"
-FIELDS = ["pair", "hidden", "path", "measured", "seconds", "peak_gib", "base_gib", "mean_distance", "layer_distances",
+FIELDS = ["pair", "hidden", "path", "measured", "seconds", "cpu_seconds", "peak_gib", "base_gib", "mean_distance", "layer_distances",
           "tie_classes", "load_avg"]
 
 
@@ -89,11 +90,12 @@ def one(pair: str, hidden: int, path: str) -> dict:
     if path == "sparse":  # compile the scans outside the timing (numba caches them on disk anyway)
         nnstd(*networks(pair, 50), path="sparse")
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 2**30
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     r = nnstd(a, b, path=path)
-    sec = time.perf_counter() - t0
+    sec, cpu = time.perf_counter() - t0, time.process_time() - c0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 2**30
-    return dict(pair=pair, hidden=hidden, path=path, measured=True, seconds=round(sec, 3), peak_gib=round(peak, 3),
+    return dict(pair=pair, hidden=hidden, path=path, measured=True, seconds=round(sec, 3),
+                cpu_seconds=round(cpu, 3), peak_gib=round(peak, 3),
                 base_gib=round(base, 3), mean_distance=r.mean, layer_distances=" ".join(f"{d:.6f}" for d in r.distances),
                 tie_classes=" ".join(str(x) for x in r.layers["tie_classes"]),
                 load_avg=" ".join(f"{x:.2f}" for x in os.getloadavg()))
@@ -108,7 +110,7 @@ def run_child(pair: str, hidden: int, path: str, timeout: float) -> dict | None:
         print(f"  {pair} H={hidden} {path}: over {timeout:.0f} s, stopped", flush=True)
         return None
     row = json.loads(out.strip().splitlines()[-1])
-    print(f"  {pair} H={hidden} {path}: {row['seconds']:.1f} s, peak {row['peak_gib']:.2f} GiB, "
+    print(f"  {pair} H={hidden} {path}: {row['seconds']:.1f} s ({row['cpu_seconds']:.1f} s CPU), peak {row['peak_gib']:.2f} GiB, "
           f"NNSTD {row['mean_distance']:.4f} ({row['layer_distances']}), load {row['load_avg']}", flush=True)
     return row
 
@@ -160,18 +162,19 @@ def main() -> None:
                 f = args.hidden / ref["hidden"]
                 rows.append(dict(pair=pair, hidden=args.hidden, path="dense", measured=False,
                                  seconds=round(ref["seconds"] * f ** 3, 1),
+                                 cpu_seconds=round(ref["cpu_seconds"] * f ** 3, 1),
                                  peak_gib=round((ref["peak_gib"] - ref["base_gib"]) * f ** 2, 1), base_gib="",
                                  mean_distance="", layer_distances="", tie_classes="",
                                  load_avg=f"projected from H={ref['hidden']}"))
             write(args.out, rows)
         print(f"load avg at the end {os.getloadavg()}", flush=True)
     print(f"wrote {args.out}")
-    print("| pair | H | path | measured | seconds | peak GiB | mean NNSTD | per layer | load avg |")
-    print("|---|---:|---|---|---:|---:|---:|---|---|")
+    print("| pair | H | path | measured | seconds | CPU seconds | peak GiB | mean NNSTD | per layer | load avg |")
+    print("|---|---:|---|---|---:|---:|---:|---:|---|---|")
     for r in rows:
         md = f"{r['mean_distance']:.4f}" if r["mean_distance"] != "" else ""
         print(f"| {r['pair']} | {r['hidden']:,} | {r['path']} | {'yes' if r['measured'] else 'projected'} | "
-              f"{r['seconds']:,} | {r['peak_gib']} | {md} | {r['layer_distances']} | {r['load_avg']} |")
+              f"{r['seconds']:,} | {r['cpu_seconds']:,} | {r['peak_gib']} | {md} | {r['layer_distances']} | {r['load_avg']} |")
 
 
 if __name__ == "__main__":

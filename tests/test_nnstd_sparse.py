@@ -187,3 +187,8 @@ def test_bad_input_is_refused_before_any_work():
     with pytest.raises(MemoryBudgetError, match="GiB"):
         nnstd(big, big, path="dense")
     assert nnstd_mod.dense_cost_estimate(1000)["bytes"] == nnstd_mod.DENSE_BYTES_PER_ENTRY * 1000 ** 2
+
+
+def test_layer_solver_refuses_mismatched_shapes():
+    with pytest.raises(ShapeError, match="shapes"):
+        sparse_matching_classes(sp.csr_matrix(np.eye(3)), sp.csr_matrix(np.eye(4)))

@@ -49,6 +49,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
+from workbench.errors import ShapeError
+
 try:  # the compiled scans; plain Python without numba (the `cpu` extra)
     from numba import njit, prange
 
@@ -549,7 +551,8 @@ def sparse_matching_classes(ca: sp.csr_matrix, cb: sp.csr_matrix, *, tol: float 
     cb.sum_duplicates()
     n = ca.shape[0]
     if cb.shape != ca.shape:
-        raise ValueError(f"sparse_matching_classes: shapes {ca.shape} and {cb.shape} differ")
+        raise ShapeError(f"sparse_matching_classes: the layers to match have shapes {ca.shape} and {cb.shape}; "
+                         "both must be n × m with the same n and m")
     sa_all = np.asarray(ca.sum(axis=1)).ravel()
     sb_all = np.asarray(cb.sum(axis=1)).ravel()
     # --- empty neurons: min(#empty a, #empty b) empty pairs are matched first (distance 0)
