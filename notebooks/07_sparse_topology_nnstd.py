@@ -198,6 +198,12 @@ connections_figure(connection_table(small), title="SET net 64-12-12-10").show()
 # the smaller sizes it ran both paths; the dense path at 100,000 is *projected* from its largest measured size
 # (time ∝ n³, memory ∝ n²). The table is loaded from `data/results/nnstd_scale.csv`, not recomputed here. The output
 # layer (10 neurons, each connected to all 100,000 hidden neurons at this density) has distance 0 in both pairs.
+#
+# What the cell checks: where both paths ran they agree; the related pair is far closer than the independent one; at
+# 100,000 neurons the sparse path ran in a small fraction of the dense path's projected time and memory, with a peak
+# under 8 GiB. The times were measured on a shared 2-core machine under load (its load average is in the table;
+# `cpu_seconds` is the CPU time of all threads): see benchmarks/RESULTS.md for the figures against the 60-second
+# target.
 
 # %%
 from pathlib import Path
@@ -221,6 +227,8 @@ assert d_rel < d_ind < 1
 # the sparse path ran in a fraction of the dense path's projected time and memory
 for pair in ("related", "independent"):
     s, d = big.loc[(pair, "sparse")], big.loc[(pair, "dense")]
-    assert float(s.seconds) < float(d.seconds) and float(s.peak_gib) < float(d.peak_gib)
+    assert float(s.seconds) < float(d.seconds) / 100 and float(s.peak_gib) < float(d.peak_gib) / 100
+    assert float(s.peak_gib) < 8
 print(f"{top:,} hidden neurons: NNSTD related {d_rel:.4f}, independent {d_ind:.4f}")
-scale[["pair", "hidden", "path", "measured", "seconds", "peak_gib", "mean_distance", "layer_distances", "load_avg"]]
+scale[["pair", "hidden", "path", "measured", "seconds", "cpu_seconds", "peak_gib", "mean_distance", "layer_distances",
+       "load_avg"]]
