@@ -431,7 +431,8 @@ def nnstd_published(a: Any, b: Any, *, match_outputs: bool = True) -> NNSTDResul
     For each layer: Jaccard distances between every pair of input-index sets (0 when both are empty), one optimal
     matching from :func:`scipy.optimize.linear_sum_assignment`, cost / neurons; the second network's neurons are then
     renamed after their partners, which relabels the inputs of its next layer. With ties the result depends on which
-    optimal matching the solver returns (and so on neuron order): use :func:`nnstd` for a well-defined value.
+    optimal matching the solver returns (and so on neuron order): use :func:`nnstd` for a well-defined value. Its
+    ``path`` column reads ``"published"``.
     """
     ta, tb = topology_of(a), topology_of(b)
     _check_same_shape(ta, tb)
