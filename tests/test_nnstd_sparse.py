@@ -3,16 +3,17 @@ the ``path`` option and column, bad input."""
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
-import importlib
-
-nnstd_mod = importlib.import_module("workbench.topology.nnstd")
 from workbench.errors import MemoryBudgetError, OptionError, ShapeError
 from workbench.topology import jaccard_distance_matrix, nnstd, nnstd_matrix, optimal_matching_classes
 from workbench.topology.nnstd_sparse import scan_work, sparse_matching_classes
+
+nnstd_mod = importlib.import_module("workbench.topology.nnstd")  # the module (the package exports the function)
 
 
 def random_net(sizes, density, rng, dup=0, empty=0):
