@@ -193,3 +193,26 @@ def test_bad_input_is_refused_before_any_work():
 def test_layer_solver_refuses_mismatched_shapes():
     with pytest.raises(ShapeError, match="shapes"):
         sparse_matching_classes(sp.csr_matrix(np.eye(3)), sp.csr_matrix(np.eye(4)))
+
+
+def test_plain_python_scans_stay_in_bounds_and_agree():
+    # NUMBA_DISABLE_JIT runs the kernels as plain Python (what users without numba get), where numpy checks every
+    # index: rows overlapping every column exercise the branch-free touch list's extra slot
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, scipy.sparse as sp\n"
+        "from workbench.topology import jaccard_distance_matrix, optimal_matching_classes\n"
+        "from workbench.topology.nnstd_sparse import sparse_matching_classes\n"
+        "a = np.ones((4, 3), np.int64); a[0, 0] = 0\n"
+        "b = np.ones((4, 3), np.int64); b[1, 2] = 0\n"
+        "s = sparse_matching_classes(sp.csr_matrix(a), sp.csr_matrix(b))\n"
+        "d = optimal_matching_classes(jaccard_distance_matrix(sp.csr_matrix(a), sp.csr_matrix(b)))\n"
+        "assert s.n_classes == d.n_classes, (s, d)\n"
+        "print('ok')\n"
+    )
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]

@@ -102,7 +102,7 @@ def _scan_topk(a_ptr, a_idx, a_cnt, sa, bt_ptr, bt_idx, bt_cnt, sb, k, n_blocks)
     step = (n + n_blocks - 1) // n_blocks
     for blk in prange(n_blocks):
         acc = np.zeros(nb, dtype=np.int32)
-        touched = np.empty(nb, dtype=np.int32)
+        touched = np.empty(nb + 1, dtype=np.int32)  # +1: room for the branch-free write
         for i in range(blk * step, min(n, (blk + 1) * step)):
             nt = _touch(i, a_ptr, a_idx, a_cnt, bt_ptr, bt_idx, bt_cnt, acc, touched)
             filled = 0
@@ -143,7 +143,7 @@ def _scan_slots(rows, slots, a_ptr, a_idx, a_cnt, sa, bt_ptr, bt_idx, bt_cnt, sb
     step = (n + n_blocks - 1) // n_blocks
     for blk in prange(n_blocks):
         acc = np.zeros(nb, dtype=np.int32)
-        touched = np.empty(nb, dtype=np.int32)
+        touched = np.empty(nb + 1, dtype=np.int32)  # +1: room for the branch-free write
         flag = np.zeros(nb, dtype=np.bool_)
         for t in range(blk * step, min(n, (blk + 1) * step)):
             i = rows[t]
@@ -186,7 +186,7 @@ def _scan_pairs(rows, fill, offsets, a_ptr, a_idx, a_cnt, sa, bt_ptr, bt_idx, bt
     step = (n + n_blocks - 1) // n_blocks
     for blk in prange(n_blocks):
         acc = np.zeros(nb, dtype=np.int32)
-        touched = np.empty(nb, dtype=np.int32)
+        touched = np.empty(nb + 1, dtype=np.int32)  # +1: room for the branch-free write
         flag = np.zeros(nb, dtype=np.bool_)
         for t in range(blk * step, min(n, (blk + 1) * step)):
             i = rows[t]
