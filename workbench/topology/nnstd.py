@@ -305,15 +305,17 @@ def _result(rows: list[dict]) -> NNSTDResult:
 
 # ------------------------------------------------------------------------------------------------------------ nnstd
 #: ``path="auto"`` takes the sparse exact path for layers of at least this many neurons. Measured on SET topologies
-#: (benchmarks/topology_scale_nnstd.py, 2 cores): the sparse path is already faster at 1,000 neurons (0.3 s against
-#: 0.5 s for a 784-1000-1000-10 pair) and the gap grows as n³; below it the dense path avoids the sparse path's
-#: fixed costs (numba's first compile, thread start-up).
+#: (benchmarks/topology_scale_nnstd.py, 2 cores): the sparse path is already faster at 1,000 neurons (0.13 s against
+#: 0.19 s for a related 784-1000-1000-10 pair, 0.18 s against 0.32 s for an independent one; 0.38 s against 4.6 s at
+#: 3,000) and the gap grows as n³; below it the dense path avoids the sparse path's fixed costs (numba's first
+#: compile, thread start-up).
 SPARSE_MIN_NEURONS = 1000
 #: ... unless the overlap graph is nearly dense: a sparse pass touches ``scan_work = Σ_c deg_a(c) · deg_b(c)``
-#: incidences (about 4 passes), the dense solve costs about n³; measured, one incidence-pass costs about 270 times a
-#: unit of n³ (≈ 1.2e-8 s against ≈ 4.4e-11 s), so the dense path is taken when ``scan_work > n³ / 270`` and its
-#: matrices fit (:data:`DENSE_MAX_BYTES`).
-SPARSE_SCAN_RATIO = 270
+#: incidences, the dense solve costs about n³ units. Measured at 3,000 neurons (independent pair): ≲ 8e-9 s per
+#: incidence for the whole sparse path (all passes and the matching) against ≈ 8.5e-11 s per unit of n³, a ratio of
+#: about 100; so the dense path is taken when ``scan_work > n³ / 100`` and its matrices fit
+#: (:data:`DENSE_MAX_BYTES`). A rough rule: it only has to tell a nearly dense overlap graph from a sparse one.
+SPARSE_SCAN_RATIO = 100
 #: The dense path is refused (``path="dense"``) or not chosen (``path="auto"``) above this estimated peak memory.
 DENSE_MAX_BYTES = 8 * 2**30
 #: Peak bytes of the dense path per entry of the n × n matrices (distance matrix, its float64 temporaries, the
