@@ -335,7 +335,7 @@ def test_modules_sparse_tensors_and_masks_agree():
 def test_result_unpacks_and_has_attrs():
     a = [np.eye(4, dtype=int), np.ones((2, 4), int)]
     layers, mean = nnstd(a, a)
-    assert list(layers.columns) == ["layer", "name", "distance", "neurons", "tie_classes"]
+    assert list(layers.columns) == ["layer", "name", "distance", "neurons", "tie_classes", "path"]
     assert layers.attrs["mean"] == mean == 0.0
 
 

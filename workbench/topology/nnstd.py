@@ -33,6 +33,14 @@ under the most favourable relabelling of tied inputs. Properties:
 * it never exceeds the lexicographic optimum over all matchings (minimising layer 1, then layer 2, … over every
   choice of optimal matchings — an NP-hard quadratic assignment in general), of which it is the natural relaxation.
 
+**Two exact paths.** ``path="dense"`` builds the n × n distance matrix and runs the Hungarian algorithm (time ∝ n³,
+memory ∝ n²); ``path="sparse"`` (:mod:`workbench.topology.nnstd_sparse`) solves the same assignment as a
+maximum-weight matching on the pairs of neurons that share an input (all others are at distance exactly 1), certified
+by its duals over every pair, and takes the tie classes from those duals: the same values and classes without an
+n × n matrix. ``path="auto"`` (the default) picks by layer size and says which ran in the ``path`` column. Layer
+distances are summed exactly (rationals) and rounded once, so both paths and every optimal matching give the same
+float.
+
 Every layer, the output layer included, is matched (as in the published procedure); ``match_outputs=False`` compares
 output neuron ``i`` with output neuron ``i`` instead, for networks whose outputs are class labels.
 
@@ -266,7 +274,7 @@ def _relabel(mask: sp.csr_matrix, classes: np.ndarray, n_classes: int) -> sp.csr
 # --------------------------------------------------------------------------------------------------------- results
 @dataclass(frozen=True)
 class NNSTDResult:
-    """What :func:`nnstd` returns: ``layers`` (DataFrame: ``layer, name, distance, neurons, tie_classes``) and
+    """What :func:`nnstd` returns: ``layers`` (DataFrame: ``layer, name, distance, neurons, tie_classes, path``) and
     ``mean`` (the mean of the layer distances, the network's NNSTD). Unpacks as ``layers, mean = nnstd(a, b)``."""
 
     layers: pd.DataFrame
@@ -289,27 +297,107 @@ class NNSTDResult:
 
 
 def _result(rows: list[dict]) -> NNSTDResult:
-    df = pd.DataFrame(rows, columns=["layer", "name", "distance", "neurons", "tie_classes"])
+    df = pd.DataFrame(rows, columns=["layer", "name", "distance", "neurons", "tie_classes", "path"])
     mean = float(df["distance"].mean())
     df.attrs["mean"] = mean
     return NNSTDResult(df, mean)
 
 
 # ------------------------------------------------------------------------------------------------------------ nnstd
-def nnstd(a: Any, b: Any, *, match_outputs: bool = True, tol: float = TIE_TOL) -> NNSTDResult:
+#: ``path="auto"`` takes the sparse exact path for layers of at least this many neurons. Measured on SET topologies
+#: (benchmarks/topology_scale_nnstd.py, 2 cores): the sparse path is already faster at 1,000 neurons (0.13 s against
+#: 0.19 s for a related 784-1000-1000-10 pair, 0.18 s against 0.32 s for an independent one; 0.38 s against 4.6 s at
+#: 3,000) and the gap grows as n³; below it the dense path avoids the sparse path's fixed costs (numba's first
+#: compile, thread start-up).
+SPARSE_MIN_NEURONS = 1000
+#: ... unless the overlap graph is nearly dense: a sparse pass touches ``scan_work = Σ_c deg_a(c) · deg_b(c)``
+#: incidences, the dense solve costs about n³ units. Measured at 3,000 neurons (independent pair): ≲ 8e-9 s per
+#: incidence for the whole sparse path (all passes and the matching) against ≈ 8.5e-11 s per unit of n³, a ratio of
+#: about 100; so the dense path is taken when ``scan_work > n³ / 100`` and its matrices fit
+#: (:data:`DENSE_MAX_BYTES`). A rough rule: it only has to tell a nearly dense overlap graph from a sparse one.
+SPARSE_SCAN_RATIO = 100
+#: The dense path is refused (``path="dense"``) or not chosen (``path="auto"``) above this estimated peak memory.
+DENSE_MAX_BYTES = 8 * 2**30
+#: Peak bytes of the dense path per entry of the n × n matrices (distance matrix, its float64 temporaries, the
+#: exchange-graph weights and reduced costs; measured with tracemalloc at n = 500 … 2000, see benchmarks).
+DENSE_BYTES_PER_ENTRY = 48
+
+
+def dense_cost_estimate(n: int) -> dict:
+    """What the dense path needs for one layer of ``n`` neurons: ``bytes`` (peak, ≈ ``DENSE_BYTES_PER_ENTRY · n²``)
+    and ``flops`` (the Hungarian solve's ``n³``; seconds ≈ a measured constant × n³, see the scale benchmark)."""
+    return {"bytes": int(DENSE_BYTES_PER_ENTRY * n * n), "flops": float(n) ** 3}
+
+
+def _exact_distance(ca: sp.csr_matrix, cb: sp.csr_matrix, sigma: np.ndarray) -> float:
+    """Layer distance of the assignment ``i -> sigma[i]``: ``(n - Σ_i inter_i / union_i) / n`` summed exactly in
+    rationals (grouped by union), then rounded once, so that every optimal assignment, on either path, gives the
+    same float (a pair of empty rows has similarity 1)."""
+    from fractions import Fraction
+
+    n = ca.shape[0]
+    cbs = cb[sigma]
+    inter = np.asarray(ca.minimum(cbs).sum(axis=1), dtype=np.int64).ravel()
+    union = (np.asarray(ca.sum(axis=1), dtype=np.int64).ravel() + np.asarray(cbs.sum(axis=1), dtype=np.int64).ravel()
+             - inter)
+    both_empty = union == 0
+    total = Fraction(int(both_empty.sum()))
+    us, inv = np.unique(union[~both_empty], return_inverse=True)
+    num_per_union = np.zeros(us.size, dtype=np.int64)
+    np.add.at(num_per_union, inv, inter[~both_empty])
+    for u_, num in zip(us.tolist(), num_per_union.tolist()):
+        total += Fraction(num, u_)
+    return float((n - total) / n)
+
+
+def _choose_path(path: str, ca: sp.csr_matrix, cb: sp.csr_matrix) -> str:
+    from workbench.errors import MemoryBudgetError
+    from workbench.topology.nnstd_sparse import scan_work
+
+    n = ca.shape[0]
+    dense_bytes = dense_cost_estimate(n)["bytes"]
+    if path == "dense":
+        if dense_bytes > DENSE_MAX_BYTES:
+            raise MemoryBudgetError(f"nnstd(path='dense'): a layer of {n} neurons needs about "
+                                    f"{dense_bytes / 2**30:.1f} GiB for its {n} × {n} matrices (limit "
+                                    f"{DENSE_MAX_BYTES / 2**30:.0f} GiB); use path='sparse' or 'auto'")
+        return "dense"
+    if path == "sparse":
+        return "sparse"
+    if n < SPARSE_MIN_NEURONS:
+        return "dense"
+    if dense_bytes <= DENSE_MAX_BYTES and scan_work(ca, cb) * SPARSE_SCAN_RATIO > float(n) ** 3:
+        return "dense"
+    return "sparse"
+
+
+def nnstd(a: Any, b: Any, *, match_outputs: bool = True, tol: float = TIE_TOL, path: str = "auto") -> NNSTDResult:
     """Tie-exact NNSTD between two networks of equal layer sizes (see the module docstring for the definition).
 
     Returns an :class:`NNSTDResult`: ``.layers`` has one row per layer (``layer`` index, ``name``, ``distance`` in
     [0, 1], ``neurons``, ``tie_classes`` = number of classes of tied neurons that the next layer sees; equal to
-    ``neurons`` when the optimal matching is unique) and ``.mean`` is their mean.
+    ``neurons`` when the optimal matching is unique; ``path`` = which solver ran, ``"dense"`` or ``"sparse"``, or ``"identity"`` for outputs compared by index) and
+    ``.mean`` is their mean.
+
+    ``path``: ``"dense"`` (Hungarian on the n × n distance matrix: time ∝ n³, memory ∝ n²), ``"sparse"`` (the exact
+    sparse path of :mod:`workbench.topology.nnstd_sparse`: maximum-weight matching on the overlapping pairs,
+    certified by the duals), or ``"auto"``: sparse for layers of at least :data:`SPARSE_MIN_NEURONS` neurons unless
+    their overlap graph is nearly dense and the dense matrices fit. Both give the same distances (summed exactly, in
+    rationals) and the same tie classes.
 
     >>> import numpy as np
     >>> r = nnstd([np.eye(3)], [np.eye(3)[:, [1, 2, 0]]])   # one layer, same rows in another order
-    >>> r.layers[["layer", "distance", "neurons"]].to_dict("records")
-    [{'layer': 0, 'distance': 0.0, 'neurons': 3}]
+    >>> r.layers[["layer", "distance", "neurons", "path"]].to_dict("records")
+    [{'layer': 0, 'distance': 0.0, 'neurons': 3, 'path': 'dense'}]
     """
+    from workbench.checks import option
+
+    path = option("path", path, ("auto", "dense", "sparse"), where="nnstd")
     ta, tb = topology_of(a), topology_of(b)
     _check_same_shape(ta, tb)
+    if path == "dense":  # refuse before any work
+        for m in ta.masks:
+            _choose_path("dense", m, m)
     n_in = ta.masks[0].shape[1]
     cls_a = np.arange(n_in)
     cls_b = np.arange(n_in)
@@ -319,16 +407,22 @@ def nnstd(a: Any, b: Any, *, match_outputs: bool = True, tol: float = TIE_TOL) -
     for k, (ma, mb) in enumerate(zip(ta.masks, tb.masks)):
         ca = _relabel(ma, cls_a, n_cls)
         cb = _relabel(mb, cls_b, n_cls)
-        d = jaccard_distance_matrix(ca, cb)
-        n = d.shape[0]
+        n = ca.shape[0]
         if k == last and not match_outputs:
-            cost, n_cls_next = float(np.trace(d)), n
+            sigma, n_cls_next, ran = np.arange(n), n, "identity"
         else:
-            m = optimal_matching_classes(d, tol)
-            cost = m.cost
-            cls_a, cls_b, n_cls_next = m.row_class, m.col_class, m.n_classes
-        rows.append(dict(layer=k, name=ta.names[k], distance=min(max(cost / n, 0.0), 1.0), neurons=n,
-                         tie_classes=n_cls_next))
+            ran = _choose_path(path, ca, cb)
+            if ran == "dense":
+                m = optimal_matching_classes(jaccard_distance_matrix(ca, cb), tol)
+                sigma, cls_a, cls_b, n_cls_next = m.rows, m.row_class, m.col_class, m.n_classes
+            else:
+                from workbench.topology.nnstd_sparse import sparse_matching_classes
+
+                sm = sparse_matching_classes(ca, cb, tol=tol)
+                sigma, cls_a, cls_b, n_cls_next = sm.sigma, sm.row_class, sm.col_class, sm.n_classes
+        dist = _exact_distance(ca, cb, sigma)
+        rows.append(dict(layer=k, name=ta.names[k], distance=min(max(dist, 0.0), 1.0), neurons=n,
+                         tie_classes=n_cls_next, path=ran))
         n_cls = n_cls_next
     return _result(rows)
 
@@ -339,7 +433,8 @@ def nnstd_published(a: Any, b: Any, *, match_outputs: bool = True) -> NNSTDResul
     For each layer: Jaccard distances between every pair of input-index sets (0 when both are empty), one optimal
     matching from :func:`scipy.optimize.linear_sum_assignment`, cost / neurons; the second network's neurons are then
     renamed after their partners, which relabels the inputs of its next layer. With ties the result depends on which
-    optimal matching the solver returns (and so on neuron order): use :func:`nnstd` for a well-defined value.
+    optimal matching the solver returns (and so on neuron order): use :func:`nnstd` for a well-defined value. Its
+    ``path`` column reads ``"published"``.
     """
     ta, tb = topology_of(a), topology_of(b)
     _check_same_shape(ta, tb)
@@ -361,27 +456,30 @@ def nnstd_published(a: Any, b: Any, *, match_outputs: bool = True) -> NNSTDResul
             r, c = linear_sum_assignment(d)
         cost = float(sum(d[i, j] for i, j in zip(r, c)))
         rename = {int(j): int(i) for i, j in zip(r, c)}
-        rows.append(dict(layer=k, name=ta.names[k], distance=cost / n, neurons=n, tie_classes=n))
+        rows.append(dict(layer=k, name=ta.names[k], distance=cost / n, neurons=n, tie_classes=n, path="published"))
     return _result(rows)
 
 
 # ------------------------------------------------------------------------------------------------------ pairwise
-def _pair_task(args: tuple[int, int, Topology, Topology, bool]) -> tuple[int, int, list[float]]:
-    i, j, ta, tb, match_outputs = args
-    return i, j, nnstd(ta, tb, match_outputs=match_outputs).distances.tolist()
+def _pair_task(args: tuple[int, int, Topology, Topology, bool, str]) -> tuple[int, int, list[float]]:
+    i, j, ta, tb, match_outputs, path = args
+    return i, j, nnstd(ta, tb, match_outputs=match_outputs, path=path).distances.tolist()
 
 
 def nnstd_matrix(nets: Sequence[Any] | dict[str, Any], names: Sequence[str] | None = None, *,
-                 match_outputs: bool = True, n_jobs: int = 2, parallel_min_neurons: int = 3000) -> pd.DataFrame:
+                 match_outputs: bool = True, n_jobs: int = 2, parallel_min_neurons: int = 3000,
+                 path: str = "auto") -> pd.DataFrame:
     """Pairwise tie-exact NNSTD of several networks: a long, tidy DataFrame for heatmaps.
 
     Columns ``a, b, layer, name, distance``: one row per ordered pair (both orders and the diagonal, so a pivot gives a
     full matrix) and layer. ``distance`` of the whole network is ``df.groupby(["a", "b"]).distance.mean()``.
     Each unordered pair is computed once (the distance is symmetric). When the networks are big
     (``parallel_min_neurons`` hidden+output neurons or more) the pairs are spread over ``n_jobs`` worker processes.
+    ``path`` is passed to :func:`nnstd` (``"auto"``, ``"dense"`` or ``"sparse"``).
     """
-    from workbench.checks import integer
+    from workbench.checks import integer, option
 
+    path = option("path", path, ("auto", "dense", "sparse"), where="nnstd_matrix")
     n_jobs = integer("n_jobs", n_jobs, low=1, where="nnstd_matrix")
     if isinstance(nets, dict):
         names = list(nets.keys()) if names is None else list(names)
@@ -396,7 +494,7 @@ def nnstd_matrix(nets: Sequence[Any] | dict[str, Any], names: Sequence[str] | No
     for t in tops[1:]:
         _check_same_shape(tops[0], t)
     pairs = list(itertools.combinations(range(len(tops)), 2))
-    tasks = [(i, j, tops[i], tops[j], match_outputs) for i, j in pairs]
+    tasks = [(i, j, tops[i], tops[j], match_outputs, path) for i, j in pairs]
     work = sum(tops[0].sizes[1:])
     results: list[tuple[int, int, list[float]]]
     if n_jobs > 1 and len(tasks) > 1 and work >= parallel_min_neurons:
@@ -427,5 +525,7 @@ __all__ = [
     "nnstd",
     "nnstd_published",
     "nnstd_matrix",
+    "dense_cost_estimate",
+    "SPARSE_MIN_NEURONS",
     "TIE_TOL",
 ]

@@ -1,0 +1,218 @@
+"""NNSTD's sparse exact path: equal to the dense path (values bit for bit, tie classes as partitions), invariances,
+the ``path`` option and column, bad input."""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from workbench.errors import MemoryBudgetError, OptionError, ShapeError
+from workbench.topology import jaccard_distance_matrix, nnstd, nnstd_matrix, optimal_matching_classes
+from workbench.topology.nnstd_sparse import scan_work, sparse_matching_classes
+
+nnstd_mod = importlib.import_module("workbench.topology.nnstd")  # the module (the package exports the function)
+
+
+def random_net(sizes, density, rng, dup=0, empty=0):
+    """Random 0/1 masks; in every hidden layer ``dup`` neurons copy another's inputs and ``empty`` have none."""
+    masks = [(rng.random((o, i)) < density).astype(np.int8) for i, o in zip(sizes[:-1], sizes[1:])]
+    for m in masks[:-1]:
+        rows = rng.permutation(m.shape[0])
+        for t in range(dup):
+            m[rows[t]] = m[rows[dup + t]]
+        for t in range(empty):
+            m[rows[2 * dup + t]] = 0
+    return masks
+
+
+def permute_hidden(masks, rng):
+    out = [m.copy() for m in masks]
+    for k in range(len(out) - 1):
+        p = rng.permutation(out[k].shape[0])
+        out[k] = out[k][p]
+        out[k + 1] = out[k + 1][:, p]
+    return out
+
+
+def partition(row_class, col_class):
+    """Tie classes as a set of sets of ('r', i) / ('c', j), independent of the labels' numbering."""
+    groups: dict[int, set] = {}
+    for i, c in enumerate(row_class):
+        groups.setdefault(int(c), set()).add(("r", i))
+    for j, c in enumerate(col_class):
+        groups.setdefault(int(c), set()).add(("c", j))
+    return {frozenset(g) for g in groups.values()}
+
+
+def same_layers(r1, r2):
+    cols = ["layer", "distance", "neurons", "tie_classes"]
+    return r1.layers[cols].equals(r2.layers[cols])
+
+
+# ----------------------------------------------------------------------------------------- one layer, many shapes
+@pytest.mark.parametrize("seed", range(4))
+def test_layer_classes_equal_dense_on_tie_heavy_matrices(seed):
+    rng = np.random.default_rng(seed)
+    for trial in range(16):
+        n, m = int(rng.integers(1, 25)), int(rng.integers(1, 10))
+        a = (rng.random((n, m)) < rng.random() * 0.5).astype(np.int64)
+        kind = trial % 4
+        if kind == 0:  # a permuted copy with one flipped bit
+            b = a[rng.permutation(n)].copy()
+            b[rng.integers(n), rng.integers(m)] ^= 1
+        elif kind == 1:  # duplicated rows and empty rows on both sides, unequal numbers of empties
+            a[: n // 3] = 0
+            b = (rng.random((n, m)) < 0.3).astype(np.int64)
+            b[n // 2:] = b[0]
+            b[: n // 4] = 0
+        else:
+            b = (rng.random((n, m)) < rng.random() * 0.5).astype(np.int64)
+        if trial % 5 == 0:  # class counts (what layers after the first see)
+            a = a * rng.integers(1, 4, size=a.shape)
+            b = b * rng.integers(1, 4, size=b.shape)
+        ca, cb = sp.csr_matrix(a), sp.csr_matrix(b)
+        d = jaccard_distance_matrix(ca, cb)
+        dense = optimal_matching_classes(d)
+        sparse = sparse_matching_classes(ca, cb, k=int(rng.integers(1, 4)))  # small k: certificate rounds run
+        assert sorted(sparse.sigma.tolist()) == list(range(n))
+        assert d[np.arange(n), sparse.sigma].sum() == pytest.approx(dense.cost, abs=1e-9)
+        assert sparse.n_classes == dense.n_classes
+        assert partition(sparse.row_class, sparse.col_class) == partition(dense.row_class, dense.col_class)
+
+
+def test_certificate_rounds_add_the_missing_pairs():
+    # each row's single best candidate collides on one column: the optimum needs pairs outside the top-1 lists
+    rng = np.random.default_rng(3)
+    a = (rng.random((60, 12)) < 0.3).astype(np.int64)
+    b = a.copy()
+    b[:, :2] = 1  # every row of b shares the first two inputs, so top-1 lists concentrate
+    ca, cb = sp.csr_matrix(a), sp.csr_matrix(b)
+    sparse = sparse_matching_classes(ca, cb, k=1)
+    dense = optimal_matching_classes(jaccard_distance_matrix(ca, cb))
+    assert sparse.rounds >= 2 and sparse.candidates > 60
+    assert partition(sparse.row_class, sparse.col_class) == partition(dense.row_class, dense.col_class)
+
+
+def test_all_empty_and_no_overlap_layers():
+    z = sp.csr_matrix((5, 4), dtype=np.int64)
+    s = sparse_matching_classes(z, z)
+    assert s.n_classes == 1 and s.candidates == 0
+    a = sp.csr_matrix(np.eye(4, dtype=np.int64))
+    b = sp.csr_matrix(np.array([[0, 0, 0, 0], [0, 0, 0, 0], [1, 0, 0, 0], [0, 1, 0, 0]], dtype=np.int64)[:, ::-1])
+    s = sparse_matching_classes(a, b)
+    dense = optimal_matching_classes(jaccard_distance_matrix(a, b))
+    assert partition(s.row_class, s.col_class) == partition(dense.row_class, dense.col_class)
+
+
+# -------------------------------------------------------------------------------------------------- whole nets
+@pytest.mark.parametrize("seed", range(4))
+def test_sparse_equals_dense_on_random_and_tie_heavy_nets(seed):
+    rng = np.random.default_rng(seed)
+    sizes = [12, 40, 30, 6]
+    for dup, empty, density in [(0, 0, 0.15), (4, 3, 0.1), (6, 6, 0.3)]:
+        a = random_net(sizes, density, rng, dup, empty)
+        b = random_net(sizes, density, rng, dup, empty)
+        near = [m.copy() for m in permute_hidden(a, rng)]
+        near[1][rng.integers(30), rng.integers(40)] ^= 1
+        for x, y in [(a, b), (a, near)]:
+            dense, sparse = nnstd(x, y, path="dense"), nnstd(x, y, path="sparse")
+            assert same_layers(dense, sparse)  # distances bit for bit, tie class counts
+            assert dense.mean == sparse.mean
+            assert set(sparse.layers["path"]) == {"sparse"} and set(dense.layers["path"]) == {"dense"}
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_permuted_copy_scores_zero_in_every_layer_on_the_sparse_path(seed):
+    rng = np.random.default_rng(seed)
+    a = random_net([10, 50, 50, 5], 0.12, rng, dup=5, empty=4)
+    r = nnstd(a, permute_hidden(a, rng), path="sparse")
+    assert (r.layers["distance"] == 0.0).all()
+    assert r.mean == 0.0
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_sparse_path_is_symmetric(seed):
+    rng = np.random.default_rng(10 + seed)
+    a = random_net([8, 45, 35, 4], 0.15, rng, dup=3, empty=2)
+    b = random_net([8, 45, 35, 4], 0.15, rng, dup=2, empty=4)
+    ab, ba = nnstd(a, b, path="sparse"), nnstd(b, a, path="sparse")
+    assert ab.layers["distance"].equals(ba.layers["distance"])
+    assert ab.layers["tie_classes"].equals(ba.layers["tie_classes"])
+
+
+def test_auto_switches_by_size_and_says_so(monkeypatch):
+    rng = np.random.default_rng(0)
+    a, b = random_net([20, 60, 5], 0.1, rng), random_net([20, 60, 5], 0.1, rng)
+    assert list(nnstd(a, b).layers["path"]) == ["dense", "dense"]
+    monkeypatch.setattr(nnstd_mod, "SPARSE_MIN_NEURONS", 50)
+    monkeypatch.setattr(nnstd_mod, "SPARSE_SCAN_RATIO", 1)
+    auto = nnstd(a, b)
+    assert list(auto.layers["path"]) == ["sparse", "dense"]  # 60 neurons: sparse; 5 outputs: dense
+    assert same_layers(auto, nnstd(a, b, path="dense"))
+    # a nearly dense overlap graph stays on the dense path while it fits
+    monkeypatch.setattr(nnstd_mod, "SPARSE_SCAN_RATIO", 10**9)
+    assert list(nnstd(a, b).layers["path"]) == ["dense", "dense"]
+    r = nnstd(a, b, match_outputs=False, path="sparse")
+    assert list(r.layers["path"]) == ["sparse", "identity"]
+
+
+def test_nnstd_matrix_takes_the_path():
+    rng = np.random.default_rng(1)
+    nets = [random_net([10, 30, 4], 0.2, rng) for _ in range(3)]
+    d = nnstd_matrix(nets, n_jobs=1, path="dense")
+    s = nnstd_matrix(nets, n_jobs=1, path="sparse")
+    assert d["distance"].equals(s["distance"])
+
+
+def test_scan_work_counts_incidences():
+    a = sp.csr_matrix(np.array([[1, 1, 0], [0, 1, 1]], dtype=np.int64))
+    b = sp.csr_matrix(np.array([[1, 0, 0], [1, 1, 1]], dtype=np.int64))
+    # input 0: 1 × 2, input 1: 2 × 1, input 2: 1 × 1
+    assert scan_work(a, b) == 5
+    assert scan_work(a, b) == int(sp.csr_matrix(a, dtype=float).dot(sp.csr_matrix(b, dtype=float).T).sum())
+
+
+def test_bad_input_is_refused_before_any_work():
+    rng = np.random.default_rng(0)
+    a = random_net([6, 10, 3], 0.3, rng)
+    with pytest.raises(OptionError, match="path must be one of"):
+        nnstd(a, a, path="fast")
+    with pytest.raises(OptionError, match="path"):
+        nnstd_matrix([a, a], path=None)
+    with pytest.raises(ShapeError):
+        nnstd(a, random_net([6, 11, 3], 0.3, rng), path="sparse")
+    big = [sp.random(300_000, 4, density=1e-5, format="csr", random_state=0, data_rvs=np.ones)]
+    with pytest.raises(MemoryBudgetError, match="GiB"):
+        nnstd(big, big, path="dense")
+    assert nnstd_mod.dense_cost_estimate(1000)["bytes"] == nnstd_mod.DENSE_BYTES_PER_ENTRY * 1000 ** 2
+
+
+def test_layer_solver_refuses_mismatched_shapes():
+    with pytest.raises(ShapeError, match="shapes"):
+        sparse_matching_classes(sp.csr_matrix(np.eye(3)), sp.csr_matrix(np.eye(4)))
+
+
+def test_plain_python_scans_stay_in_bounds_and_agree():
+    # NUMBA_DISABLE_JIT runs the kernels as plain Python (what users without numba get), where numpy checks every
+    # index: rows overlapping every column exercise the branch-free touch list's extra slot
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, scipy.sparse as sp\n"
+        "from workbench.topology import jaccard_distance_matrix, optimal_matching_classes\n"
+        "from workbench.topology.nnstd_sparse import sparse_matching_classes\n"
+        "a = np.ones((4, 3), np.int64); a[0, 0] = 0\n"
+        "b = np.ones((4, 3), np.int64); b[1, 2] = 0\n"
+        "s = sparse_matching_classes(sp.csr_matrix(a), sp.csr_matrix(b))\n"
+        "d = optimal_matching_classes(jaccard_distance_matrix(sp.csr_matrix(a), sp.csr_matrix(b)))\n"
+        "assert s.n_classes == d.n_classes, (s, d)\n"
+        "print('ok')\n"
+    )
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
