@@ -22,7 +22,6 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from contextlib import contextmanager
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
+from workbench.config import torch_threads
 from workbench.progress import progress_bar
 
 from workbench.errors import DataError, ShapeError
@@ -219,7 +219,6 @@ def second_thread_pays(reps: int = 5, own_threads: int = 1) -> bool:
     machine). Otherwise a CSR × dense product (20,000 × 20,000, 400,000 connections, 32 columns; ~10 ms on one
     core) is timed ``reps`` times on one and on two threads, interleaved, and two threads must take under 80 % of one
     thread's median time. Restores the thread count."""
-    before = torch.get_num_threads()
     cores = os.cpu_count() or 1
     if cores < 2:
         return False
@@ -236,15 +235,12 @@ def second_thread_pays(reps: int = 5, own_threads: int = 1) -> bool:
                                 check_invariants=False)
     x = torch.full((n, cols), 0.25)
     times: dict[int, list[float]] = {1: [], 2: []}
-    try:
-        for _ in range(reps):
-            for t in (1, 2):
-                torch.set_num_threads(t)
+    for _ in range(reps):
+        for t in (1, 2):
+            with torch_threads(t):
                 t0 = time.perf_counter()
                 torch.sparse.mm(w, x)
                 times[t].append(time.perf_counter() - t0)
-    finally:
-        torch.set_num_threads(before)
     return float(np.median(times[2])) < 0.8 * float(np.median(times[1]))
 
 
@@ -265,19 +261,6 @@ def choose_threads(connections: int, batch_size: int, *, max_threads: int | None
     if limit <= 1 or connections * batch_size < PARALLEL_MIN_WORK:
         return 1
     return limit if (second_thread_pays if probe is None else probe)() else 1
-
-
-@contextmanager
-def _threads(n: int):
-    """Run the block on ``n`` torch threads (restored afterwards)."""
-    before = torch.get_num_threads()
-    if n != before:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
 
 
 def _optimizer(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
@@ -390,7 +373,7 @@ def train_set(sizes: Sequence[int] = (64, 128, 128, 10), *, epochs: int = 10, ep
                                        probe=lambda: second_thread_pays(own_threads=own))
         else:
             n_threads = threads
-        with _threads(n_threads):
+        with torch_threads(n_threads):
             perm = torch.randperm(len(xtr), generator=gen)
             total, count = 0.0, 0
             starts = range(0, len(xtr), batch_size)
