@@ -29,7 +29,7 @@ if ! .venv/bin/python -c 'import torch' 2>/dev/null; then
 fi
 
 if (( test_mode )); then
-  "${pip[@]}" -e ".[hf,kernels,test]"
+  "${pip[@]}" -e ".[hf,kernels,test,metric]"
   if ! command -v chromium >/dev/null 2>&1; then
     if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
       echo "installing Debian's chromium for the browser test" >&2

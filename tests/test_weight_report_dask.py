@@ -68,11 +68,12 @@ def test_task_payload_is_small_and_names_the_file(cnn_file: Path) -> None:
 
 
 def test_worker_processes_open_the_file_themselves(cnn_file: Path) -> None:
-    """A process pool (fork: fast to start) runs the same tasks in other processes, from the path alone. One torch
-    thread in the children: GNU OpenMP's thread pool does not survive a fork."""
+    """A process pool runs the same tasks in other processes, from the path alone. Spawned, not forked: inside the
+    whole suite the parent holds OpenMP, numba and Dask threads by now, and a forked child died of it (a
+    BrokenProcessPool in a clean-clone CI run; alone the test passed). One torch thread in the children."""
     import torch
 
-    ctx = multiprocessing.get_context("fork")
+    ctx = multiprocessing.get_context("spawn")
     with cf.ProcessPoolExecutor(2, mp_context=ctx, initializer=torch.set_num_threads, initargs=(1,)) as pool:
         got = weight_report(str(cnn_file), FORMATS, PATTERNS, executor=pool, progress=False)
     pd.testing.assert_frame_equal(got, weight_report(str(cnn_file), FORMATS, PATTERNS, progress=False))
