@@ -88,10 +88,10 @@ def test_kernel_rounding_is_torch_rounding_bit_for_bit(number: str) -> None:
         s = compute_scale(x, n, "channel")
         xa, sa = x.numpy(), s.flatten().contiguous().numpy()
         if n.kind == "int":
-            got = cpu_sums.int_round(xa, sa, float(n.fmax))
+            got = cpu_sums.rounded(xa, sa, "int", fmax=float(n.fmax))
         else:
             fi = torch.finfo(n.dtype)
-            got = cpu_sums.float_round(xa, sa, round(-math.log2(fi.eps)), round(math.log2(fi.tiny)))
+            got = cpu_sums.rounded(xa, sa, "float", mbits=round(-math.log2(fi.eps)), emin=round(math.log2(fi.tiny)))
         want = round_number(x, n, s)
         assert torch.equal(torch.from_numpy(got).view(torch.int32), want.view(torch.int32)), what
     if n.kind == "float":  # the whole unscaled grid, its midpoints and their neighbours (scale 1)
@@ -101,8 +101,8 @@ def test_kernel_rounding_is_torch_rounding_bit_for_bit(number: str) -> None:
         v = torch.cat([grid, mids, torch.nextafter(mids, torch.tensor(math.inf)),
                        torch.nextafter(mids, torch.tensor(-math.inf)), torch.tensor([-0.0, 1e-40, -1e-44])])
         fi = torch.finfo(n.dtype)
-        got = cpu_sums.float_round(v.reshape(1, -1).contiguous().numpy(), np.ones(1, np.float32),
-                                   round(-math.log2(fi.eps)), round(math.log2(fi.tiny)))
+        got = cpu_sums.rounded(v.reshape(1, -1).contiguous().numpy(), np.ones(1, np.float32), "float",
+                               mbits=round(-math.log2(fi.eps)), emin=round(math.log2(fi.tiny)))
         want = v.to(n.dtype).float()
         assert torch.equal(torch.from_numpy(got).view(torch.int32).flatten(), want.view(torch.int32))
 

@@ -5,8 +5,14 @@ Each float32 element is widened to float64 in registers; a float32 square or pro
 ``x − q`` is taken in float64 as the torch path does (for q a rounding of x to nearest on a grid holding 0 it is
 even exact in float32, Sterbenz). The sums run over fixed chunks of :data:`CHUNK` elements (``prange`` over chunks,
 each accumulating in float64; ``fastmath`` allows only reassociation so the inner loop vectorizes), then the chunk
-sums are added in order: the result depends on neither the thread count nor the scheduling, and errs by the usual
-float64 summation bound (≈ CHUNK·u relative at worst, in practice ~1e-16). NaN and inf propagate as in a plain sum.
+sums are added by numpy's pairwise sum: the result depends on neither the thread count nor the scheduling, and errs
+by the usual float64 summation bound (≈ CHUNK·u relative at worst, in practice ~1e-16). NaN and inf propagate.
+
+Threads: the kernels are serial and release the GIL (``nogil``); :func:`run_parts` splits the chunks among
+``torch.get_num_threads()`` Python threads made for the call. Not numba's ``parallel=True``: its GNU OpenMP layer
+kills a forked child (a process-pool worker) that launches a parallel kernel after its parent did, and its
+workqueue layer aborts on concurrent launches from two threads. ``error_model="numpy"``: IEEE division with no
+zero check (the scales are > 0), without which the division's branch keeps the loops from vectorizing (6x slower).
 
 :func:`int_sums` fuses the integer rounding of :func:`workbench.formats.numbers.round_number` with a per-row scale
 (``q = clamp(rint(x / s), −fmax, fmax) · s``, all in float32 as torch computes it; ``rint`` rounds half to even as
@@ -16,7 +22,10 @@ float64 summation bound (≈ CHUNK·u relative at worst, in practice ~1e-16). Na
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange, types
+import concurrent.futures as cf
+
+import torch
+from numba import njit, types
 from numba.extending import intrinsic
 
 from workbench.kernels.cpu_numba import f32_from_bits
@@ -38,13 +47,11 @@ def f32_bits(typingctx, x):
     return sig, codegen
 
 
-@njit(parallel=True, fastmath=_FM, cache=True)
-def pair_sums(x, q):  # pragma: no cover - compiled
-    """``[Σx², Σq², Σ(x−q)², Σx·q]`` (float64) of two flat float32 arrays of the same length."""
+@njit(nogil=True, fastmath=_FM, error_model="numpy", cache=True)
+def _pair_part(x, q, c0, c1, part):  # pragma: no cover - compiled
+    """Chunks ``c0:c1`` of :func:`pair_sums`: ``part[c] = [Σx², Σq², Σ(x−q)², Σx·q]`` over chunk ``c``."""
     n = x.shape[0]
-    nchunks = (n + CHUNK - 1) // CHUNK
-    part = np.zeros((nchunks, 4))
-    for c in prange(nchunks):
+    for c in range(c0, c1):
         lo = c * CHUNK
         hi = min(n, lo + CHUNK)
         sx = 0.0
@@ -63,31 +70,6 @@ def pair_sums(x, q):  # pragma: no cover - compiled
         part[c, 1] = sq
         part[c, 2] = sd
         part[c, 3] = sxq
-    out = np.zeros(4)
-    for c in range(nchunks):
-        for k in range(4):
-            out[k] += part[c, k]
-    return out
-
-
-@njit(parallel=True, fastmath=_FM, cache=True)
-def sq_sum(x):  # pragma: no cover - compiled
-    """``Σx²`` (float64) of a flat float32 array, chunked as :func:`pair_sums`."""
-    n = x.shape[0]
-    nchunks = (n + CHUNK - 1) // CHUNK
-    part = np.zeros(nchunks)
-    for c in prange(nchunks):
-        lo = c * CHUNK
-        hi = min(n, lo + CHUNK)
-        s = 0.0
-        for i in range(lo, hi):
-            a = np.float64(x[i])
-            s += a * a
-        part[c] = s
-    out = 0.0
-    for c in range(nchunks):
-        out += part[c]
-    return out
 
 
 @njit(inline="always")
@@ -97,53 +79,6 @@ def _int_q(v, s, lo_q, hi_q):  # pragma: no cover - compiled
     return min(max(t, lo_q), hi_q) * s
 
 
-@njit(parallel=True, cache=True)
-def int_round(x, scale, fmax):  # pragma: no cover - compiled
-    """The ``q`` :func:`int_sums` scores, written out (for tests against ``round_number``)."""
-    rows, cols = x.shape
-    out = np.empty_like(x)
-    lo_q = np.float32(-fmax)
-    hi_q = np.float32(fmax)
-    for r in prange(rows):
-        for j in range(cols):
-            out[r, j] = _int_q(x[r, j], scale[r], lo_q, hi_q)
-    return out
-
-
-@njit(parallel=True, fastmath=_FM, cache=True)
-def int_sums(x, scale, fmax):  # pragma: no cover - compiled
-    """:func:`pair_sums` of ``x`` (float32, rows × cols) and ``q = clamp(rint(x / s_r), −fmax, fmax) · s_r``
-    (float32, ``s_r = scale[r]``), without writing ``q``; the chunks are rows. ``x`` must be finite."""
-    rows, cols = x.shape
-    part = np.zeros((rows, 4))
-    lo_q = np.float32(-fmax)
-    hi_q = np.float32(fmax)
-    for r in prange(rows):
-        s = scale[r]
-        sx = 0.0
-        sq = 0.0
-        sd = 0.0
-        sxq = 0.0
-        for j in range(cols):
-            v = x[r, j]
-            a = np.float64(v)
-            b = np.float64(_int_q(v, s, lo_q, hi_q))
-            d = a - b
-            sx += a * a
-            sq += b * b
-            sd += d * d
-            sxq += a * b
-        part[r, 0] = sx
-        part[r, 1] = sq
-        part[r, 2] = sd
-        part[r, 3] = sxq
-    out = np.zeros(4)
-    for r in range(rows):
-        for k in range(4):
-            out[k] += part[r, k]
-    return out
-
-
 @njit(inline="always")
 def _fp_q(v, s, mbits, emin):  # pragma: no cover - compiled
     """``fp8(v / s) · s`` in float32 for finite ``v / s`` within the format's range: round to nearest even on the
@@ -151,73 +86,152 @@ def _fp_q(v, s, mbits, emin):  # pragma: no cover - compiled
     normal exponent, so subnormals share its spacing). Division and product by a power of two are exact, so this is
     torch's cast to ``float8_e4m3fn`` (mbits 3, emin −6) / ``float8_e5m2`` (2, −14) followed by ``· s``."""
     u = v / s
-    e = np.int32((f32_bits(u) >> np.uint32(23)) & np.uint32(0xFF)) - np.int32(127)
-    if e < emin:
-        e = emin
+    e = max(np.int32((f32_bits(u) >> np.uint32(23)) & np.uint32(0xFF)) - np.int32(127), emin)
     step = f32_from_bits(np.uint32((e - mbits + 127) << 23))
     return (np.rint(u / step) * step) * s
 
 
-@njit(parallel=True, cache=True)
-def float_round(x, scale, mbits, emin):  # pragma: no cover - compiled
-    """The ``q`` :func:`float_sums` scores, written out (for tests against ``round_number``)."""
-    rows, cols = x.shape
-    out = np.empty_like(x)
-    for r in prange(rows):
-        for j in range(cols):
-            out[r, j] = _fp_q(x[r, j], scale[r], mbits, emin)
-    return out
+@njit(nogil=True, error_model="numpy", cache=True)
+def _round_part(x, scale, kind, a, b, r0, r1, out):  # pragma: no cover - compiled
+    """Rows ``r0:r1`` of the ``q`` the rounding kernels score, written out (for tests against round_number);
+    kind 0: :func:`_int_q` with fmax ``a``; kind 1: :func:`_fp_q` with mbits ``a``, emin ``b``."""
+    for r in range(r0, r1):
+        s = scale[r]
+        for j in range(x.shape[1]):
+            if kind == 0:
+                out[r, j] = _int_q(x[r, j], s, np.float32(-a), np.float32(a))
+            else:
+                out[r, j] = _fp_q(x[r, j], s, int(a), int(b))
 
 
-@njit(parallel=True, fastmath=_FM, cache=True)
-def float_sums(x, scale, mbits, emin):  # pragma: no cover - compiled
-    """:func:`int_sums` for an FP8 format (:func:`_fp_q`): ``q`` never written; ``x`` finite, ``|x / s| ≤ fmax``."""
-    rows, cols = x.shape
-    part = np.zeros((rows, 4))
-    for r in prange(rows):
+@njit(nogil=True, fastmath=_FM, error_model="numpy", cache=True)
+def _int_part(x, scale, fmax, r0, r1, part):  # pragma: no cover - compiled
+    """Rows ``r0:r1``: ``part[r]`` = the four sums of row ``r`` of ``x`` (float32, finite, rows × cols) and
+    ``q = _int_q(x, scale[r])``, ``q`` never written."""
+    lo_q = np.float32(-fmax)
+    hi_q = np.float32(fmax)
+    for r in range(r0, r1):
         s = scale[r]
         sx = 0.0
         sq = 0.0
         sd = 0.0
         sxq = 0.0
-        for j in range(cols):
+        for j in range(x.shape[1]):
             v = x[r, j]
-            a = np.float64(v)
-            b = np.float64(_fp_q(v, s, mbits, emin))
-            d = a - b
-            sx += a * a
-            sq += b * b
+            xa = np.float64(v)
+            xb = np.float64(_int_q(v, s, lo_q, hi_q))
+            d = xa - xb
+            sx += xa * xa
+            sq += xb * xb
             sd += d * d
-            sxq += a * b
+            sxq += xa * xb
         part[r, 0] = sx
         part[r, 1] = sq
         part[r, 2] = sd
         part[r, 3] = sxq
-    out = np.zeros(4)
-    for r in range(rows):
-        for k in range(4):
-            out[k] += part[r, k]
-    return out
 
 
-@njit(parallel=True, fastmath=_FM, cache=True)
-def row_stats(x):  # pragma: no cover - compiled
-    """``(Σx², amax)``: the float64 sum of squares of ``x`` (rows × cols, float32; row sums added in order, NaN/inf
-    propagate) and each row's max |x| (float32; what ``x.abs().amax(dim=1)`` gives for finite rows)."""
-    rows, cols = x.shape
-    part = np.zeros(rows)
-    amax = np.zeros(rows, dtype=np.float32)
-    for r in prange(rows):
+@njit(nogil=True, fastmath=_FM, error_model="numpy", cache=True)
+def _fp_part(x, scale, mbits, emin, r0, r1, part):  # pragma: no cover - compiled
+    """:func:`_int_part` for ``q = _fp_q(x, scale[r], mbits, emin)``."""
+    for r in range(r0, r1):
+        s = scale[r]
+        sx = 0.0
+        sq = 0.0
+        sd = 0.0
+        sxq = 0.0
+        for j in range(x.shape[1]):
+            v = x[r, j]
+            xa = np.float64(v)
+            xb = np.float64(_fp_q(v, s, mbits, emin))
+            d = xa - xb
+            sx += xa * xa
+            sq += xb * xb
+            sd += d * d
+            sxq += xa * xb
+        part[r, 0] = sx
+        part[r, 1] = sq
+        part[r, 2] = sd
+        part[r, 3] = sxq
+
+
+@njit(nogil=True, fastmath=_FM, error_model="numpy", cache=True)
+def _stats_part(x, r0, r1, part, amax):  # pragma: no cover - compiled
+    """Rows ``r0:r1`` of :func:`row_stats`."""
+    for r in range(r0, r1):
         s = 0.0
         m = np.float32(0.0)
-        for j in range(cols):
+        for j in range(x.shape[1]):
             v = x[r, j]
             a = np.float64(v)
             s += a * a
             m = max(m, abs(v))
         part[r] = s
         amax[r] = m
-    total = 0.0
-    for r in range(rows):
-        total += part[r]
-    return total, amax
+
+
+MIN_PER_THREAD = 1 << 20  # elements below which a call stays on the calling thread
+
+
+def run_parts(kernel, units: int, unit_size: int, *args) -> None:
+    """``kernel(*args[:-k], u0, u1, *outs)`` over ``units`` split in contiguous ranges among up to
+    ``torch.get_num_threads()`` threads (one when the work is under :data:`MIN_PER_THREAD` per thread);
+    ``args`` = inputs, then the output arrays after a ``None`` separator."""
+    cut = next(i for i, a in enumerate(args) if a is None)
+    ins, outs = args[:cut], args[cut + 1:]
+    n = max(1, min(torch.get_num_threads(), units, (units * unit_size) // MIN_PER_THREAD))
+    if n == 1:
+        kernel(*ins, 0, units, *outs)
+        return
+    bounds = [units * i // n for i in range(n + 1)]
+    with cf.ThreadPoolExecutor(n) as ex:
+        for f in [ex.submit(kernel, *ins, bounds[i], bounds[i + 1], *outs) for i in range(n)]:
+            f.result()
+
+
+def pair_sums(x: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """``[Σx², Σq², Σ(x−q)², Σx·q]`` (float64) of two flat float32 arrays of the same length."""
+    chunks = (x.shape[0] + CHUNK - 1) // CHUNK
+    part = np.zeros((chunks, 4))
+    run_parts(_pair_part, chunks, CHUNK, x, q, None, part)
+    return part.sum(axis=0)
+
+
+def _kind(kind: str, fmax: float, mbits: int, emin: int) -> tuple[int, float, float]:
+    return (0, float(fmax), 0.0) if kind == "int" else (1, float(mbits), float(emin))
+
+
+def rounding_sums(x: np.ndarray, scale: np.ndarray, kind: str, fmax: float = 0.0, mbits: int = 0,
+                  emin: int = 0) -> np.ndarray:
+    """The four sums of ``x`` (float32, finite, rows × cols) and its per-row rounding ``q``: ``kind="int"``:
+    ``clamp(rint(x / s), −fmax, fmax) · s``; ``"float"``: torch's FP8 cast of ``x / s`` (``mbits``, ``emin``), ``· s``;
+    ``|x / s| ≤ fmax`` (the amax scale)."""
+    part = np.zeros((x.shape[0], 4))
+    if kind == "int":
+        run_parts(_int_part, x.shape[0], x.shape[1], x, scale, np.float32(fmax), None, part)
+    else:
+        run_parts(_fp_part, x.shape[0], x.shape[1], x, scale, int(mbits), int(emin), None, part)
+    return part.sum(axis=0)
+
+
+def rounded(x: np.ndarray, scale: np.ndarray, kind: str, fmax: float = 0.0, mbits: int = 0,
+            emin: int = 0) -> np.ndarray:
+    """The ``q`` :func:`rounding_sums` scores, written out (for tests)."""
+    k, a, b = _kind(kind, fmax, mbits, emin)
+    out = np.empty_like(x)
+    run_parts(_round_part, x.shape[0], x.shape[1], x, scale, k, a, b, None, out)
+    return out
+
+
+def row_stats(x: np.ndarray) -> tuple[float, np.ndarray]:
+    """``(Σx², amax)``: the float64 sum of squares of ``x`` (rows × cols, float32; NaN/inf propagate) and each row's
+    max |x| (float32; what ``x.abs().amax(dim=1)`` gives for finite rows)."""
+    part = np.zeros(x.shape[0])
+    amax = np.zeros(x.shape[0], dtype=np.float32)
+    run_parts(_stats_part, x.shape[0], x.shape[1], x, None, part, amax)
+    return float(part.sum()), amax
+
+
+def sq_sum(x: np.ndarray) -> float:
+    """``Σx²`` (float64) of a flat float32 array."""
+    return float(pair_sums(x, x)[0])

@@ -77,7 +77,7 @@ def metric_sums(x: torch.Tensor, q: torch.Tensor, *, x_sq: float | None = None) 
 
     float32 CPU tensors of at least :data:`FUSED_MIN` elements with numba installed: one fused pass
     (:func:`workbench.kernels.cpu_sums.pair_sums`: each element widened to float64 in registers, float64 chunk sums
-    added in a fixed order, no float64 copies), ⟨x,q⟩ summed directly. Otherwise: float64 copies and norms, not
+    added by a pairwise sum, no float64 copies), ⟨x,q⟩ summed directly. Otherwise: float64 copies and norms, not
     ``@`` (torch's float64 dot goes through BLAS, ~1000x slower on a busy 2-core box); ``x − q`` in float64 (exact
     for float32 inputs); ⟨x,q⟩ by polarization, (‖x‖² + ‖q‖² − ‖x−q‖²) / 2, which errs by ~1e-16 of ‖x‖² + ‖q‖².
     """
@@ -113,7 +113,7 @@ def channel_rounding_sums(x: torch.Tensor, number: Any, amax: torch.Tensor) -> t
     ``q = round_number(x, number, s)`` with ``s = amax / fmax`` per row (0 -> 1), the scale
     :func:`workbench.formats.numbers.compute_scale` gives from the rows' ``amax`` (:func:`block_stats`).
 
-    Fused when it applies (:func:`workbench.kernels.cpu_sums.int_sums` / ``float_sums``: the rounding done in
+    Fused when it applies (:func:`workbench.kernels.cpu_sums.rounding_sums`: the rounding done in
     registers, bit for bit torch's, ``q`` never written); otherwise ``round_number`` and :func:`metric_sums`."""
     from workbench.formats.numbers import round_number
 
@@ -126,10 +126,11 @@ def channel_rounding_sums(x: torch.Tensor, number: Any, amax: torch.Tensor) -> t
 
         xa, sa = x2.contiguous().numpy(), s.contiguous().numpy()
         if number.kind == "int":
-            out = cpu_sums.int_sums(xa, sa, float(number.fmax))
+            out = cpu_sums.rounding_sums(xa, sa, "int", fmax=float(number.fmax))
         else:
             fi = torch.finfo(number.dtype)
-            out = cpu_sums.float_sums(xa, sa, round(-math.log2(fi.eps)), round(math.log2(fi.tiny)))
+            out = cpu_sums.rounding_sums(xa, sa, "float", mbits=round(-math.log2(fi.eps)),
+                                         emin=round(math.log2(fi.tiny)))
         return tuple(float(v) for v in out)  # type: ignore[return-value]
     return metric_sums(x, round_number(x, number, s.reshape(-1, *([1] * (x.dim() - 1)))))
 
