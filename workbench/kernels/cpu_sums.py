@@ -3,9 +3,9 @@ installed): ``(‖x‖², ‖q‖², ‖x−q‖², ⟨x,q⟩)`` of float32 tens
 
 Each float32 element is widened to float64 in registers; a float32 square or product is exact in float64, and
 ``x − q`` is taken in float64 as the torch path does (for q a rounding of x to nearest on a grid holding 0 it is
-even exact in float32, Sterbenz). The sums run over fixed chunks of :data:`CHUNK` elements (``prange`` over chunks,
-each accumulating in float64; ``fastmath`` allows only reassociation so the inner loop vectorizes), then the chunk
-sums are added by numpy's pairwise sum: the result depends on neither the thread count nor the scheduling, and errs
+even exact in float32, Sterbenz). The sums run over fixed chunks (:data:`CHUNK` elements, or one row), each
+accumulating in float64 (``fastmath`` allows only reassociation, so the inner loop vectorizes), then the chunk sums
+are added by numpy's pairwise sum: the result depends on neither the thread count nor the scheduling, and errs
 by the usual float64 summation bound (≈ CHUNK·u relative at worst, in practice ~1e-16). NaN and inf propagate.
 
 Threads: the kernels are serial and release the GIL (``nogil``); :func:`run_parts` splits the chunks among
@@ -14,16 +14,17 @@ kills a forked child (a process-pool worker) that launches a parallel kernel aft
 workqueue layer aborts on concurrent launches from two threads. ``error_model="numpy"``: IEEE division with no
 zero check (the scales are > 0), without which the division's branch keeps the loops from vectorizing (6x slower).
 
-:func:`int_sums` fuses the integer rounding of :func:`workbench.formats.numbers.round_number` with a per-row scale
-(``q = clamp(rint(x / s), −fmax, fmax) · s``, all in float32 as torch computes it; ``rint`` rounds half to even as
-``torch.round``) into the same pass, so ``q`` is never written to memory.
+:func:`rounding_sums` fuses :func:`workbench.formats.numbers.round_number` with a per-row scale into the same pass,
+so ``q`` is never written to memory: intB ``q = clamp(rint(x / s), −fmax, fmax) · s`` (float32 as torch computes it;
+``rint`` rounds half to even as ``torch.round``), FP8 by :func:`_fp_q` (bit for bit torch's cast, checked on every
+grid value, midpoint and neighbour in ``tests/test_quant_fused_sums.py``).
 """
 
 from __future__ import annotations
 
-import numpy as np
 import concurrent.futures as cf
 
+import numpy as np
 import torch
 from numba import njit, types
 from numba.extending import intrinsic
