@@ -133,3 +133,28 @@ def test_fused_and_torch_paths_agree(tmp_path: Path, monkeypatch: pytest.MonkeyP
         wf = w.float()
         assert fused.loc[fmt, "weight_sqnr_db"] == pytest.approx(sqnr_db(wf, quantize(wf, fmt)), rel=1e-9)
     assert qm.FUSED_MIN <= w.numel()
+
+
+@pytest.mark.parametrize("number", NUMBERS)
+def test_bfloat16_blocks_equal_their_float32_copies(number: str) -> None:
+    """The kernels decode bfloat16 themselves: the sums of a bf16 block equal those of its float32 copy exactly."""
+    n = parse_format(number).number
+    for what, x in _inputs(number).items():
+        xb = x.bfloat16()
+        if not bool(torch.isfinite(xb).all()):
+            continue
+        sb, ab = block_stats(xb)
+        sf, af = block_stats(xb.float())
+        assert sb == sf and torch.equal(ab, af), what
+        assert channel_rounding_sums(xb, n, ab) == channel_rounding_sums(xb.float(), n, af), what
+
+
+def test_bf16_file_report_equals_float32_file_report(tmp_path: Path) -> None:
+    g = torch.Generator().manual_seed(5)
+    w = (torch.randn(2 * ROWS, COLS, generator=g) * 0.02).bfloat16()
+    save_file({"lin.weight": w}, str(tmp_path / "b.safetensors"))
+    save_file({"lin.weight": w.float()}, str(tmp_path / "f.safetensors"))
+    cols = ["format", "weight_sqnr_db", "weight_nl2", "weight_cosine"]
+    b = weight_report(str(tmp_path / "b.safetensors"), NUMBERS, [], progress=False)[cols]
+    f = weight_report(str(tmp_path / "f.safetensors"), NUMBERS, [], progress=False)[cols]
+    assert b.equals(f)

@@ -27,7 +27,7 @@ import concurrent.futures as cf
 import numpy as np
 import torch
 from numba import njit, types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 from workbench.kernels.cpu_numba import f32_from_bits
 
@@ -46,6 +46,18 @@ def f32_bits(typingctx, x):
         return builder.bitcast(args[0], ir.IntType(32))
 
     return sig, codegen
+
+
+def _ld(x, r, j):  # pragma: no cover - typed by the overload below
+    """``x[r, j]`` as float32; a uint16 array holds bfloat16 bit patterns (decoded exactly: the 16 bits on top)."""
+    raise NotImplementedError
+
+
+@overload(_ld, inline="always")
+def _ld_typed(x, r, j):  # pragma: no cover - compiled
+    if x.dtype == types.uint16:
+        return lambda x, r, j: f32_from_bits(np.uint32(x[r, j]) << np.uint32(16))
+    return lambda x, r, j: np.float32(x[r, j])
 
 
 @njit(nogil=True, fastmath=_FM, error_model="numpy", cache=True)
@@ -100,9 +112,9 @@ def _round_part(x, scale, kind, a, b, r0, r1, out):  # pragma: no cover - compil
         s = scale[r]
         for j in range(x.shape[1]):
             if kind == 0:
-                out[r, j] = _int_q(x[r, j], s, np.float32(-a), np.float32(a))
+                out[r, j] = _int_q(_ld(x, r, j), s, np.float32(-a), np.float32(a))
             else:
-                out[r, j] = _fp_q(x[r, j], s, int(a), int(b))
+                out[r, j] = _fp_q(_ld(x, r, j), s, int(a), int(b))
 
 
 @njit(nogil=True, fastmath=_FM, error_model="numpy", cache=True)
@@ -118,7 +130,7 @@ def _int_part(x, scale, fmax, r0, r1, part):  # pragma: no cover - compiled
         sd = 0.0
         sxq = 0.0
         for j in range(x.shape[1]):
-            v = x[r, j]
+            v = _ld(x, r, j)
             xa = np.float64(v)
             xb = np.float64(_int_q(v, s, lo_q, hi_q))
             d = xa - xb
@@ -142,7 +154,7 @@ def _fp_part(x, scale, mbits, emin, r0, r1, part):  # pragma: no cover - compile
         sd = 0.0
         sxq = 0.0
         for j in range(x.shape[1]):
-            v = x[r, j]
+            v = _ld(x, r, j)
             xa = np.float64(v)
             xb = np.float64(_fp_q(v, s, mbits, emin))
             d = xa - xb
@@ -163,7 +175,7 @@ def _stats_part(x, r0, r1, part, amax):  # pragma: no cover - compiled
         s = 0.0
         m = np.float32(0.0)
         for j in range(x.shape[1]):
-            v = x[r, j]
+            v = _ld(x, r, j)
             a = np.float64(v)
             s += a * a
             m = max(m, abs(v))
@@ -219,7 +231,7 @@ def rounded(x: np.ndarray, scale: np.ndarray, kind: str, fmax: float = 0.0, mbit
             emin: int = 0) -> np.ndarray:
     """The ``q`` :func:`rounding_sums` scores, written out (for tests)."""
     k, a, b = _kind(kind, fmax, mbits, emin)
-    out = np.empty_like(x)
+    out = np.empty(x.shape, dtype=np.float32)
     run_parts(_round_part, x.shape[0], x.shape[1], x, scale, k, a, b, None, out)
     return out
 

@@ -52,12 +52,24 @@ def error_metrics(x: torch.Tensor, q: torch.Tensor) -> dict[str, float]:
 FUSED_MIN = 1 << 16  # elements from which metric_sums uses the numba kernel (below: torch, no fork/join wait)
 
 
-def _fused(*ts: torch.Tensor) -> bool:
-    """True when the numba kernels of :mod:`workbench.kernels.cpu_sums` can take these tensors."""
+def _fused(*ts: torch.Tensor, bf16: bool = False) -> bool:
+    """True when the numba kernels of :mod:`workbench.kernels.cpu_sums` can take these tensors (float32 CPU, or
+    for the first with ``bf16`` also bfloat16, which the kernels decode themselves)."""
     from workbench.kernels.cpu import numba_available
 
-    return (ts[0].numel() >= FUSED_MIN and all(t.dtype == torch.float32 and t.device.type == "cpu" for t in ts)
-            and numba_available())
+    ok = (torch.float32, torch.bfloat16) if bf16 else (torch.float32,)
+    return (ts[0].numel() >= FUSED_MIN and ts[0].dtype in ok and ts[0].device.type == "cpu"
+            and all(t.dtype == torch.float32 and t.device.type == "cpu" for t in ts[1:]) and numba_available())
+
+
+def _np(x: torch.Tensor):
+    """The numpy array the kernels read: float32 as it is, bfloat16 as its uint16 bit patterns."""
+    x = x.contiguous()
+    if x.dtype == torch.bfloat16:
+        import numpy as np
+
+        return x.view(torch.int16).numpy().view(np.uint16)
+    return x.numpy()
 
 
 def square_sum(x: torch.Tensor) -> float:
@@ -96,20 +108,21 @@ def metric_sums(x: torch.Tensor, q: torch.Tensor, *, x_sq: float | None = None) 
 
 
 def block_stats(x: torch.Tensor) -> tuple[float, torch.Tensor]:
-    """``(‖x‖², amax)`` of a block of rows: the float64 sum of squares (:func:`square_sum`; NaN/inf propagate) and
-    each row's max |x| as float32 (``x.abs().reshape(rows, -1).amax(dim=1)``), one fused pass when it applies."""
+    """``(‖x‖², amax)`` of a block of rows (float32 or bfloat16): the float64 sum of squares (NaN/inf propagate) and
+    each row's max |x| as float32 (``x.float().abs().reshape(rows, -1).amax(dim=1)``), one fused pass when it
+    applies."""
     x = x.detach()
     x2 = x.reshape(x.shape[0], -1)
-    if _fused(x2):
+    if _fused(x2, bf16=True):
         from workbench.kernels import cpu_sums
 
-        total, amax = cpu_sums.row_stats(x2.contiguous().numpy())
+        total, amax = cpu_sums.row_stats(_np(x2))
         return float(total), torch.from_numpy(amax)
-    return square_sum(x), x2.abs().amax(dim=1)
+    return square_sum(x), x2.float().abs().amax(dim=1)
 
 
 def channel_rounding_sums(x: torch.Tensor, number: Any, amax: torch.Tensor) -> tuple[float, float, float, float]:
-    """:func:`metric_sums` of finite ``x`` and its per-channel rounding to an FP8 or intB ``number``:
+    """:func:`metric_sums` of finite ``x`` (float32 or bfloat16) and its per-channel rounding to an FP8 or intB ``number``:
     ``q = round_number(x, number, s)`` with ``s = amax / fmax`` per row (0 -> 1), the scale
     :func:`workbench.formats.numbers.compute_scale` gives from the rows' ``amax`` (:func:`block_stats`).
 
@@ -121,10 +134,10 @@ def channel_rounding_sums(x: torch.Tensor, number: Any, amax: torch.Tensor) -> t
     s = amax / number.fmax
     s = torch.where(s > 0, s, torch.ones_like(s))
     x2 = x.reshape(x.shape[0], -1)
-    if number.kind in ("int", "float") and _fused(x2, s):
+    if number.kind in ("int", "float") and _fused(x2, s, bf16=True):
         from workbench.kernels import cpu_sums
 
-        xa, sa = x2.contiguous().numpy(), s.contiguous().numpy()
+        xa, sa = _np(x2), s.contiguous().numpy()
         if number.kind == "int":
             out = cpu_sums.rounding_sums(xa, sa, "int", fmax=float(number.fmax))
         else:
@@ -132,6 +145,7 @@ def channel_rounding_sums(x: torch.Tensor, number: Any, amax: torch.Tensor) -> t
             out = cpu_sums.rounding_sums(xa, sa, "float", mbits=round(-math.log2(fi.eps)),
                                          emin=round(math.log2(fi.tiny)))
         return tuple(float(v) for v in out)  # type: ignore[return-value]
+    x = x.float()
     return metric_sums(x, round_number(x, number, s.reshape(-1, *([1] * (x.dim() - 1)))))
 
 

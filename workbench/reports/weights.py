@@ -328,11 +328,12 @@ def analyse_layer(job: LayerJob, read: Callable[[int, int], torch.Tensor],
     count = {i: 0 for i in ok}
     step = _block_rows(job, [entries[i][1] for i in ok]) if ok else rows
 
-    def stream() -> Iterator[torch.Tensor]:
+    def stream(raw: bool = False) -> Iterator[torch.Tensor]:
         for start in range(0, rows, step):
             if check is not None:
                 check()
-            yield read(start, min(rows, start + step)).float()
+            x = read(start, min(rows, start + step))
+            yield x if raw and x.dtype in (torch.float32, torch.bfloat16) else x.float()
 
     def accumulate(i: int, x: torch.Tensor, x_sq: float, amax: torch.Tensor) -> None:
         f = entries[i][1]
@@ -389,7 +390,10 @@ def analyse_layer(job: LayerJob, read: Callable[[int, int], torch.Tensor],
             for t in topk.values():
                 t.settle_low()
     if ok and not nonfinite:  # the scoring pass
-        for x in stream():
+        # number formats alone read bf16 blocks as they are (the kernels decode them); anything else gets float32
+        plain_only = all(entries[i][1].sparsity is None and entries[i][1].number is not None
+                         and entries[i][1].number.kind in ("int", "float") for i in ok)
+        for x in stream(raw=plain_only):
             x_sq, amax = block_stats(x)  # ‖x‖² and compute_scale's per-channel amax, once for every entry
             if not math.isfinite(x_sq):  # cheaper than isfinite() on every block
                 nonfinite += bad(x)
