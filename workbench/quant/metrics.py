@@ -122,8 +122,8 @@ def block_stats(x: torch.Tensor) -> tuple[float, torch.Tensor]:
 
 
 def channel_rounding_sums(x: torch.Tensor, number: Any, amax: torch.Tensor) -> tuple[float, float, float, float]:
-    """:func:`metric_sums` of finite ``x`` (float32 or bfloat16) and its per-channel rounding to an FP8 or intB ``number``:
-    ``q = round_number(x, number, s)`` with ``s = amax / fmax`` per row (0 -> 1), the scale
+    """:func:`metric_sums` of finite ``x`` (float32 or bfloat16) and its per-channel rounding to an FP8 or intB
+    ``number``: ``q = round_number(x, number, s)`` with ``s = amax / fmax`` per row (0 -> 1), the scale
     :func:`workbench.formats.numbers.compute_scale` gives from the rows' ``amax`` (:func:`block_stats`).
 
     Fused when it applies (:func:`workbench.kernels.cpu_sums.rounding_sums`: the rounding done in
