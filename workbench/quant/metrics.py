@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import pandas as pd
 import torch
 from torch import nn
 
-__all__ = ["sqnr_db", "error_metrics", "accumulated_metrics", "metric_sums", "metrics_from_sums", "weight_sqnr_table"]
+__all__ = ["sqnr_db", "error_metrics", "accumulated_metrics", "square_sum", "metric_sums", "block_stats",
+           "channel_rounding_sums", "metrics_from_sums", "weight_sqnr_table"]
 
 
 def sqnr_db(x: torch.Tensor, q: torch.Tensor) -> float:
@@ -47,20 +49,104 @@ def error_metrics(x: torch.Tensor, q: torch.Tensor) -> dict[str, float]:
     return accumulated_metrics([(x, q)])
 
 
+FUSED_MIN = 1 << 16  # elements from which metric_sums uses the numba kernel (below: torch, no fork/join wait)
+
+
+def _fused(*ts: torch.Tensor, bf16: bool = False) -> bool:
+    """True when the numba kernels of :mod:`workbench.kernels.cpu_sums` can take these tensors (float32 CPU, or
+    for the first with ``bf16`` also bfloat16, which the kernels decode themselves)."""
+    from workbench.kernels.cpu import numba_available
+
+    ok = (torch.float32, torch.bfloat16) if bf16 else (torch.float32,)
+    return (ts[0].numel() >= FUSED_MIN and ts[0].dtype in ok and ts[0].device.type == "cpu"
+            and all(t.dtype == torch.float32 and t.device.type == "cpu" for t in ts[1:]) and numba_available())
+
+
+def _np(x: torch.Tensor):
+    """The numpy array the kernels read: float32 as it is, bfloat16 as its uint16 bit patterns."""
+    x = x.contiguous()
+    if x.dtype == torch.bfloat16:
+        import numpy as np
+
+        return x.view(torch.int16).numpy().view(np.uint16)
+    return x.numpy()
+
+
+def square_sum(x: torch.Tensor) -> float:
+    """``‖x‖²`` in float64 (float32 squares are exact in float64; only the summation rounds). NaN/inf propagate."""
+    x = x.detach()
+    if _fused(x):
+        from workbench.kernels import cpu_sums
+
+        return float(cpu_sums.sq_sum(x.contiguous().flatten().numpy()))
+    return float(torch.linalg.vector_norm(x.double().flatten())) ** 2
+
+
 def metric_sums(x: torch.Tensor, q: torch.Tensor, *, x_sq: float | None = None) -> tuple[float, float, float, float]:
     """``(‖x‖², ‖q‖², ‖x−q‖², ⟨x,q⟩)`` of one pair, in float64: the parts :func:`metrics_from_sums` finishes, so a
     tensor streamed in blocks gives the metrics of the whole (sum the parts of every block). ``x_sq``: ‖x‖² when
     the caller already has it (scoring one block under several formats).
 
-    Norms, not ``@`` (torch's float64 dot goes through BLAS, ~1000x slower on a busy 2-core box); ``x − q`` is taken
-    in float64 (exact for float32 inputs); ⟨x,q⟩ by polarization, (‖x‖² + ‖q‖² − ‖x−q‖²) / 2, which errs by ~1e-16
-    of ‖x‖² + ‖q‖². (Explicit float64 copies measured faster than ``vector_norm(dtype=)`` or mixed-dtype ``x64 − q``.)
+    float32 CPU tensors of at least :data:`FUSED_MIN` elements with numba installed: one fused pass
+    (:func:`workbench.kernels.cpu_sums.pair_sums`: each element widened to float64 in registers, float64 chunk sums
+    added by a pairwise sum, no float64 copies), ⟨x,q⟩ summed directly. Otherwise: float64 copies and norms, not
+    ``@`` (torch's float64 dot goes through BLAS, ~1000x slower on a busy 2-core box); ``x − q`` in float64 (exact
+    for float32 inputs); ⟨x,q⟩ by polarization, (‖x‖² + ‖q‖² − ‖x−q‖²) / 2, which errs by ~1e-16 of ‖x‖² + ‖q‖².
     """
-    x64, q64 = x.detach().double().flatten(), q.detach().double().flatten()
+    x, q = x.detach(), q.detach()
+    if x.shape == q.shape and _fused(x, q):
+        from workbench.kernels import cpu_sums
+
+        sx, sq, sd, sxq = (float(v) for v in cpu_sums.pair_sums(x.contiguous().flatten().numpy(),
+                                                               q.contiguous().flatten().numpy()))
+        return (sx if x_sq is None else float(x_sq)), sq, sd, sxq
+    x64, q64 = x.double().flatten(), q.double().flatten()
     sx = float(torch.linalg.vector_norm(x64)) ** 2 if x_sq is None else float(x_sq)
     sq = float(torch.linalg.vector_norm(q64)) ** 2
     sd = float(torch.linalg.vector_norm(x64 - q64)) ** 2
     return sx, sq, sd, (sx + sq - sd) / 2 if math.isfinite(sd) else float((x64 * q64).sum())
+
+
+def block_stats(x: torch.Tensor) -> tuple[float, torch.Tensor]:
+    """``(‖x‖², amax)`` of a block of rows (float32 or bfloat16): the float64 sum of squares (NaN/inf propagate) and
+    each row's max |x| as float32 (``x.float().abs().reshape(rows, -1).amax(dim=1)``), one fused pass when it
+    applies."""
+    x = x.detach()
+    x2 = x.reshape(x.shape[0], -1)
+    if _fused(x2, bf16=True):
+        from workbench.kernels import cpu_sums
+
+        total, amax = cpu_sums.row_stats(_np(x2))
+        return float(total), torch.from_numpy(amax)
+    return square_sum(x), x2.float().abs().amax(dim=1)
+
+
+def channel_rounding_sums(x: torch.Tensor, number: Any, amax: torch.Tensor) -> tuple[float, float, float, float]:
+    """:func:`metric_sums` of finite ``x`` (float32 or bfloat16) and its per-channel rounding to an FP8 or intB
+    ``number``: ``q = round_number(x, number, s)`` with ``s = amax / fmax`` per row (0 -> 1), the scale
+    :func:`workbench.formats.numbers.compute_scale` gives from the rows' ``amax`` (:func:`block_stats`).
+
+    Fused when it applies (:func:`workbench.kernels.cpu_sums.rounding_sums`: the rounding done in
+    registers, bit for bit torch's, ``q`` never written); otherwise ``round_number`` and :func:`metric_sums`."""
+    from workbench.formats.numbers import round_number
+
+    x = x.detach()
+    s = amax / number.fmax
+    s = torch.where(s > 0, s, torch.ones_like(s))
+    x2 = x.reshape(x.shape[0], -1)
+    if number.kind in ("int", "float") and _fused(x2, s, bf16=True):
+        from workbench.kernels import cpu_sums
+
+        xa, sa = _np(x2), s.contiguous().numpy()
+        if number.kind == "int":
+            out = cpu_sums.rounding_sums(xa, sa, "int", fmax=float(number.fmax))
+        else:
+            fi = torch.finfo(number.dtype)
+            out = cpu_sums.rounding_sums(xa, sa, "float", mbits=round(-math.log2(fi.eps)),
+                                         emin=round(math.log2(fi.tiny)))
+        return tuple(float(v) for v in out)  # type: ignore[return-value]
+    x = x.float()
+    return metric_sums(x, round_number(x, number, s.reshape(-1, *([1] * (x.dim() - 1)))))
 
 
 def metrics_from_sums(sx: float, sq: float, sd: float, sxq: float) -> dict[str, float]:

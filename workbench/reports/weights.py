@@ -65,7 +65,7 @@ from workbench.formats.masks import PaddedWeightWarning, block_norms, fits, too_
 from workbench.formats.size import bits_per_weight, format_size_bits
 from workbench.formats.spec import Format
 from workbench.progress import progress_bar, stop_callable
-from workbench.quant.metrics import metric_sums, metrics_from_sums
+from workbench.quant.metrics import block_stats, channel_rounding_sums, metric_sums, metrics_from_sums
 from workbench.sparsity.patterns import parse_pattern, pattern_log10_diversity
 from workbench.sparsity.report import kept_fractions, kept_sums
 
@@ -328,14 +328,21 @@ def analyse_layer(job: LayerJob, read: Callable[[int, int], torch.Tensor],
     count = {i: 0 for i in ok}
     step = _block_rows(job, [entries[i][1] for i in ok]) if ok else rows
 
-    def stream() -> Iterator[torch.Tensor]:
+    def stream(raw: bool = False) -> Iterator[torch.Tensor]:
         for start in range(0, rows, step):
             if check is not None:
                 check()
-            yield read(start, min(rows, start + step)).float()
+            x = read(start, min(rows, start + step))
+            yield x if raw and x.dtype in (torch.float32, torch.bfloat16) else x.float()
 
-    def accumulate(i: int, x: torch.Tensor, x64: torch.Tensor, x_sq: float) -> None:
+    def accumulate(i: int, x: torch.Tensor, x_sq: float, amax: torch.Tensor) -> None:
         f = entries[i][1]
+        if f.sparsity is None and f.number is not None and f.number.kind in ("int", "float"):
+            # a number format alone: FormatParametrization's per-channel scale from the block's amax, shared by
+            # every format, and round_number's q, fused with the sums (channel_rounding_sums)
+            for k, v in enumerate((x_sq, *channel_rounding_sums(x, f.number, amax)[1:])):
+                sums[i][k] += v
+            return
         if i in topk or i in blocks:  # the mask comes from the whole weight; the number part as apply() does it
             mat_mask = (topk[i] if i in topk else blocks[i]).mask(to_matrix(x))
             mask = from_matrix(mat_mask, x.shape)
@@ -348,10 +355,10 @@ def analyse_layer(job: LayerJob, read: Callable[[int, int], torch.Tensor],
             mask = param.mask
             with torch.no_grad():
                 q = param(x)
-        for k, v in enumerate(metric_sums(x64, q, x_sq=x_sq)):  # x64, ‖x‖²: once per block for every entry
+        for k, v in enumerate(metric_sums(x, q, x_sq=x_sq)):  # ‖x‖²: once per block for every entry
             sums[i][k] += v
         if mask is not None:
-            for k, v in enumerate(kept_sums(to_matrix(x64), to_matrix(mask))):
+            for k, v in enumerate(kept_sums(to_matrix(x).double(), to_matrix(mask))):
                 kept[i][k] += v
             count[i] += int(mask.sum())
 
@@ -383,16 +390,18 @@ def analyse_layer(job: LayerJob, read: Callable[[int, int], torch.Tensor],
             for t in topk.values():
                 t.settle_low()
     if ok and not nonfinite:  # the scoring pass
-        for x in stream():
-            x64 = x.double()
-            x_sq = float(torch.linalg.vector_norm(x64)) ** 2
+        # number formats alone read bf16 blocks as they are (the kernels decode them); anything else gets float32
+        plain_only = all(entries[i][1].sparsity is None and entries[i][1].number is not None
+                         and entries[i][1].number.kind in ("int", "float") for i in ok)
+        for x in stream(raw=plain_only):
+            x_sq, amax = block_stats(x)  # ‖x‖² and compute_scale's per-channel amax, once for every entry
             if not math.isfinite(x_sq):  # cheaper than isfinite() on every block
                 nonfinite += bad(x)
                 continue
             if nonfinite:
                 continue
             for i in ok:
-                accumulate(i, x, x64, x_sq)
+                accumulate(i, x, x_sq, amax)
 
     out = []
     base = {"layer": job.layer, "tensor": job.tensor, "shape": "x".join(map(str, shape)), "rows": rows, "cols": cols,
