@@ -239,10 +239,12 @@ if quick:  # the issue's target, on the recorded run at 100k classes: >= 5x per 
 # paper's finding that LSH negatives beat them in accuracy per epoch is not reproduced here; LSH's negatives are
 # harder (see the mean logits above), but with 64 negatives and two epochs that did not show in P@1.
 #
-# **Threads matter.** The recorded run above used one torch thread. The benchmark repeated the 100k run with two
-# threads on the same (shared, loaded) machine; the cell below shows it when recorded. The full softmax's large
-# products gain little from the second thread there, while the sampled steps, made of many small ops, slow down
-# several-fold: on a busy machine, train sampled layers with `torch.set_num_threads(1)`.
+# **Threads.** The recorded run above used one torch thread. The benchmark repeated the 100k run with two threads
+# on a quiet machine (load average 0.5–1.9; the negatives are drawn on one thread inside it, see the
+# `LSHSoftmax` docstring); the cell below shows it when recorded. The full softmax's large products gain from the
+# second core, and LSH keeps its lead with two threads as well. (An earlier two-thread run on the shared machine at
+# load 5+, before the draw moved to one thread, gave LSH only 1.25×: the many small ops of a sampled step suffer
+# most when the second core is busy; `benchmarks/RESULTS.md` keeps it.)
 
 # %%
 two = RESULTS / "large_outputs_2threads.csv"
@@ -250,8 +252,10 @@ if two.exists():
     two_summary = speedups(pd.read_csv(two))
     print(two_summary[["width", "kind", "seconds_per_epoch", "p_at_1", "speedup"]].round(3).to_string(index=False))
     one_thread = summary[summary["width"] == 100_000].set_index("kind")["seconds_per_epoch"]
-    if quick:  # the sampled layers were slower with two threads than with one
-        assert (two_summary.set_index("kind")["seconds_per_epoch"].drop("full") > one_thread.drop("full")).all()
+    two_big = two_summary[two_summary["width"] == 100_000].set_index("kind")
+    if quick:  # the recorded 2-thread run: full softmax faster than on one thread, LSH still >= 5x within 2 points
+        assert two_big.loc["full", "seconds_per_epoch"] < one_thread.loc["full"]
+        assert two_big.loc["lsh", "speedup"] >= 5 and abs(two_big.loc["lsh", "p_at_1_gap"]) <= 2
 else:
     print("no recorded 2-thread run")
 
