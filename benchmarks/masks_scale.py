@@ -32,10 +32,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.optimize import linprog
 
 from workbench.config import quick_mode
 from workbench.formats.masks import _to_tiles, is_transposable, numba_available, transposable_mask
+
+from sparsity import lp_tile  # benchmarks/sparsity.py: the per-tile LP bound
 
 ROOT = Path(__file__).resolve().parents[1]
 CSV = ROOT / "data" / "results" / "masks_scale.csv"
@@ -81,16 +82,6 @@ def apex_m4n2_2d_best(w: torch.Tensor, patterns: torch.Tensor) -> torch.Tensor:
     blocks = w.abs().reshape(r // 4, 4, c // 4, 4).permute(0, 2, 1, 3).reshape(-1, 16)
     best = torch.argmax(blocks @ patterns.T, dim=1)
     return patterns[best].reshape(r // 4, c // 4, 4, 4).permute(0, 2, 1, 3).reshape(r, c).bool()
-
-
-def lp_tile(a: np.ndarray, n: int) -> float:
-    m = a.shape[0]
-    cons = np.zeros((2 * m, m * m))
-    for i in range(m):
-        cons[i, i * m : (i + 1) * m] = 1
-        cons[m + i, i::m] = 1
-    res = linprog(-a.ravel(), A_eq=cons, b_eq=np.full(2 * m, n), bounds=(0, 1), method="highs")
-    return -res.fun
 
 
 def main() -> None:

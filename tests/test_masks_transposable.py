@@ -8,26 +8,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from scipy.optimize import Bounds, LinearConstraint, milp
 
 from workbench.errors import CostLimitError, ShapeError, WorkbenchError
 from workbench.formats import masks as M
 from workbench.formats.transposable import local_search, pair_rounds
 from workbench.sparsity.masks import is_transposable, solve_tiles, transposable_mask
 
+from test_sparsity_masks import milp_best  # the per-tile MILP reference (scipy, independent of us)
+
 needs_numba = pytest.mark.skipif(not M.numba_available(), reason="numba not installed")
-
-
-def milp_best(a: np.ndarray, n: int) -> float:
-    """The optimum kept Σ a of an m×m tile with n per row and column, by scipy's MILP (HiGHS), independent of us."""
-    m = a.shape[0]
-    cons = np.zeros((2 * m, m * m))
-    for i in range(m):
-        cons[i, i * m : (i + 1) * m] = 1
-        cons[m + i, i::m] = 1
-    res = milp(-a.ravel(), constraints=LinearConstraint(cons, n, n), integrality=np.ones(m * m), bounds=Bounds(0, 1))
-    assert res.success
-    return -res.fun
 
 
 def tiles(t: int, m: int, seed: int, kind: str) -> torch.Tensor:

@@ -13,28 +13,9 @@ from workbench.errors import MemoryBudgetError, OptionError, ShapeError
 from workbench.topology import jaccard_distance_matrix, nnstd, nnstd_matrix, optimal_matching_classes
 from workbench.topology.nnstd_sparse import scan_work, sparse_matching_classes
 
+from test_topology_nnstd import permute_hidden, random_net  # the dense path's tests' generators
+
 nnstd_mod = importlib.import_module("workbench.topology.nnstd")  # the module (the package exports the function)
-
-
-def random_net(sizes, density, rng, dup=0, empty=0):
-    """Random 0/1 masks; in every hidden layer ``dup`` neurons copy another's inputs and ``empty`` have none."""
-    masks = [(rng.random((o, i)) < density).astype(np.int8) for i, o in zip(sizes[:-1], sizes[1:])]
-    for m in masks[:-1]:
-        rows = rng.permutation(m.shape[0])
-        for t in range(dup):
-            m[rows[t]] = m[rows[dup + t]]
-        for t in range(empty):
-            m[rows[2 * dup + t]] = 0
-    return masks
-
-
-def permute_hidden(masks, rng):
-    out = [m.copy() for m in masks]
-    for k in range(len(out) - 1):
-        p = rng.permutation(out[k].shape[0])
-        out[k] = out[k][p]
-        out[k + 1] = out[k + 1][:, p]
-    return out
 
 
 def partition(row_class, col_class):
