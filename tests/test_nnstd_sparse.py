@@ -197,3 +197,68 @@ def test_plain_python_scans_stay_in_bounds_and_agree():
     env = dict(os.environ, NUMBA_DISABLE_JIT="1")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+# --------------------------------------------------------------------------------------------------- the solvers
+@pytest.mark.parametrize("seed", range(6))
+def test_auction_is_optimal_on_tie_heavy_integer_problems(seed):
+    # the forward-reverse auction against brute force (scipy's assignment on the dense weights, missing pairs = 0,
+    # which is the non-perfect optimum since weights are >= 0): equal weight, every row within eps = 1 of its best
+    # option, unassigned columns at price 0, assignments consistent
+    from scipy.optimize import linear_sum_assignment
+
+    from workbench.topology.nnstd_sparse import _NULL, _auction, _csr
+
+    rng = np.random.default_rng(seed)
+    for trial in range(12):
+        m = int(rng.integers(1, 40))
+        dense = (rng.random((m, m)) < rng.uniform(0.05, 0.5)) * rng.integers(1, 4, size=(m, m))  # few values: ties
+        dense[rng.random(m) < 0.2] = 0  # rows and columns without pairs
+        dense[:, rng.random(m) < 0.2] = 0
+        ei, ej = np.nonzero(dense)
+        w = (dense[ei, ej] * (m + 1) * 1000).astype(np.int64)
+        r_ptr, r_idx, r_w = _csr(m, m, ei.astype(np.int64), ej.astype(np.int64), w)
+        c_ptr, c_idx, c_w = _csr(m, m, ej.astype(np.int64), ei.astype(np.int64), w)
+        price = np.zeros(m, dtype=np.int64)
+        asg = -np.ones(m, dtype=np.int64)
+        own = -np.ones(m, dtype=np.int64)
+        _auction(r_ptr, r_idx, r_w, c_ptr, c_idx, c_w, price, asg, own, max(1, int(w.max(initial=0)) // 5), 5)
+        assert not (asg == -1).any()  # every row is assigned: a column or the null option
+        matched = np.flatnonzero(asg >= 0)
+        assert (own[asg[matched]] == matched).all() and (own >= 0).sum() == matched.size
+        r, c = linear_sum_assignment(-dense)
+        assert dense[matched, asg[matched]].sum() == dense[r, c].sum()
+        assert (price[own < 0] == 0).all()
+        wm = np.zeros((m, m), dtype=np.int64)
+        wm[ei, ej] = w
+        for i in range(m):
+            options = [0] + [wm[i, j] - price[j] for j in np.flatnonzero(dense[i])]
+            mine = 0 if asg[i] == _NULL else wm[i, asg[i]] - price[asg[i]]
+            assert mine >= max(options) - 1
+
+
+def test_solve_returns_optimal_duals_on_weak_near_tied_similarities():
+    # many weak, nearly tied similarities (the case where searches alone are slow): the matching and duals after the
+    # auction and the repair are feasible, tight on the matching, zero on unmatched nodes, with no duality gap
+    from workbench.topology.nnstd_sparse import _solve
+
+    rng = np.random.default_rng(0)
+    m = 400
+    ei = np.repeat(np.arange(m), 6)
+    ej = rng.integers(0, m, size=ei.size)
+    key = np.unique(ei * m + ej)
+    ei, ej = key // m, key % m
+    es = rng.integers(1, 3, size=ei.size) / rng.integers(60, 80, size=ei.size)
+    mate_r, mate_c, u, v = _solve(m, ei, ej, es, None, 1e-9)
+    assert (u >= 0).all() and (v >= 0).all()
+    assert (u[ei] + v[ej] - es >= -1e-9).all()
+    on = mate_r[ei] == ej
+    assert np.abs(u[ei[on]] + v[ej[on]] - es[on]).max() <= 1e-9
+    assert (u[mate_r < 0] <= 1e-9).all() and (v[mate_c < 0] <= 1e-9).all()
+    assert u.sum() + v.sum() == pytest.approx(es[on].sum(), abs=1e-9)
+    from scipy.optimize import linear_sum_assignment
+
+    dense = np.zeros((m, m))
+    dense[ei, ej] = es
+    r, c = linear_sum_assignment(-dense)
+    assert es[on].sum() == pytest.approx(dense[r, c].sum(), abs=1e-12)
