@@ -259,9 +259,9 @@ threads[["hidden", "connections", "auto_s", "chosen", "one_thread_s", "two_threa
 #
 # What the cell checks: where both paths ran they agree; the related pair is far closer than the independent one; at
 # 100,000 neurons the sparse path ran in a small fraction of the dense path's projected time and memory, with a peak
-# under 8 GiB. The times were measured on a shared 2-core machine under load (its load average is in the table;
-# `cpu_seconds` is the CPU time of all threads): see benchmarks/RESULTS.md for the figures against the 60-second
-# target.
+# under 8 GiB, and in under 60 seconds for both pairs. The times were measured on an otherwise idle 2-core machine
+# (its load average is in the table; `cpu_seconds` is the CPU time of both threads); benchmarks/RESULTS.md has the
+# profile, and the earlier run whose Hungarian-only solver took 13 minutes on the independent pair.
 
 # %%
 from pathlib import Path
@@ -286,7 +286,7 @@ assert d_rel < d_ind < 1
 for pair in ("related", "independent"):
     s, d = big.loc[(pair, "sparse")], big.loc[(pair, "dense")]
     assert float(s.seconds) < float(d.seconds) / 100 and float(s.peak_gib) < float(d.peak_gib) / 100
-    assert float(s.peak_gib) < 8
+    assert float(s.peak_gib) < 8 and float(s.seconds) < 60
 print(f"{top:,} hidden neurons: NNSTD related {d_rel:.4f}, independent {d_ind:.4f}")
 scale[["pair", "hidden", "path", "measured", "seconds", "cpu_seconds", "peak_gib", "mean_distance", "layer_distances",
        "load_avg"]]
