@@ -657,6 +657,30 @@ def _violations(rows: np.ndarray, args: tuple, u: np.ndarray, v: np.ndarray, tol
     return out
 
 
+def _cheap_columns(args: tuple, rows: np.ndarray, kth: np.ndarray, u: np.ndarray, v: np.ndarray,
+                   margin: float) -> tuple:
+    """The scan arguments with ``b``'s inverted index cut to the columns a certificate pass over ``rows`` can find.
+
+    A non-candidate pair ``(i, j)`` is outside row ``i``'s top-k list, so ``s_ij ≤ kth_i``; it breaks the certificate
+    or comes within ``margin`` of it only if ``s_ij ≥ u_i + v_j - margin``, hence only if ``v_j ≤ kth_i - u_i +
+    margin``. Columns above ``max_i (kth_i - u_i) + margin`` over the listed rows are left out of the index: the pass
+    finds the same pairs (intersections with the columns kept are still complete, every input of such a column stays
+    in the index). The auction leaves most of the dual on the columns (first layer of two independent 100,000-neuron
+    networks: median ``v`` 0.12 against median ``u`` 0.03, ``kth`` ≈ 0.12), so most columns drop out."""
+    if rows.size == 0:
+        return args
+    theta = float(np.max(kth[rows] - u[rows])) + margin
+    keep = v <= theta
+    if keep.all():
+        return args
+    bt_ptr, bt_idx, bt_cnt = args[4], args[5], args[6]
+    on = keep[bt_idx]
+    inputs = np.repeat(np.arange(bt_ptr.size - 1), np.diff(bt_ptr))
+    ptr = np.zeros_like(bt_ptr)
+    np.cumsum(np.bincount(inputs[on], minlength=bt_ptr.size - 1), out=ptr[1:])
+    return args[:4] + (ptr, bt_idx[on], bt_cnt[on]) + args[7:]
+
+
 def sparse_matching_classes(ca: sp.csr_matrix, cb: sp.csr_matrix, *, tol: float = 1e-9, k: int = 24,
                             margin: float = 0.002, max_rounds: int = 50) -> SparseMatching:
     """Optimal assignment of rows of ``ca`` to rows of ``cb`` (n × m nonnegative integer class counts, equal ``n``)
@@ -706,6 +730,8 @@ def sparse_matching_classes(ca: sp.csr_matrix, cb: sp.csr_matrix, *, tol: float 
         ok = top_j >= 0
         ei = np.repeat(np.arange(m), kk)[ok.ravel()]
         ej, es = top_j[ok], top_s[ok]
+        # a pair outside row i's top-k list is at most as similar as its k-th; -inf: the list holds every overlap
+        kth = np.where(ok[:, -1], top_s[:, -1], -np.inf)
         # the same scans from b's side (for columns whose dual went down)
         at = sp.csr_matrix(a.T)
         at.sort_indices()
@@ -724,7 +750,7 @@ def sparse_matching_classes(ca: sp.csr_matrix, cb: sp.csr_matrix, *, tol: float 
                 rows = np.flatnonzero(u < prev_u).astype(np.int64)
                 cols = np.flatnonzero(v < prev_v).astype(np.int64)
             prev_u, prev_v = u.copy(), v.copy()
-            new = [_violations(rows, args, u, v, tol, margin, ei, ej, m, nblk)]
+            new = [_violations(rows, _cheap_columns(args, rows, kth, u, v, margin), u, v, tol, margin, ei, ej, m, nblk)]
             nj, ni, ns_ = _violations(cols, targs, v, u, tol, margin, ej, ei, m, nblk)
             new.append((ni, nj, ns_))
             if not any(x[0].size for x in new):
