@@ -28,7 +28,9 @@ too many to store. So the matching is solved on candidate pairs (each row's ``k`
 *certified*: one streaming pass over all overlapping pairs (an inverted index of ``b``'s inputs, never a stored
 product) looks for pairs with ``s_ij ≥ u_i + v_j - tol`` that are not yet candidates. If there is none, the dual is
 feasible for every pair, so the matching is optimal for the full problem, and every tight pair (``u_i + v_j = s_ij``)
-is a candidate; otherwise those pairs join the candidates and the problem is solved again.
+is a candidate; otherwise those pairs join the candidates and the problem is solved again. A pass skips columns
+that cannot break it (:func:`_cheap_columns`: a non-candidate pair is at most as similar as its row's ``k``-th
+candidate).
 
 Tie classes (the same definition as the dense path, :func:`workbench.topology.nnstd.optimal_matching_classes`): a pair
 is used by some optimal assignment iff it is tight under the optimal dual and lies on an alternating cycle of tight
