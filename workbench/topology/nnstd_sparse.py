@@ -583,11 +583,13 @@ def _n_blocks(n: int) -> int:
     return max(1, min(n, 8 * numba.get_num_threads()))
 
 
-def _csr(n_r: int, n_c: int, ei: np.ndarray, ej: np.ndarray, es: np.ndarray):
+def _csr(n_r: int, n_c: int, ei: np.ndarray, ej: np.ndarray, es: np.ndarray, *more: np.ndarray):
+    """Pairs ``(ei, ej)`` as CSR by row: ``ptr, idx, weights`` (and each array of ``more`` in the same order); the
+    weights keep their dtype (float, or the auction's int64)."""
     order = np.lexsort((ej, ei))
     ptr = np.zeros(n_r + 1, dtype=np.int64)
     np.cumsum(np.bincount(ei, minlength=n_r), out=ptr[1:])
-    return ptr, ej[order].astype(np.int64), es[order]  # weights keep their dtype (float, or the auction's int64)
+    return (ptr, ej[order].astype(np.int64), es[order]) + tuple(w[order] for w in more)
 
 
 #: The second round re-solves from scratch by the auction when the first certificate added more than this fraction
@@ -604,13 +606,11 @@ def _solve(m: int, ei: np.ndarray, ej: np.ndarray, es: np.ndarray, state: tuple 
     round's ``mate_r, mate_c, u, v``): warm-started from it. Either way :func:`_prepare` and :func:`_max_weight` then
     make the duals feasible and tight to ``tol`` on the exact similarities (after the auction only rounding is left to
     repair). Returns the new state."""
-    r_ptr, r_idx, r_w = _csr(m, m, ei, ej, es)
-    c_ptr, c_idx, c_w = _csr(m, m, ej, ei, es)
+    bits = min(AUCTION_BITS, 61 - int(m + 1).bit_length())
+    wi = np.round(es * 2.0 ** bits).astype(np.int64) * (m + 1)  # the auction's integer weights
+    r_ptr, r_idx, r_w, r_wi = _csr(m, m, ei, ej, es, wi)
+    c_ptr, c_idx, c_w, c_wi = _csr(m, m, ej, ei, es, wi)
     if state is None:
-        bits = min(AUCTION_BITS, 61 - int(m + 1).bit_length())
-        wi = np.round(es * 2.0 ** bits).astype(np.int64) * (m + 1)
-        _, _, r_wi = _csr(m, m, ei, ej, wi)
-        _, _, c_wi = _csr(m, m, ej, ei, wi)
         price = np.zeros(m, dtype=np.int64)
         asg = -np.ones(m, dtype=np.int64)
         own = -np.ones(m, dtype=np.int64)
